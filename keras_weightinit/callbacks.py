@@ -1,0 +1,102 @@
+"""Keras callbacks that initialize a model from data before `fit` trains it.
+
+Each callback runs its initializer once, in `on_train_begin` of the first
+`fit` it is passed to; later `fit` calls train on as usual.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_weightinit.model_init import lsuv
+from keras_weightinit.pretraining import pretrain_dbn
+
+__all__ = ["DBNPretrain", "LSUVInit"]
+
+
+class _OnFirstFit(keras.callbacks.Callback):
+    """Runs `self._run(model)` once, at the beginning of the first `fit`."""
+
+    def __init__(self):
+        super().__init__()
+        self.result = None
+        self.done = False
+
+    def _run(self, model: keras.Model):
+        raise NotImplementedError
+
+    def on_train_begin(self, logs=None):
+        if not self.done:
+            self.result = self._run(self.model)
+            self.done = True
+
+
+class DBNPretrain(_OnFirstFit):
+    """Greedy layer-wise RBM pretraining of a model's Dense layers.
+
+    See `keras_weightinit.pretrain_dbn` for what it does; this callback runs
+    it in `on_train_begin` of the first `fit` and keeps the per-layer
+    histories in `self.result`.
+
+    Args:
+        x: The pretraining inputs: an array, a batched `tf.data.Dataset` of `x`
+            or `(x, y)`, or a `keras.utils.PyDataset`.
+        layers: Names of the Dense layers to pretrain; default every Dense
+            layer but the last.
+        log_dir: If given, TensorBoard scalars per layer (`pretrain/<layer>`).
+        verbose: 1 shows a progress bar per layer, 0 is silent.
+        **rbm_args: Passed to each `RBM` (`epochs`, `learning_rate`, ...).
+
+    Example:
+
+    >>> model.fit(x, y, epochs=10, callbacks=[DBNPretrain(x, epochs=5)])
+
+    Reference:
+        Hinton, Osindero & Teh, "A fast learning algorithm for deep belief
+        nets", Neural Computation 2006.
+    """
+
+    def __init__(self, x, layers=None, log_dir=None, verbose: int = 1, **rbm_args):
+        super().__init__()
+        self.x = x
+        self.layers = layers
+        self.log_dir = log_dir
+        self.verbose = verbose
+        self.rbm_args = rbm_args
+
+    def _run(self, model):
+        return pretrain_dbn(
+            model,
+            self.x,
+            layers=self.layers,
+            log_dir=self.log_dir,
+            verbose=self.verbose,
+            **self.rbm_args,
+        )
+
+
+class LSUVInit(_OnFirstFit):
+    """Layer-sequential unit-variance initialization before the first `fit`.
+
+    See `keras_weightinit.lsuv`; the per-layer report is kept in
+    `self.result`.
+
+    Args:
+        x: A batch of inputs (array), as `lsuv` takes it.
+        **lsuv_args: Passed to `lsuv` (`tol`, `max_iters`, `orthogonal`, ...).
+
+    Example:
+
+    >>> model.fit(x, y, epochs=10, callbacks=[LSUVInit(x[:256])])
+
+    Reference:
+        Mishkin & Matas, "All you need is a good init", ICLR 2016.
+    """
+
+    def __init__(self, x, **lsuv_args):
+        super().__init__()
+        self.x = x
+        self.lsuv_args = lsuv_args
+
+    def _run(self, model):
+        return lsuv(model, self.x, **self.lsuv_args)

@@ -1,0 +1,125 @@
+"""Turning the data users pass (arrays, `tf.data`, `PyDataset`) into arrays.
+
+Every function that takes training data goes through here, so they all accept
+the same things and reject bad data with the same messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["as_array", "first_batch", "check_finite"]
+
+
+def _split(element) -> tuple[Any, Any]:
+    """`x` or `(x, y)` or `(x, y, sample_weight)` -> `(x, y or None)`."""
+    if isinstance(element, (tuple, list)):
+        if len(element) == 0:
+            raise ValueError("Received an empty tuple where data was expected.")
+        return element[0], (element[1] if len(element) > 1 else None)
+    return element, None
+
+
+def check_finite(x: np.ndarray, name: str = "x") -> np.ndarray:
+    """Raises `ValueError` if `x` has a NaN or an infinite value."""
+    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise ValueError(
+            f"Argument `{name}` contains {bad} NaN or infinite values; "
+            "clean the data first."
+        )
+    return x
+
+
+def as_array(
+    data, name: str = "x", max_samples: int | None = None, dtype="float32"
+) -> np.ndarray:
+    """Collects the inputs `x` of `data` into one NumPy array.
+
+    Args:
+        data: A NumPy array or tensor of samples; or, as `fit` takes them, a
+            batched `tf.data.Dataset` or a `keras.utils.PyDataset` whose
+            batches are `x`, `(x, y)` or `(x, y, sample_weight)`.
+        name: The argument's name, used in error messages.
+        max_samples: Stop once this many samples are collected (the result is
+            cut to that many).
+        dtype: The dtype of the result.
+
+    Returns:
+        The samples, first axis the sample axis.
+
+    Raises:
+        ValueError: For an unsupported type, no samples, or NaN/inf values.
+
+    Example:
+
+    >>> ds = tf.data.Dataset.from_tensor_slices((np.ones((10, 3)), np.ones(10)))
+    >>> as_array(ds.batch(4)).shape
+    (10, 3)
+    """
+    if isinstance(data, (tf.data.Dataset, keras.utils.PyDataset)):
+        batches = (
+            data
+            if isinstance(data, tf.data.Dataset)
+            else (data[i] for i in range(len(data)))
+        )
+        chunks, count = [], 0
+        for batch in batches:
+            chunks.append(np.asarray(_split(batch)[0]))
+            count += len(chunks[-1])
+            if max_samples is not None and count >= max_samples:
+                break
+        array = np.concatenate(chunks) if chunks else np.zeros((0,))
+    else:
+        try:
+            array = np.asarray(keras.ops.convert_to_numpy(data))
+        except Exception as error:  # noqa: BLE001 - report what we received
+            raise ValueError(
+                f"Argument `{name}` must be an array, a tf.data.Dataset or a "
+                f"keras.utils.PyDataset. Received: {name} of type "
+                f"{type(data).__name__}"
+            ) from error
+    if array.ndim == 0 or len(array) == 0:
+        raise ValueError(f"Argument `{name}` holds no samples.")
+    if max_samples is not None:
+        array = array[:max_samples]
+    if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
+        raise ValueError(
+            f"Argument `{name}` must hold numbers. Received dtype={array.dtype}"
+        )
+    return check_finite(array.astype(dtype, copy=False), name)
+
+
+def first_batch(data, name: str = "data") -> tuple[np.ndarray, np.ndarray | None]:
+    """Returns the probe batch `(x, y)` of `data` as NumPy arrays.
+
+    Args:
+        data: A tuple `(x, y)` or `(x,)` of arrays, an array `x`, or a batched
+            `tf.data.Dataset` of `(x, y)` / `x`, whose first batch is taken.
+        name: The argument's name, used in error messages.
+
+    Returns:
+        `(x, y)`, `y` None when the data holds no targets.
+
+    Example:
+
+    >>> x, y = first_batch((np.zeros((4, 2)), np.zeros(4)))
+    >>> x.shape, y.shape
+    ((4, 2), (4,))
+    """
+    if isinstance(data, tf.data.Dataset):
+        element = next(iter(data.take(1)), None)
+        if element is None:
+            raise ValueError(f"Argument `{name}` is an empty dataset.")
+        data = element
+    x, y = _split(data)
+    x = check_finite(np.asarray(keras.ops.convert_to_numpy(x)), f"{name}[0]")
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError(f"Argument `{name}` holds no samples.")
+    if y is not None:
+        y = np.asarray(keras.ops.convert_to_numpy(y))
+    return x, y

@@ -1,0 +1,136 @@
+"""Fans and gains: the two numbers every scaled initializer is built from."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+
+import keras
+
+__all__ = ["calculate_gain", "compute_fans", "nonlinearity_name"]
+
+_ALIASES = {
+    "linear": "linear",
+    "identity": "linear",
+    "conv1d": "linear",
+    "conv2d": "linear",
+    "conv3d": "linear",
+    "conv_transpose1d": "linear",
+    "conv_transpose2d": "linear",
+    "conv_transpose3d": "linear",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "relu": "relu",
+    "leaky_relu": "leaky_relu",
+    "selu": "selu",
+}
+
+
+def compute_fans(shape: Sequence[int]) -> tuple[int, int]:
+    """Returns `(fan_in, fan_out)` of a kernel shape, as Keras computes them.
+
+    A Dense kernel is `(fan_in, fan_out)`; a convolution kernel is
+    `(*kernel_size, in_channels, out_channels)`, whose fans are the channel
+    counts times the receptive field size `prod(kernel_size)`. A vector has
+    `fan_in = fan_out = len`, a scalar `1, 1`.
+
+    Args:
+        shape: The kernel shape.
+
+    Returns:
+        The pair `(fan_in, fan_out)` of Python ints.
+
+    Example:
+
+    >>> compute_fans((3, 3, 16, 32))
+    (144, 288)
+    """
+    shape = tuple(int(d) for d in shape)
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive_field = math.prod(shape[:-2])
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+def nonlinearity_name(nonlinearity: str | Callable) -> str:
+    """Returns the canonical table name of an activation name or function.
+
+    Accepts the names of `calculate_gain`'s table (and `"identity"`, the
+    PyTorch convolution names) and Keras activation functions such as
+    `keras.activations.relu`. Raises `ValueError` for anything else.
+    """
+    name = nonlinearity
+    if callable(nonlinearity):
+        name = keras.activations.serialize(nonlinearity)
+        if isinstance(name, dict):  # a registered custom activation
+            name = name.get("config", name.get("class_name"))
+    if isinstance(name, str) and name.lower() in _ALIASES:
+        return _ALIASES[name.lower()]
+    raise ValueError(
+        "Argument `nonlinearity` must be one of "
+        f"{sorted(set(_ALIASES))} or the matching Keras activation. "
+        f"Received: nonlinearity={nonlinearity!r}"
+    )
+
+
+def calculate_gain(nonlinearity: str | Callable, param: float | None = None) -> float:
+    """Returns the recommended gain for a nonlinearity (PyTorch's table).
+
+    The gain multiplies the standard deviation of a scaled initializer so
+    that the nonlinearity keeps the signal's variance from layer to layer:
+
+    | nonlinearity      | gain                       |
+    |-------------------|----------------------------|
+    | linear, conv*     | `1`                        |
+    | sigmoid           | `1`                        |
+    | tanh              | `5 / 3`                    |
+    | relu              | `sqrt(2)`                  |
+    | leaky_relu        | `sqrt(2 / (1 + a ** 2))`   |
+    | selu              | `3 / 4`                    |
+
+    Args:
+        nonlinearity: A name from the table or a Keras activation function
+            (`keras.activations.tanh`, ...).
+        param: The negative slope `a` of `leaky_relu` (default `0.01`, as in
+            PyTorch); must be `None` for the other nonlinearities.
+
+    Returns:
+        The gain, a Python float.
+
+    Example:
+
+    >>> round(calculate_gain("relu"), 4)
+    1.4142
+    >>> round(calculate_gain(keras.activations.tanh), 4)
+    1.6667
+
+    Reference:
+        PyTorch `torch.nn.init.calculate_gain`; He et al., "Delving Deep into
+        Rectifiers", ICCV 2015; Klambauer et al., "Self-Normalizing Neural
+        Networks", NeurIPS 2017 (selu's 3/4).
+    """
+    name = nonlinearity_name(nonlinearity)
+    if name == "leaky_relu":
+        if param is None:
+            param = 0.01
+        elif isinstance(param, bool) or not isinstance(param, numbers.Real):
+            raise ValueError(
+                "Argument `param` (the negative slope of leaky_relu) must be a "
+                f"number. Received: param={param!r}"
+            )
+        return math.sqrt(2.0 / (1.0 + float(param) ** 2))
+    if param is not None:
+        raise ValueError(
+            f"Argument `param` is only used with nonlinearity='leaky_relu'. "
+            f"Received: param={param!r} with nonlinearity={nonlinearity!r}"
+        )
+    return {
+        "linear": 1.0,
+        "sigmoid": 1.0,
+        "tanh": 5.0 / 3.0,
+        "relu": math.sqrt(2.0),
+        "selu": 0.75,
+    }[name]

@@ -1,0 +1,613 @@
+"""Weight initializers: the article's schemes as Keras 3 initializers.
+
+Every class here is a `keras.initializers.Initializer`, so it drops into
+`Dense(..., kernel_initializer=...)` or `Conv2D(...)` unchanged, and it is
+registered under the package name, so `"keras_weightinit>HeNormal"` works as a
+string and saved models reload after `import keras_weightinit`.
+
+Seeds differ from Keras on purpose. A Keras initializer created without a seed
+returns the same values on every call, so one instance shared by two layers
+gives both the same kernel: the symmetry that the article warns about. Here:
+
+- `seed=None`: fresh values on every call. The stream is seeded from Python's
+  `random` module, so `keras.utils.set_random_seed` still makes a run
+  reproducible.
+- `seed=<int>`: the whole sequence of calls is reproducible; a new instance, a
+  `clone()` or a deserialized copy with the same seed replays it from the start.
+- `seed=keras.random.SeedGenerator(...)`: each call draws from the generator.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import random as python_random
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import keras
+import numpy as np
+
+from keras_weightinit.gains import calculate_gain, compute_fans
+
+__all__ = [
+    "DeltaOrthogonal",
+    "HeNormal",
+    "HeUniform",
+    "Orthogonal",
+    "RandomNormal",
+    "SmallRandomNormal",
+    "XavierNormal",
+    "XavierUniform",
+    "ZerO",
+    "get_scheme",
+    "scheme_names",
+]
+
+Seed = int | keras.random.SeedGenerator | None
+Gain = float | str | Callable
+_register = keras.saving.register_keras_serializable(package="keras_weightinit")
+
+
+# --------------------------------------------------------------------------
+# argument checks
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _positive(name: str, value) -> float:
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"Argument `{name}` must be a positive finite number. "
+            f"Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def _gain(gain: Gain) -> float:
+    """A positive number, or the `calculate_gain` of a nonlinearity name."""
+    if isinstance(gain, str) or callable(gain):
+        try:
+            return calculate_gain(gain)
+        except ValueError as error:
+            raise ValueError(
+                "Argument `gain` must be a positive number or a nonlinearity "
+                f"name known to `calculate_gain`. Received: gain={gain!r}"
+            ) from error
+    return _positive("gain", gain)
+
+
+def _choice(name: str, value, options: Sequence[str]) -> str:
+    if value not in options:
+        raise ValueError(
+            f"Argument `{name}` must be one of {list(options)}. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+def _seed(seed) -> Seed:
+    if isinstance(seed, dict):  # a serialized SeedGenerator
+        seed = keras.saving.deserialize_keras_object(seed)
+    if seed is None or isinstance(seed, keras.random.SeedGenerator):
+        return seed
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
+        return int(seed)
+    raise ValueError(
+        "Argument `seed` must be None, a non-negative int or a "
+        f"`keras.random.SeedGenerator`. Received: seed={seed!r}"
+    )
+
+
+def _shape(shape) -> tuple[int, ...]:
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        dims = None
+    if dims is None or not all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0
+        for d in dims
+    ):
+        raise ValueError(
+            "Argument `shape` must be a sequence of positive ints. "
+            f"Received: shape={shape!r}"
+        )
+    return tuple(int(d) for d in dims)
+
+
+# --------------------------------------------------------------------------
+# base classes
+
+
+class _Initializer(keras.initializers.Initializer):
+    """Checks shape and dtype, samples in NumPy, returns a backend tensor."""
+
+    def __call__(self, shape, dtype=None):
+        shape = _shape(shape)
+        dtype = keras.backend.standardize_dtype(dtype or keras.config.floatx())
+        if not keras.backend.is_float_dtype(dtype):
+            raise ValueError(
+                f"{type(self).__name__} only creates floating point weights. "
+                f"Received: dtype={dtype}"
+            )
+        np_dtype = np.float64 if dtype == "float64" else np.float32
+        values = self._sample(shape, np_dtype)
+        return keras.ops.cast(keras.ops.convert_to_tensor(values), dtype)
+
+    def _sample(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class _RandomInitializer(_Initializer):
+    """Owns the random stream described in the module docstring."""
+
+    def __init__(self, seed: Seed = None):
+        self.seed = _seed(seed)
+        self._rng = None
+
+    def _generator(self) -> np.random.Generator:
+        if isinstance(self.seed, keras.random.SeedGenerator):
+            key = keras.random.randint((), 0, 2**31 - 1, seed=self.seed)
+            return np.random.default_rng(int(key))
+        if self._rng is None:
+            entropy = self.seed
+            if entropy is None:
+                entropy = python_random.getrandbits(64)
+            self._rng = np.random.default_rng(entropy)
+        return self._rng
+
+    def _draw(self, shape, dtype, std: float, distribution: str) -> np.ndarray:
+        rng = self._generator()
+        if distribution == "normal":
+            return rng.standard_normal(shape, dtype) * dtype(std)
+        limit = math.sqrt(3.0) * std  # U(-limit, limit) has standard deviation std
+        return (rng.random(shape, dtype) * 2 - 1) * dtype(limit)
+
+    def get_config(self) -> dict:
+        return {"seed": keras.saving.serialize_keras_object(self.seed)}
+
+
+def _orthogonal(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    """A Haar-random `(rows, cols)` matrix with orthonormal rows or columns."""
+    q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
+    q *= np.where(np.diag(r) < 0, -1.0, 1.0)  # makes the distribution uniform
+    return q if rows >= cols else q.T
+
+
+def _conv_centre(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(k // 2 for k in shape[:-2])
+
+
+# --------------------------------------------------------------------------
+# the schemes
+
+
+@_register
+class RandomNormal(_RandomInitializer):
+    """Plain normal weights: `W ~ N(0, stddev^2)`, whatever the layer's fans.
+
+    The article's "random" initialization (`stddev=1`): the weights ignore
+    the size of the layer, so a wide or deep network's activations blow up
+    and training stalls. Unlike `keras.initializers.RandomNormal`, an unseeded
+    instance gives fresh values on every call.
+
+    Args:
+        stddev: Standard deviation of the weights, positive.
+        seed: None, a non-negative int or a `keras.random.SeedGenerator`.
+
+    Example:
+
+    >>> init = RandomNormal(stddev=1.0, seed=0)
+    >>> layer = keras.layers.Dense(8, kernel_initializer=init)
+
+    Reference:
+        LeCun et al., "Efficient BackProp", 1998, section 4.6 (why the scale
+        must follow the fan-in).
+    """
+
+    def __init__(self, stddev: float = 1.0, seed: Seed = None):
+        super().__init__(seed)
+        self.stddev = _positive("stddev", stddev)
+
+    def _sample(self, shape, dtype):
+        return self._draw(shape, dtype, self.stddev, "normal")
+
+    def get_config(self) -> dict:
+        return {"stddev": self.stddev, **super().get_config()}
+
+
+@_register
+class SmallRandomNormal(RandomNormal):
+    """Small normal weights near zero: `W ~ N(0, stddev^2)`, `stddev=0.01`.
+
+    The article's "small random" initialization. It breaks the symmetry of
+    all-zero weights, but every layer shrinks the signal by about
+    `stddev * sqrt(fan_in)`, so in a deep network the activations and the
+    backpropagated gradients vanish.
+
+    Args:
+        stddev: Standard deviation of the weights, positive.
+        seed: None, a non-negative int or a `keras.random.SeedGenerator`.
+
+    Example:
+
+    >>> layer = keras.layers.Dense(8, kernel_initializer=SmallRandomNormal())
+
+    Reference:
+        Glorot & Bengio, "Understanding the difficulty of training deep
+        feedforward neural networks", AISTATS 2010.
+    """
+
+    def __init__(self, stddev: float = 0.01, seed: Seed = None):
+        super().__init__(stddev=stddev, seed=seed)
+
+
+class _Xavier(_RandomInitializer):
+    distribution = "normal"
+
+    def __init__(
+        self,
+        gain: Gain = 1.0,
+        mode: Literal["fan_in", "fan_out", "fan_avg"] = "fan_avg",
+        seed: Seed = None,
+    ):
+        super().__init__(seed)
+        self.gain = gain
+        self._scale = _gain(gain)
+        self.mode = _choice("mode", mode, ("fan_in", "fan_out", "fan_avg"))
+
+    def _sample(self, shape, dtype):
+        fan_in, fan_out = compute_fans(shape)
+        fan = {"fan_in": fan_in, "fan_out": fan_out}.get(self.mode)
+        if fan is None:
+            fan = (fan_in + fan_out) / 2
+        return self._draw(shape, dtype, self._scale / math.sqrt(fan), self.distribution)
+
+    def get_config(self) -> dict:
+        return {"gain": self.gain, "mode": self.mode, **super().get_config()}
+
+
+@_register
+class XavierNormal(_Xavier):
+    """Xavier/Glorot normal: `W ~ N(0, std^2)`, `std = gain / sqrt(fan)`.
+
+    With the default `mode="fan_avg"`, `fan = (fan_in + fan_out) / 2`, so
+    `std = gain * sqrt(2 / (fan_in + fan_out))` (Glorot & Bengio). With
+    `mode="fan_in"` it is exactly the article's
+    `randn(fan_in, fan_out) / sqrt(fan_in)` (also LeCun normal); `"fan_out"`
+    uses the fan-out. Not truncated.
+
+    Args:
+        gain: A positive number or a nonlinearity name (`"tanh"`, ...) whose
+            `calculate_gain` is used.
+        mode: `"fan_avg"`, `"fan_in"` or `"fan_out"`.
+        seed: None, a non-negative int or a `keras.random.SeedGenerator`.
+
+    Example:
+
+    >>> article = XavierNormal(mode="fan_in")
+    >>> layer = keras.layers.Dense(8, activation="tanh",
+    ...                            kernel_initializer=XavierNormal(gain="tanh"))
+
+    Reference:
+        Glorot & Bengio, "Understanding the difficulty of training deep
+        feedforward neural networks", AISTATS 2010.
+    """
+
+
+@_register
+class XavierUniform(_Xavier):
+    """Xavier/Glorot uniform: `W ~ U(-limit, limit)`, `limit = sqrt(3) * std`.
+
+    `std = gain / sqrt(fan)` as in `XavierNormal`; with the default
+    `mode="fan_avg"`, `limit = gain * sqrt(6 / (fan_in + fan_out))`.
+
+    Args:
+        gain: A positive number or a nonlinearity name.
+        mode: `"fan_avg"`, `"fan_in"` or `"fan_out"`.
+        seed: None, a non-negative int or a `keras.random.SeedGenerator`.
+
+    Example:
+
+    >>> layer = keras.layers.Dense(8, kernel_initializer=XavierUniform(seed=1))
+
+    Reference:
+        Glorot & Bengio, "Understanding the difficulty of training deep
+        feedforward neural networks", AISTATS 2010.
+    """
+
+    distribution = "uniform"
+
+
+class _He(_RandomInitializer):
+    distribution = "normal"
+
+    def __init__(
+        self,
+        negative_slope: float = 0.0,
+        mode: Literal["fan_in", "fan_out"] = "fan_in",
+        seed: Seed = None,
+    ):
+        super().__init__(seed)
+        if not _is_number(negative_slope) or not math.isfinite(negative_slope):
+            raise ValueError(
+                "Argument `negative_slope` must be a finite number. "
+                f"Received: negative_slope={negative_slope!r}"
+            )
+        self.negative_slope = float(negative_slope)
+        self.mode = _choice("mode", mode, ("fan_in", "fan_out"))
+
+    def _sample(self, shape, dtype):
+        fan = compute_fans(shape)[0 if self.mode == "fan_in" else 1]
+        std = math.sqrt(2.0 / ((1.0 + self.negative_slope**2) * fan))
+        return self._draw(shape, dtype, std, self.distribution)
+
+    def get_config(self) -> dict:
+        return {
+            "negative_slope": self.negative_slope,
+            "mode": self.mode,
+            **super().get_config(),
+        }
+
+
+@_register
+class HeNormal(_He):
+    """He/Kaiming normal: `W ~ N(0, std^2)`, `std = sqrt(2 / ((1 + a^2) * fan))`.
+
+    At `negative_slope=a=0` and `mode="fan_in"` this is the article's
+    `randn(fan_in, fan_out) / sqrt(fan_in / 2)`, the right scale for ReLU: half
+    of the units are zero, so the weights make up for the lost variance.
+    A plain (not truncated) normal, matching PyTorch's `kaiming_normal_`;
+    `a > 0` is for leaky ReLU with that slope.
+
+    Args:
+        negative_slope: The slope `a` of the leaky ReLU after the layer.
+        mode: `"fan_in"` keeps the forward signal's variance, `"fan_out"` the
+            backward gradient's.
+        seed: None, a non-negative int or a `keras.random.SeedGenerator`.
+
+    Example:
+
+    >>> layer = keras.layers.Dense(8, activation="relu",
+    ...                            kernel_initializer=HeNormal())
+
+    Reference:
+        He et al., "Delving Deep into Rectifiers: Surpassing Human-Level
+        Performance on ImageNet Classification", ICCV 2015.
+    """
+
+
+@_register
+class HeUniform(_He):
+    """He/Kaiming uniform: `W ~ U(-limit, limit)`, `limit = sqrt(6 / ((1 + a^2) * fan))`.
+
+    The uniform twin of `HeNormal` with the same standard deviation, matching
+    PyTorch's `kaiming_uniform_`.
+
+    Args:
+        negative_slope: The slope `a` of the leaky ReLU after the layer.
+        mode: `"fan_in"` or `"fan_out"`.
+        seed: None, a non-negative int or a `keras.random.SeedGenerator`.
+
+    Example:
+
+    >>> layer = keras.layers.Dense(8, kernel_initializer=HeUniform(seed=3))
+
+    Reference:
+        He et al., "Delving Deep into Rectifiers", ICCV 2015.
+    """
+
+    distribution = "uniform"
+
+
+@_register
+class Orthogonal(_RandomInitializer):
+    """Random orthogonal weights: `W = gain * Q`, `Q` Haar-random orthogonal.
+
+    The kernel is flattened to `(prod(shape[:-1]), shape[-1])` (a Dense kernel
+    as is, a conv kernel as `(k... * in, out)`); that matrix has orthonormal
+    columns when it has at least as many rows as columns
+    (`W^T W = gain^2 I`), orthonormal rows otherwise.
+
+    Args:
+        gain: A positive number or a nonlinearity name (`"relu"`, `"tanh"`,
+            ...) whose `calculate_gain` is used.
+        seed: None, a non-negative int or a `keras.random.SeedGenerator`.
+
+    Example:
+
+    >>> layer = keras.layers.Dense(64, activation="relu",
+    ...                            kernel_initializer=Orthogonal(gain="relu"))
+
+    Reference:
+        Saxe et al., "Exact solutions to the nonlinear dynamics of learning in
+        deep linear neural networks", ICLR 2014.
+    """
+
+    def __init__(self, gain: Gain = 1.0, seed: Seed = None):
+        super().__init__(seed)
+        self.gain = gain
+        self._scale = _gain(gain)
+
+    def _sample(self, shape, dtype):
+        if len(shape) < 2:
+            raise ValueError(
+                f"Orthogonal needs a kernel of rank 2 or more. Received: shape={shape}"
+            )
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        q = _orthogonal(self._generator(), rows, cols)
+        return (self._scale * q).reshape(shape).astype(dtype)
+
+    def get_config(self) -> dict:
+        return {"gain": self.gain, **super().get_config()}
+
+
+@_register
+class DeltaOrthogonal(_RandomInitializer):
+    """Delta-orthogonal conv kernels: zero except `gain * Q` at the centre.
+
+    For a kernel of shape `(*kernel_size, in, out)`,
+    `W[centre] = gain * Q` with `Q` a Haar-random `(in, out)` matrix with
+    orthonormal rows, and `W = 0` at every other spatial position, so at
+    initialization the convolution is an orthogonal map of the channels at each
+    pixel and the network is dynamically isometric. Needs a conv kernel
+    (rank 3 to 5) with `in <= out`.
+
+    Args:
+        gain: A positive number or a nonlinearity name.
+        seed: None, a non-negative int or a `keras.random.SeedGenerator`.
+
+    Example:
+
+    >>> conv = keras.layers.Conv2D(32, 3, padding="same",
+    ...                            kernel_initializer=DeltaOrthogonal())
+
+    Reference:
+        Xiao et al., "Dynamical Isometry and a Mean Field Theory of CNNs: How
+        to Train 10,000-Layer Vanilla Convolutional Neural Networks", ICML 2018.
+    """
+
+    def __init__(self, gain: Gain = 1.0, seed: Seed = None):
+        super().__init__(seed)
+        self.gain = gain
+        self._scale = _gain(gain)
+
+    def _sample(self, shape, dtype):
+        if not 3 <= len(shape) <= 5:
+            raise ValueError(
+                "DeltaOrthogonal needs a conv kernel of rank 3, 4 or 5 "
+                f"(*kernel_size, in, out). Received: shape={shape}"
+            )
+        if shape[-2] > shape[-1]:
+            raise ValueError(
+                "DeltaOrthogonal needs in_channels <= out_channels to be "
+                f"orthogonal. Received: shape={shape}"
+            )
+        kernel = np.zeros(shape, dtype)
+        q = _orthogonal(self._generator(), shape[-2], shape[-1])
+        kernel[_conv_centre(shape)] = self._scale * q
+        return kernel
+
+    def get_config(self) -> dict:
+        return {"gain": self.gain, **super().get_config()}
+
+
+def _hadamard(order: int) -> np.ndarray:
+    """Sylvester's Hadamard matrix of size `2**order`, entries +-1."""
+    h = np.ones((1, 1))
+    for _ in range(order):
+        h = np.block([[h, h], [h, -h]])
+    return h
+
+
+@_register
+class ZerO(_Initializer):
+    """ZerO: deterministic weights made of zeros, ones and a Hadamard matrix.
+
+    For a Dense kernel of shape `(n_in, n_out)` (Keras layout, `y = x @ W`):
+
+    - `n_out <= n_in`: the partial identity `W[i, i] = 1`, zero elsewhere (the
+      identity when `n_in == n_out`);
+    - `n_out > n_in`: `W = c * H[:n_in, :n_out]` with `H` the Sylvester Hadamard
+      matrix of size `2^m`, `m = ceil(log2(n_out))` and
+      `c = 2^(-(m - 1) / 2)`, which avoids the rank collapse a partial identity
+      would cause when the layer widens.
+
+    A conv kernel `(*kernel_size, n_in, n_out)` (rank 3 to 5) gets that matrix
+    at its spatial centre (`k // 2` on each axis) and zeros elsewhere. Other
+    ranks are an error. No randomness, so no seed: every call returns the same
+    values. Pair it with zero biases, as the paper does.
+
+    Example:
+
+    >>> layer = keras.layers.Dense(64, kernel_initializer=ZerO())
+
+    Reference:
+        Zhao et al., "ZerO Initialization: Initializing Neural Networks with
+        only Zeros and Ones", TMLR 2022.
+    """
+
+    def _sample(self, shape, dtype):
+        if not 2 <= len(shape) <= 5:
+            raise ValueError(
+                "ZerO needs a Dense kernel (rank 2) or a conv kernel (rank 3 "
+                f"to 5). Received: shape={shape}"
+            )
+        n_in, n_out = shape[-2:]
+        if n_out <= n_in:
+            matrix = np.eye(n_in, n_out)
+        else:
+            order = math.ceil(math.log2(n_out))
+            matrix = 2 ** (-(order - 1) / 2) * _hadamard(order)[:n_in, :n_out]
+        kernel = np.zeros(shape, dtype)
+        kernel[_conv_centre(shape)] = matrix
+        return kernel
+
+    def get_config(self) -> dict:
+        return {}
+
+
+# --------------------------------------------------------------------------
+# the article's schemes by name
+
+_SCHEMES: dict[str, Callable[[Seed], keras.initializers.Initializer]] = {
+    "zeros": lambda seed: keras.initializers.Zeros(),
+    "random": lambda seed: RandomNormal(stddev=1.0, seed=seed),
+    "small_random": lambda seed: SmallRandomNormal(seed=seed),
+    "xavier": lambda seed: XavierNormal(mode="fan_in", seed=seed),
+    "glorot": lambda seed: XavierNormal(seed=seed),
+    "he": lambda seed: HeNormal(seed=seed),
+    "lecun": lambda seed: XavierNormal(mode="fan_in", seed=seed),
+    "orthogonal": lambda seed: Orthogonal(seed=seed),
+    "zero": lambda seed: ZerO(),
+}
+
+
+def scheme_names() -> list[str]:
+    """The names that `get_scheme` knows, in the article's order."""
+    return list(_SCHEMES)
+
+
+def get_scheme(name: str, seed: Seed = None) -> keras.initializers.Initializer:
+    """Returns a fresh initializer for one of the article's schemes.
+
+    | name           | initializer                                          |
+    |----------------|------------------------------------------------------|
+    | `zeros`        | `keras.initializers.Zeros()`: all weights 0          |
+    | `random`       | `RandomNormal(1.0)`: `N(0, 1)`                       |
+    | `small_random` | `SmallRandomNormal()`: `N(0, 0.01^2)`                |
+    | `xavier`       | `XavierNormal(mode="fan_in")`: `randn / sqrt(fan_in)` |
+    | `glorot`       | `XavierNormal()`: `std = sqrt(2 / (fan_in + fan_out))` |
+    | `he`           | `HeNormal()`: `randn / sqrt(fan_in / 2)`             |
+    | `lecun`        | `XavierNormal(mode="fan_in")`, the same as `xavier`: |
+    |                | LeCun's `1 / sqrt(fan_in)` is what the article and   |
+    |                | He et al. call Xavier                                |
+    | `orthogonal`   | `Orthogonal()`                                       |
+    | `zero`         | `ZerO()`                                             |
+
+    Args:
+        name: One of the names above.
+        seed: Passed to the random schemes; ignored by `zeros` and `zero`.
+
+    Returns:
+        A new initializer instance on every call.
+
+    Example:
+
+    >>> layer = keras.layers.Dense(8, kernel_initializer=get_scheme("he", seed=0))
+
+    Reference:
+        He et al., "Delving Deep into Rectifiers", ICCV 2015, section 2.2.
+    """
+    if name not in _SCHEMES:
+        raise ValueError(
+            f"Unknown scheme {name!r}. Known schemes: {', '.join(_SCHEMES)}. "
+            f"Received: name={name!r}"
+        )
+    return _SCHEMES[name](_seed(seed))
