@@ -385,7 +385,7 @@ class HeNormal(_He):
 
 @_register
 class HeUniform(_He):
-    """He/Kaiming uniform: `W ~ U(-limit, limit)`, `limit = sqrt(6 / ((1 + a^2) * fan))`.
+    """He/Kaiming uniform: `W ~ U(-l, l)`, `l = sqrt(6 / ((1 + a^2) * fan))`.
 
     The uniform twin of `HeNormal` with the same standard deviation, matching
     PyTorch's `kaiming_uniform_`.
