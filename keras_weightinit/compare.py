@@ -1,0 +1,512 @@
+"""The article, replayed: one deep network trained under each initialization.
+
+`compare(CompareConfig(...))` trains the same MLP from every scheme and seed,
+writes TensorBoard runs `<logdir>/<scheme>/seed<k>/{train,validation,gradients}`
+and a summary (`summary.md`, `summary.json`, `summary.png`). The command line
+front end is `keras-weightinit compare` (`keras_weightinit.cli`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_weightinit.callbacks import DBNPretrain, LSUVInit
+from keras_weightinit.diagnostics import diagnose
+from keras_weightinit.gradients import GradientHistograms
+from keras_weightinit.initializers import get_scheme, scheme_names
+from keras_weightinit.model_init import initialize
+
+__all__ = [
+    "ARTICLE_SCHEMES",
+    "CompareConfig",
+    "compare",
+    "format_summary",
+    "load_dataset",
+    "resolve_scheme",
+]
+
+ARTICLE_SCHEMES = ("zeros", "random", "small_random", "xavier", "he", "dbn")
+DATA_DEPENDENT = ("dbn", "lsuv", "auto")
+DATASETS = ("digits", "mnist", "fashion_mnist")
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+
+
+@dataclasses.dataclass
+class CompareConfig:
+    """Settings of one comparison; the defaults are the README's run.
+
+    Attributes:
+        schemes: Scheme names (`get_scheme`'s, `dbn`, `lsuv`, `auto`) or
+            initializer strings (`"keras_weightinit>HeNormal"`, `"glorot_uniform"`).
+        dataset: `digits`, `mnist`, `fashion_mnist` or a path to an `.npz`
+            with `x_train, y_train, x_test, y_test`.
+        depth: Number of hidden Dense layers.
+        width: Units per hidden layer.
+        activation: Activation of the hidden layers.
+        optimizer: `sgd` (with momentum 0.9), `adam` or `rmsprop`.
+        learning_rate: The optimizer's learning rate.
+        epochs: Training epochs per run.
+        batch_size: Minibatch size.
+        seeds: Runs per scheme, with seeds `0 .. seeds - 1`.
+        logdir: Where the runs and the summary go.
+        target_accuracy: The validation accuracy whose first epoch is reported.
+        dbn_epochs: RBM epochs per layer for the `dbn` scheme.
+        max_train: Use at most this many training samples (None: all).
+        verbose: 1 prints a progress line per run, 0 is silent.
+    """
+
+    schemes: tuple[str, ...] = ARTICLE_SCHEMES
+    dataset: str = "digits"
+    depth: int = 10
+    width: int = 128
+    activation: str = "relu"
+    optimizer: str = "sgd"
+    learning_rate: float = 0.003
+    epochs: int = 20
+    batch_size: int = 32
+    seeds: int = 3
+    logdir: str = "logs/compare"
+    target_accuracy: float = 0.9
+    dbn_epochs: int = 5
+    max_train: int | None = None
+    verbose: int = 1
+
+
+# ------------------------------------------------------------ validation
+
+
+def resolve_scheme(name: str, seed: int | None = None):
+    """Returns the initializer of a scheme name, or None for data-dependent ones.
+
+    Raises:
+        ValueError: If `name` is neither a known scheme nor an initializer
+            that Keras can deserialize.
+    """
+    if name in DATA_DEPENDENT:
+        return None
+    if name in scheme_names():
+        return get_scheme(name, seed=seed)
+    try:
+        return keras.initializers.get(name)
+    except (ValueError, TypeError) as error:
+        known = ", ".join(scheme_names() + list(DATA_DEPENDENT))
+        raise ValueError(
+            f"unknown scheme {name!r}; known schemes: {known}, or an initializer "
+            "string such as 'keras_weightinit>HeNormal' or 'glorot_uniform'"
+        ) from error
+
+
+def validate(config: CompareConfig) -> None:
+    """Raises `ValueError` with a one-line message for any bad setting."""
+    checks = [
+        (config.depth >= 1, f"--depth must be at least 1, got {config.depth}"),
+        (config.width >= 1, f"--width must be at least 1, got {config.width}"),
+        (config.epochs >= 1, f"--epochs must be at least 1, got {config.epochs}"),
+        (
+            config.batch_size >= 1,
+            f"--batch-size must be at least 1, got {config.batch_size}",
+        ),
+        (config.seeds >= 1, f"--seeds must be at least 1, got {config.seeds}"),
+        (
+            config.learning_rate > 0 and math.isfinite(config.learning_rate),
+            f"--learning-rate must be positive, got {config.learning_rate}",
+        ),
+        (
+            config.optimizer in OPTIMIZERS,
+            f"--optimizer must be one of {', '.join(OPTIMIZERS)}, "
+            f"got {config.optimizer!r}",
+        ),
+        (len(config.schemes) > 0, "--schemes needs at least one scheme"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+    try:
+        keras.activations.get(config.activation)
+    except (ValueError, TypeError):
+        raise ValueError(f"unknown --activation {config.activation!r}") from None
+    for name in config.schemes:
+        resolve_scheme(name)
+
+
+# ------------------------------------------------------------------ data
+
+
+def load_dataset(name: str, max_train: int | None = None):
+    """Returns `(x_train, y_train, x_val, y_val)`, inputs flat and float32.
+
+    `digits` is scikit-learn's bundled `load_digits` (8x8 images scaled to
+    [0, 1]) with a fixed stratified 75/25 split; `mnist` and `fashion_mnist`
+    come from `keras.datasets` (downloaded once, so they need a network) scaled
+    to [0, 1]; any other name is read as an `.npz` path with `x_train, y_train,
+    x_test, y_test`, used as given.
+    """
+    if name == "digits":
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        x, y = load_digits(return_X_y=True)
+        splits = train_test_split(
+            x / 16.0, y, test_size=0.25, random_state=0, stratify=y
+        )
+        x_train, x_val, y_train, y_val = splits
+    elif name in ("mnist", "fashion_mnist"):
+        module = getattr(keras.datasets, name)
+        try:
+            (x_train, y_train), (x_val, y_val) = module.load_data()
+        except Exception as error:  # noqa: BLE001 - a download that failed
+            raise ValueError(f"could not load dataset {name!r}: {error}") from None
+        x_train, x_val = x_train / 255.0, x_val / 255.0
+    else:
+        path = Path(name)
+        if path.suffix != ".npz":
+            raise ValueError(
+                f"unknown --dataset {name!r}; use {', '.join(DATASETS)} or a .npz path"
+            )
+        try:
+            with np.load(path) as archive:
+                x_train, y_train, x_val, y_val = (
+                    archive[key] for key in ("x_train", "y_train", "x_test", "y_test")
+                )
+        except (OSError, KeyError, ValueError) as error:
+            raise ValueError(f"cannot read {str(path)!r}: {error}") from None
+    arrays = [
+        np.asarray(x_train, "float32").reshape(len(x_train), -1),
+        np.asarray(y_train).astype("int64").ravel(),
+        np.asarray(x_val, "float32").reshape(len(x_val), -1),
+        np.asarray(y_val).astype("int64").ravel(),
+    ]
+    if len(arrays[0]) != len(arrays[1]) or len(arrays[2]) != len(arrays[3]):
+        raise ValueError(f"dataset {name!r}: inputs and labels differ in length")
+    if min(len(a) for a in arrays) == 0:
+        raise ValueError(f"dataset {name!r} is empty")
+    if max_train is not None:
+        arrays[0], arrays[1] = arrays[0][:max_train], arrays[1][:max_train]
+    return tuple(arrays)
+
+
+# ----------------------------------------------------------------- runs
+
+
+def build_mlp(
+    n_inputs: int,
+    n_classes: int,
+    depth: int,
+    width: int,
+    activation: str,
+    initializer=None,
+) -> keras.Model:
+    """The compared network: `depth` hidden Dense layers and a softmax."""
+    kwargs = {} if initializer is None else {"kernel_initializer": initializer}
+    layers = [keras.Input((n_inputs,))]
+    layers += [
+        keras.layers.Dense(width, activation=activation, name=f"dense_{i}", **kwargs)
+        for i in range(depth)
+    ]
+    layers.append(
+        keras.layers.Dense(n_classes, activation="softmax", name="output", **kwargs)
+    )
+    return keras.Sequential(layers, name="mlp")
+
+
+def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    return keras.optimizers.RMSprop(learning_rate)
+
+
+class _DiagnoseAtStart(keras.callbacks.Callback):
+    """Diagnoses the model once its initialization is final (after DBN/LSUV)."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y, self.report = x, y, None
+
+    def on_train_begin(self, logs=None):
+        self.report = diagnose(self.model, self.x, self.y)
+
+
+class _Progress(keras.callbacks.Callback):
+    """One line per run, rewritten in place on a terminal."""
+
+    def __init__(self, label: str, epochs: int, stream=None):
+        super().__init__()
+        self.label, self.epochs = label, epochs
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+
+    def _line(self, epoch: int, logs: dict) -> str:
+        return (
+            f"{self.label} epoch {epoch}/{self.epochs} "
+            f"loss {logs.get('loss', float('nan')):.4f} "
+            f"val_accuracy {logs.get('val_accuracy', float('nan')):.3f}"
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.tty:
+            self.stream.write("\r\033[K" + self._line(epoch + 1, logs or {}))
+            self.stream.flush()
+        self._last = (epoch + 1, logs or {})
+
+    def on_train_end(self, logs=None):
+        prefix = "\r\033[K" if self.tty else ""
+        self.stream.write(prefix + self._line(*self._last) + "\n")
+        self.stream.flush()
+
+
+def _dirname(scheme: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", scheme)
+
+
+def _run(scheme: str, seed: int, data, config: CompareConfig, label: str) -> dict:
+    x_train, y_train, x_val, y_val = data
+    keras.utils.set_random_seed(seed)
+    n_classes = int(max(y_train.max(), y_val.max())) + 1
+    model = build_mlp(
+        x_train.shape[1],
+        n_classes,
+        config.depth,
+        config.width,
+        config.activation,
+        resolve_scheme(scheme, seed=seed),
+    )
+    model.compile(
+        _optimizer(config.optimizer, config.learning_rate),
+        "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    callbacks = []
+    if scheme == "dbn":
+        callbacks.append(
+            DBNPretrain(x_train, epochs=config.dbn_epochs, verbose=0, seed=seed)
+        )
+    elif scheme == "lsuv":
+        callbacks.append(LSUVInit(x_train[:256], seed=seed))
+    elif scheme == "auto":
+        initialize(model, "auto", seed=seed)
+    probe = (x_train[:256], y_train[:256])
+    run_dir = Path(config.logdir) / _dirname(scheme) / f"seed{seed}"
+    diagnosis = _DiagnoseAtStart(*probe)
+    callbacks += [
+        diagnosis,
+        GradientHistograms(str(run_dir), probe),
+        keras.callbacks.TensorBoard(str(run_dir)),
+    ]
+    if config.verbose:
+        callbacks.append(_Progress(label, config.epochs))
+    history = model.fit(
+        x_train,
+        y_train,
+        validation_data=(x_val, y_val),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    report = diagnosis.report
+    return {
+        "seed": seed,
+        "loss": [float(v) for v in history.history["loss"]],
+        "val_accuracy": [float(v) for v in history.history["val_accuracy"]],
+        "verdict": report.verdict,
+        "gradient_ratio": float(report.gradient_ratio),
+        "layers": [
+            {
+                "name": r["name"],
+                "std": float(r["std"]),
+                "grad_norm": float(r["grad_norm"]),
+            }
+            for r in report.rows
+        ],
+    }
+
+
+# --------------------------------------------------------------- summary
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _json_safe(value):
+    """Non-finite floats become null, so any JSON reader takes the file."""
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _summarize(scheme: str, runs: list[dict], target: float) -> dict:
+    final_loss = np.array([r["loss"][-1] for r in runs])
+    final_acc = np.array([r["val_accuracy"][-1] for r in runs])
+    reached = [
+        next((i + 1 for i, a in enumerate(r["val_accuracy"]) if a >= target), None)
+        for r in runs
+    ]
+    hit = [e for e in reached if e is not None]
+    ratios = np.array([r["gradient_ratio"] for r in runs])
+    return {
+        "scheme": scheme,
+        "final_loss_mean": _finite(np.mean(final_loss)),
+        "final_loss_std": _finite(np.std(final_loss)),
+        "val_accuracy_mean": float(np.mean(final_acc)),
+        "val_accuracy_std": float(np.std(final_acc)),
+        "epochs_to_target": reached,
+        "epochs_to_target_mean": float(np.mean(hit)) if hit else None,
+        "runs_reaching_target": len(hit),
+        "gradient_ratio_median": _finite(np.median(ratios)),
+        "verdict": Counter(r["verdict"] for r in runs).most_common(1)[0][0],
+        "runs": runs,
+    }
+
+
+def _fmt(value, spec: str) -> str:
+    return "nan" if value is None else format(value, spec)
+
+
+def format_summary(summary: dict) -> str:
+    """The markdown table of `summary.md`."""
+    c = summary["config"]
+    target = c["target_accuracy"]
+    lines = [
+        "# keras-weightinit compare",
+        "",
+        f"{c['dataset']}, {c['depth']} x {c['width']} {c['activation']} MLP, "
+        f"{c['optimizer']} lr {c['learning_rate']}, batch {c['batch_size']}, "
+        f"{c['epochs']} epochs, {c['seeds']} seed(s). Mean ± std over seeds.",
+        "",
+        "| scheme | final train loss | val accuracy | epochs to "
+        f"{target:.0%} (runs) | grad ratio first/last at init | verdict at init |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in summary["schemes"]:
+        epochs = s["epochs_to_target_mean"]
+        reached = (
+            f"{epochs:.1f} ({s['runs_reaching_target']}/{len(s['runs'])})"
+            if epochs is not None
+            else f"never (0/{len(s['runs'])})"
+        )
+        lines.append(
+            f"| {s['scheme']} "
+            f"| {_fmt(s['final_loss_mean'], '.3f')} "
+            f"± {_fmt(s['final_loss_std'], '.3f')} "
+            f"| {s['val_accuracy_mean']:.3f} ± {s['val_accuracy_std']:.3f} "
+            f"| {reached} | {_fmt(s['gradient_ratio_median'], '.2e')} "
+            f"| {s['verdict']} |"
+        )
+    lines += [
+        "",
+        "Grad ratio: norm of the loss gradient w.r.t. the first hidden layer's "
+        "output over the same for the last layer, on a probe batch, at "
+        "initialization (after pretraining for dbn/lsuv), median over seeds; "
+        "far below 1 means vanishing gradients.",
+        "",
+        f"TensorBoard: `tensorboard --logdir {c['logdir']}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    acc_ax, std_ax, grad_ax = axes
+    for s in summary["schemes"]:
+        curves = np.array([r["val_accuracy"] for r in s["runs"]])
+        epochs = np.arange(1, curves.shape[1] + 1)
+        (line,) = acc_ax.plot(epochs, curves.mean(0), label=s["scheme"])
+        acc_ax.fill_between(
+            epochs, curves.min(0), curves.max(0), alpha=0.15, color=line.get_color()
+        )
+        layers = s["runs"][0]["layers"]
+        index = np.arange(1, len(layers) + 1)
+        for ax, key in ((std_ax, "std"), (grad_ax, "grad_norm")):
+            values = np.array([layer[key] for layer in layers], dtype=float)
+            values[~np.isfinite(values) | (values <= 0)] = np.nan
+            ax.plot(index, values, marker="o", ms=3, color=line.get_color())
+    acc_ax.set(
+        xlabel="epoch",
+        ylabel="validation accuracy",
+        ylim=(0, 1),
+        title="Validation accuracy (mean, min-max over seeds)",
+    )
+    acc_ax.legend(fontsize=8)
+    std_ax.set(
+        xlabel="layer",
+        ylabel="activation std",
+        yscale="log",
+        title="Forward: activation std at init",
+    )
+    grad_ax.set(
+        xlabel="layer",
+        ylabel="||dL/d output||",
+        yscale="log",
+        title="Backward: gradient norm at init",
+    )
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def compare(config: CompareConfig) -> dict:
+    """Runs the comparison and writes the runs and summaries to `config.logdir`.
+
+    Every setting is checked and the data loaded before anything is written.
+    Previous runs of the same schemes under `logdir` are replaced.
+
+    Args:
+        config: The settings.
+
+    Returns:
+        The summary that `summary.json` holds.
+
+    Example:
+
+    >>> summary = compare(CompareConfig(schemes=("small_random", "he"), seeds=1))
+    >>> [s["val_accuracy_mean"] for s in summary["schemes"]]  # doctest: +SKIP
+    [0.10, 0.97]
+
+    Reference:
+        Glorot & Bengio 2010; He et al. 2015; Hinton et al. 2006.
+    """
+    validate(config)
+    data = load_dataset(config.dataset, config.max_train)
+    logdir = Path(config.logdir)
+    for scheme in config.schemes:
+        shutil.rmtree(logdir / _dirname(scheme), ignore_errors=True)
+    logdir.mkdir(parents=True, exist_ok=True)
+    total = len(config.schemes) * config.seeds
+    results = []
+    for i, scheme in enumerate(config.schemes):
+        runs = []
+        for seed in range(config.seeds):
+            label = f"[{i * config.seeds + seed + 1}/{total}] {scheme} seed {seed}"
+            runs.append(_run(scheme, seed, data, config, label))
+        results.append(_summarize(scheme, runs, config.target_accuracy))
+    summary = {"config": dataclasses.asdict(config), "schemes": results}
+    summary = _json_safe(summary)
+    (logdir / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False))
+    (logdir / "summary.md").write_text(format_summary(summary))
+    _plot(summary, logdir / "summary.png")
+    return summary

@@ -1,0 +1,207 @@
+"""`keras-weightinit compare`: outputs, their agreement with the runs, errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import plugin_event_accumulator as pea
+
+from keras_weightinit.cli import main
+from keras_weightinit.compare import ARTICLE_SCHEMES
+
+
+def _scalars(run_dir: Path, tag: str) -> list[float]:
+    acc = pea.EventAccumulator(str(run_dir))
+    acc.Reload()
+    import tensorflow as tf
+
+    return [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+
+
+def _tags(run_dir: Path) -> dict:
+    acc = pea.EventAccumulator(str(run_dir))
+    acc.Reload()
+    return acc.Tags()
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("compare") / "out"
+    code = main(["compare", "--quick", "--logdir", str(logdir), "--verbose", "0"])
+    return code, logdir
+
+
+@pytest.mark.slow
+def test_quick_run_writes_all_four_outputs(quick_run):
+    code, logdir = quick_run
+    assert code == 0
+    for name in ("summary.md", "summary.json", "summary.png"):
+        assert (logdir / name).stat().st_size > 0
+    assert (logdir / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((logdir / "summary.json").read_text())
+    assert [s["scheme"] for s in summary["schemes"]] == list(ARTICLE_SCHEMES)
+    for scheme in ARTICLE_SCHEMES:
+        run = logdir / scheme / "seed0"
+        assert {p.name for p in run.iterdir()} >= {"train", "validation", "gradients"}
+        assert "epoch_loss" in _tags(run / "train")["tensors"]
+        assert "epoch_accuracy" in _tags(run / "validation")["tensors"]
+        histograms = [
+            t for t in _tags(run / "gradients")["tensors"] if "/gradient" in t
+        ]
+        assert any(t.endswith("kernel/gradient") for t in histograms)
+    table = (logdir / "summary.md").read_text()
+    for scheme in ARTICLE_SCHEMES:
+        assert f"| {scheme} |" in table
+    for field in (
+        "val_accuracy_mean",
+        "final_loss_mean",
+        "epochs_to_target",
+        "gradient_ratio_median",
+        "verdict",
+    ):
+        assert field in summary["schemes"][0]
+
+
+@pytest.mark.slow
+def test_summary_numbers_are_the_ones_the_runs_logged(quick_run):
+    _, logdir = quick_run
+    summary = json.loads((logdir / "summary.json").read_text())
+    for scheme in summary["schemes"]:
+        run = scheme["runs"][0]
+        logged_acc = _scalars(
+            logdir / scheme["scheme"] / "seed0" / "validation", "epoch_accuracy"
+        )
+        np.testing.assert_allclose(run["val_accuracy"], logged_acc, rtol=1e-6)
+        assert scheme["val_accuracy_mean"] == pytest.approx(logged_acc[-1])
+        logged_loss = _scalars(
+            logdir / scheme["scheme"] / "seed0" / "train", "epoch_loss"
+        )
+        if np.isfinite(logged_loss[-1]):
+            assert scheme["final_loss_mean"] == pytest.approx(logged_loss[-1], rel=1e-6)
+        else:
+            assert scheme["final_loss_mean"] is None
+
+
+def test_zeros_stay_at_chance_and_he_learns(tmp_path):
+    logdir = tmp_path / "out"
+    code = main(
+        [
+            "compare",
+            "--schemes",
+            "zeros,he",
+            "--depth",
+            "4",
+            "--width",
+            "64",
+            "--epochs",
+            "4",
+            "--seeds",
+            "1",
+            "--logdir",
+            str(logdir),
+            "--verbose",
+            "0",
+        ]
+    )
+    assert code == 0
+    by_name = {
+        s["scheme"]: s
+        for s in json.loads((logdir / "summary.json").read_text())["schemes"]
+    }
+    assert by_name["zeros"]["val_accuracy_mean"] < 0.2
+    assert by_name["he"]["val_accuracy_mean"] > 0.6
+
+
+def test_an_npz_dataset_and_an_initializer_string_work(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 2, 5)).astype("float32")
+    y = (x.sum(axis=(1, 2)) > 0).astype("int64")
+    path = tmp_path / "data.npz"
+    np.savez(path, x_train=x[:80], y_train=y[:80], x_test=x[80:], y_test=y[80:])
+    logdir = tmp_path / "out"
+    code = main(
+        [
+            "compare",
+            "--dataset",
+            str(path),
+            "--schemes",
+            "keras_weightinit>HeUniform",
+            "--depth",
+            "2",
+            "--width",
+            "8",
+            "--epochs",
+            "1",
+            "--seeds",
+            "2",
+            "--logdir",
+            str(logdir),
+            "--verbose",
+            "0",
+        ]
+    )
+    assert code == 0
+    summary = json.loads((logdir / "summary.json").read_text())
+    assert len(summary["schemes"][0]["runs"]) == 2
+    assert (logdir / "keras_weightinit_HeUniform" / "seed1" / "validation").is_dir()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--schemes", "he,kaiming"], "unknown scheme 'kaiming'"),
+        (["--dataset", "cifar"], "unknown --dataset 'cifar'"),
+        (["--depth", "0"], "--depth must be at least 1, got 0"),
+        (["--depth", "two"], "argument --depth: invalid int value: 'two'"),
+        (["--optimizer", "lbfgs"], "--optimizer must be one of sgd, adam, rmsprop"),
+        (["--learning-rate", "-1"], "--learning-rate must be positive"),
+        (["--activation", "wiggle"], "unknown --activation 'wiggle'"),
+        (["--dataset", "BROKEN"], "cannot read"),
+        (["--verbose", "3"], "argument --verbose: invalid choice"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line_and_write_nothing(
+    tmp_path, capsys, args, message
+):
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a zip file")
+    args = [str(broken) if a == "BROKEN" else a for a in args]
+    logdir = tmp_path / "out"
+    assert _exit_code(["compare", "--logdir", str(logdir), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+    assert not logdir.exists()
+
+
+def _exit_code(argv: list[str]) -> int:
+    """`main`'s return value, or the code of the SystemExit argparse raises."""
+    try:
+        return main(argv)
+    except SystemExit as exit:
+        return exit.code
+
+
+def test_module_entry_point_exits_2_without_traceback(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keras_weightinit",
+            "compare",
+            "--depth",
+            "-3",
+            "--logdir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("--depth must be at least 1, got -3")
+    assert "Traceback" not in result.stderr
