@@ -424,6 +424,7 @@ def format_summary(summary: dict) -> str:
 
 def _plot(summary: dict, path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -451,19 +452,20 @@ def _plot(summary: dict, path: Path) -> None:
     )
     acc_ax.legend(fontsize=8)
     std_ax.set(
-        xlabel="layer",
+        xlabel="Dense layer (last = output)",
         ylabel="activation std",
         yscale="log",
         title="Forward: activation std at init",
     )
     grad_ax.set(
-        xlabel="layer",
+        xlabel="Dense layer (last = output)",
         ylabel="||dL/d output||",
         yscale="log",
         title="Backward: gradient norm at init",
     )
     for ax in axes:
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -504,7 +506,12 @@ def compare(config: CompareConfig) -> dict:
             label = f"[{i * config.seeds + seed + 1}/{total}] {scheme} seed {seed}"
             runs.append(_run(scheme, seed, data, config, label))
         results.append(_summarize(scheme, runs, config.target_accuracy))
-    summary = {"config": dataclasses.asdict(config), "schemes": results}
+    chance = 1.0 / (int(max(data[1].max(), data[3].max())) + 1)
+    summary = {
+        "config": dataclasses.asdict(config),
+        "chance": chance,
+        "schemes": results,
+    }
     summary = _json_safe(summary)
     (logdir / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False))
     (logdir / "summary.md").write_text(format_summary(summary))
