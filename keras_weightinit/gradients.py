@@ -1,8 +1,463 @@
-"""Placeholder: gradient histograms (issue 4) are being written."""
+"""Gradient and activation histograms for TensorBoard, computed like `fit`.
+
+Keras 3's `keras.callbacks.TensorBoard` logs weight histograms only: the
+`write_grads` argument of TF1 Keras is gone (tensorflow/tensorflow#31173,
+#31542; activation histograms #39755). `GradientHistograms` puts the
+gradients, their norms and the layers' activations of a fixed probe batch
+beside Keras's own logs, so that vanishing and exploding gradients show in the
+same TensorBoard view as the loss curves.
+
+The probe pass is the training step's forward and backward pass without the
+update: the model is called with `training=True`, the loss is
+`model.compute_loss(...)` (the compiled loss plus `model.losses`, so weight
+and activity regularization are included like in `fit`), the optimizer's loss
+scale (mixed precision) is applied and undone, and every state change the pass
+would make (BatchNorm moving statistics, the seed generators of Dropout and
+other random layers, metric variables) happens inside a
+`keras.StatelessScope` and is discarded. Training is therefore the same, to
+the bit, with and without the callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import numbers
+import os
+from collections.abc import Iterator, Sequence
 
 import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_weightinit.data import first_batch
+
+__all__ = ["GradientHistograms"]
+
+
+# --------------------------------------------------------------------------
+# helpers shared with `diagnostics`
+
+
+def kernel_layers(model: keras.Layer) -> list[keras.Layer]:
+    """The layers of `model` that own a trainable kernel, in model order.
+
+    Nested models (a `Sequential` used as a layer) are searched too; layers
+    without a `kernel` variable (activations, pooling, normalization,
+    dropout) are left out.
+    """
+    found: list[keras.Layer] = []
+    seen: set[int] = set()
+
+    def visit(layer):
+        for sub in getattr(layer, "layers", None) or []:
+            if id(sub) in seen:
+                continue
+            seen.add(id(sub))
+            kernel = getattr(sub, "kernel", None)
+            if isinstance(kernel, keras.Variable) and kernel.trainable:
+                found.append(sub)
+            elif isinstance(getattr(sub, "layers", None), list):
+                visit(sub)
+
+    visit(model)
+    return found
+
+
+@contextlib.contextmanager
+def capture_outputs(
+    layers: Sequence[keras.Layer],
+    sink: dict,
+    tape: tf.GradientTape | None = None,
+    targets: dict | None = None,
+) -> Iterator[dict]:
+    """Records the output tensor of each layer's first call while active.
+
+    The layers' `call` is wrapped for the duration of the block (an instance
+    attribute shadowing the method, removed on exit), and `sink[id(layer)]`
+    receives the output. With `tape`, the outputs are watched, and
+    `targets[id(layer)]` receives, also watched, the logits Keras keeps on a
+    softmax or sigmoid output (`_keras_logits`, else None): a cross-entropy
+    loss is computed from those, so no gradient flows back through the
+    probabilities of an output layer. Layers whose output is not a single
+    tensor are not recorded.
+    """
+    patched = []
+    for layer in layers:
+        if "call" in vars(layer):  # already wrapped (nested use): leave it
+            continue
+        original, key = layer.call, id(layer)
+
+        def hooked(*args, _original=original, _key=key, **kwargs):
+            outputs = _original(*args, **kwargs)
+            if _key not in sink and tf.is_tensor(outputs):
+                if tape is not None:
+                    logits = getattr(outputs, "_keras_logits", None)
+                    tape.watch(outputs)
+                    if logits is not None:
+                        tape.watch(logits)
+                    if targets is not None:
+                        targets[_key] = logits
+                sink[_key] = outputs
+            return outputs
+
+        object.__setattr__(layer, "call", hooked)
+        patched.append(layer)
+    try:
+        yield sink
+    finally:
+        for layer in patched:
+            object.__delattr__(layer, "call")
+
+
+def training_loss(model: keras.Model, x, y, y_pred) -> tf.Tensor:
+    """`fit`'s loss for one batch, in float32, undoing the per-replica scaling.
+
+    Under a `tf.distribute` strategy with N replicas Keras divides the loss by
+    N (each replica's share of the global batch); the probe batch is computed
+    whole, on one device, so it is multiplied back.
+    """
+    if "training" in inspect.signature(model.compute_loss).parameters:
+        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+    else:  # overrides written before Keras 3.3
+        loss = model.compute_loss(x=x, y=y, y_pred=y_pred)
+    loss = tf.cast(loss, "float32")
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1:
+        loss = loss * float(replicas)
+    return loss
+
+
+def loss_scale(model: keras.Model) -> tf.Tensor:
+    """The factor the model's optimizer multiplies the loss by (1 if none)."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return tf.constant(1.0)
+    return tf.cast(optimizer.scale_loss(tf.constant(1.0)), "float32")
+
+
+def dense_gradient(gradient, variable) -> tf.Tensor:
+    """A float32 dense tensor for a gradient that may be None or sparse."""
+    if gradient is None:
+        return tf.zeros(variable.shape, "float32")
+    if isinstance(gradient, tf.IndexedSlices):
+        gradient = tf.convert_to_tensor(gradient)
+    return tf.cast(gradient, "float32")
+
+
+def _tag(name: str) -> str:
+    return name.replace(":", "_")
+
+
+_HISTOGRAM_METADATA = None
+
+
+def _histogram_metadata():
+    """TensorBoard's summary metadata that marks a tensor as a histogram."""
+    global _HISTOGRAM_METADATA
+    if _HISTOGRAM_METADATA is None:
+        from tensorboard.plugins.histogram import metadata
+
+        _HISTOGRAM_METADATA = metadata.create_summary_metadata(
+            display_name=None, description=None
+        ).SerializeToString()
+    return _HISTOGRAM_METADATA
+
+
+def histogram_buckets(values, bins: int = 30) -> tf.Tensor:
+    """TensorBoard's histogram tensor `[bins, 3]` of (left, right, count).
+
+    The same layout as `tf.summary.histogram` writes, from fewer graph ops
+    (`tf.histogram_fixed_width` over `[min, max]`), which keeps the one-time
+    tracing of the probe function short. Non-finite values are left out; a
+    constant tensor gets one bucket at its value, as in TensorBoard.
+    """
+    v = tf.reshape(tf.cast(values, "float64"), [-1])
+    finite = tf.math.is_finite(v)
+    bad = tf.reduce_sum(tf.cast(tf.logical_not(finite), "float64"))
+    lo = tf.reduce_min(tf.where(finite, v, np.inf))
+    hi = tf.reduce_max(tf.where(finite, v, -np.inf))
+    lo = tf.minimum(lo, hi)  # no finite value: both become -inf, then 0 below
+    lo = tf.where(tf.math.is_finite(lo), lo, 0.0)
+    hi = tf.maximum(hi, lo)
+    spread = hi > lo
+    top = tf.where(spread, hi, lo + 1.0)
+    # non-finite values are counted in the first bucket, then taken out
+    counts = tf.histogram_fixed_width(tf.where(finite, v, lo), [lo, top], nbins=bins)
+    first = np.eye(1, bins, dtype="float64")[0]
+    last = np.eye(1, bins, bins - 1, dtype="float64")[0]
+    counts = tf.cast(counts, "float64") - bad * first
+    # a constant tensor: every value in the last bucket, as TensorBoard does
+    counts = tf.where(spread, counts, tf.reduce_sum(counts) * last)
+    fractions = np.arange(bins + 1, dtype="float64") / bins
+    edges = lo + (top - lo) * tf.where(spread, fractions, 0.0)
+    return tf.stack([edges[:-1], edges[1:], counts], axis=1)
+
+
+def write_histogram(tag: str, values, step=None):
+    """Writes `values` as a TensorBoard histogram to the default writer."""
+    return tf.summary.write(
+        tag, histogram_buckets(values), step=step, metadata=_histogram_metadata()
+    )
+
+
+# --------------------------------------------------------------------------
+# the callback
 
 
 class GradientHistograms(keras.callbacks.Callback):
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("GradientHistograms is not written yet")
+    """TensorBoard histograms of the gradients and activations of a probe batch.
+
+    Every `freq` epochs, and once before the first training step, the callback
+    computes on the fixed probe batch `(x, y)` what a training step would
+    compute, and writes to `log_dir/gradients`:
+
+    - histogram `<variable.path>/gradient` for every trainable variable: the
+      gradient `dL/dw` of the training loss `L` (the compiled loss plus the
+      regularization losses, `model.compute_loss`);
+    - scalars `gradient_norm/<layer>`, `||dL/dW||_2`, and
+      `gradient_to_weight/<layer>`, `||dL/dW||_2 / ||W||_2`, for every layer
+      with a kernel (Dense, Conv, ...; the Frobenius norm of the kernel);
+    - with `activations=True`, histogram `<layer>/activation` and scalar
+      `activation_std/<layer>` of the output of every top-level layer of
+      `model.layers` whose output is one tensor.
+
+    Steps: the step is the number of epochs trained when the values were
+    taken: `initial_epoch` (0) before the first training step, then
+    `epoch + 1` at the end of every epoch with `(epoch + 1) % freq == 0`
+    (Keras's own epoch scalars use the 0-based `epoch`, so the gradients at
+    step `k` are those of the weights whose `epoch_loss` is logged at `k-1`).
+
+    The probe pass runs in training mode (`training=True`: Dropout drops and
+    BatchNorm uses the batch statistics, as in the loss `fit` differentiates)
+    inside a `keras.StatelessScope`, so the moving statistics, the random
+    layers' seed generators and the metrics are left exactly as they were:
+    the history `fit` reports is identical with and without the callback.
+    Under mixed precision the optimizer's loss scale is applied before
+    differentiating and divided out after; under a `tf.distribute` strategy
+    the whole probe batch is computed on one device at the mirrored weights.
+
+    The event files go to their own run directory, `log_dir/gradients`, beside
+    `keras.callbacks.TensorBoard(log_dir)`'s `train` and `validation`, with
+    their own file writer; writes are wrapped in `tf.summary.record_if(True)`
+    so that a TensorBoard callback's `update_freq` does not suppress them. The
+    computation and the writes are one `tf.function`, traced once per `fit`.
+
+    The callback holds data, so it is not serializable (no `get_config`).
+
+    Args:
+        log_dir: The TensorBoard log directory; the callback writes to its
+            subdirectory `gradients`.
+        data: The probe batch: a tuple `(x, y)` of arrays (`(x,)` for a model
+            whose loss needs no targets) or a batched `tf.data.Dataset` whose
+            first batch is taken. `x` is a single array.
+        freq: Log every `freq` epochs (a positive int).
+        histograms: Write the gradient histograms.
+        norms: Write the `gradient_norm` and `gradient_to_weight` scalars.
+        activations: Write the activation histograms and `activation_std`.
+
+    Raises:
+        ValueError: At construction for a bad `freq`, `log_dir` or `data`; at
+            `on_train_begin` for probe data that does not fit the model.
+        RuntimeError: At `on_train_begin` for a model that is not compiled.
+
+    Example:
+
+    >>> run_dir = "logs/run1"
+    >>> model.fit(
+    ...     x, y, epochs=10,
+    ...     callbacks=[
+    ...         keras.callbacks.TensorBoard(run_dir),
+    ...         GradientHistograms(log_dir=run_dir, data=(x[:256], y[:256])),
+    ...     ],
+    ... )
+
+    Reference:
+        Glorot & Bengio, "Understanding the difficulty of training deep
+        feedforward neural networks", AISTATS 2010 (the gradient histograms
+        per layer that show the vanishing); He et al., "Delving deep into
+        rectifiers", ICCV 2015.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike,
+        data,
+        freq: int = 1,
+        histograms: bool = True,
+        norms: bool = True,
+        activations: bool = True,
+    ):
+        super().__init__()
+        if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
+            raise ValueError(
+                "Argument `log_dir` must be a non-empty path. "
+                f"Received: log_dir={log_dir!r}"
+            )
+        if not isinstance(freq, numbers.Integral) or isinstance(freq, bool) or freq < 1:
+            raise ValueError(
+                f"Argument `freq` must be an int >= 1. Received: freq={freq!r}"
+            )
+        for name, value in (
+            ("histograms", histograms),
+            ("norms", norms),
+            ("activations", activations),
+        ):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(
+                    f"Argument `{name}` must be True or False. "
+                    f"Received: {name}={value!r}"
+                )
+        self.log_dir = os.fspath(log_dir)
+        self.freq = int(freq)
+        self.histograms = bool(histograms)
+        self.norms = bool(norms)
+        self.activations = bool(activations)
+        self.x, self.y = first_batch(data, "data")
+        self._writer = None
+        self._function = None
+        self._pending_initial = False
+        self._last_step: int | None = None
+        #: The training loss of the probe batch at the last logged step.
+        self.last_loss = math.nan
+
+    @property
+    def run_dir(self) -> str:
+        """The directory the event files go to: `log_dir/gradients`."""
+        return os.path.join(self.log_dir, "gradients")
+
+    # -- set-up -----------------------------------------------------------
+
+    def _check_model(self, model):
+        if model is None:
+            raise RuntimeError(
+                "GradientHistograms has no model; pass it to `fit(callbacks=...)` "
+                "or call `set_model(model)` first."
+            )
+        if not getattr(model, "compiled", False) or model.optimizer is None:
+            raise RuntimeError(
+                "GradientHistograms needs a compiled model: its gradients are "
+                "those of the compiled training loss. Call `model.compile(...)` "
+                f"first. Received: model={model.name!r}, which is not compiled."
+            )
+        try:
+            inputs = list(model.inputs)
+        except (AttributeError, ValueError):  # subclassed or unbuilt model
+            inputs = []
+        if len(inputs) == 1:
+            expected = tuple(inputs[0].shape)[1:]
+            received = tuple(self.x.shape[1:])
+            if len(expected) != len(received) or any(
+                e is not None and e != r
+                for e, r in zip(expected, received, strict=True)
+            ):
+                raise ValueError(
+                    "Argument `data` does not fit the model: the model takes "
+                    f"inputs of shape {(None, *expected)}, the probe batch `x` "
+                    f"has shape {self.x.shape}."
+                )
+
+    def _build(self):
+        model = self.model
+        variables = list(model.trainable_variables)
+        position = {id(v): i for i, v in enumerate(variables)}
+        kernels = [
+            (layer.name, position[id(layer.kernel)])
+            for layer in kernel_layers(model)
+            if id(layer.kernel) in position
+        ]
+        act_layers = list(model.layers) if self.activations else []
+        writer = self._writer
+        histograms, norms = self.histograms, self.norms
+
+        def probe(x, y, step):
+            outputs: dict = {}
+            values = [tf.identity(v.value) for v in variables]
+            with (
+                capture_outputs(act_layers, outputs),
+                tf.GradientTape() as tape,
+                keras.StatelessScope(
+                    state_mapping=list(zip(variables, values, strict=True)),
+                    collect_losses=True,
+                ),
+            ):
+                tape.watch(values)
+                y_pred = model(x, training=True)
+                scale = loss_scale(model)
+                loss = training_loss(model, x, y, y_pred)
+                scaled = loss * scale
+            grads = tape.gradient(scaled, values)
+            grads = [
+                dense_gradient(g, v) / scale
+                for g, v in zip(grads, variables, strict=True)
+            ]
+            with writer.as_default(step=step), tf.summary.record_if(True):
+                if histograms:
+                    for variable, grad in zip(variables, grads, strict=True):
+                        write_histogram(_tag(variable.path) + "/gradient", grad)
+                if norms:
+                    for name, i in kernels:
+                        g_norm = tf.norm(grads[i])
+                        w_norm = tf.norm(tf.cast(values[i], "float32"))
+                        tf.summary.scalar(f"gradient_norm/{name}", g_norm)
+                        tf.summary.scalar(f"gradient_to_weight/{name}", g_norm / w_norm)
+                for layer in act_layers:
+                    if id(layer) not in outputs:
+                        continue
+                    out = tf.cast(outputs[id(layer)], "float32")
+                    write_histogram(f"{layer.name}/activation", out)
+                    tf.summary.scalar(
+                        f"activation_std/{layer.name}", tf.math.reduce_std(out)
+                    )
+            return loss
+
+        return tf.function(probe, autograph=False, reduce_retracing=True)
+
+    # -- Keras hooks ------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self._check_model(self.model)
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.run_dir)
+        self._function = self._build()
+        self._x_tensor = tf.constant(self.x)
+        self._y_tensor = None if self.y is None else tf.constant(self.y)
+        try:
+            self._function.get_concrete_function(
+                self._x_tensor, self._y_tensor, tf.constant(0, "int64")
+            )
+        except Exception as error:  # noqa: BLE001 - re-raised with context
+            self._function = None
+            y_shape = None if self.y is None else self.y.shape
+            raise ValueError(
+                "Argument `data` does not fit the model or its loss: the "
+                f"probe batch has x of shape {self.x.shape} and y of shape "
+                f"{y_shape}. The probe pass failed with: {error}"
+            ) from error
+        self._pending_initial = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._pending_initial:
+            self._pending_initial = False
+            self._log(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.freq == 0:
+            self._log(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._function = None
+
+    def _log(self, step: int):
+        if self._function is None or step == self._last_step:
+            return
+        loss = self._function(
+            self._x_tensor, self._y_tensor, tf.constant(step, "int64")
+        )
+        self._writer.flush()
+        self._last_step = step
+        self.last_loss = float(loss)

@@ -1,0 +1,464 @@
+"""Tests of `GradientHistograms`: tags and steps read back with TensorBoard's
+own reader, and each correctness point checked against what the naive recipe
+(a GradientTape around `model(x)` with `model.loss`) gets wrong."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.datasets import load_digits
+from tensorboard.backend.event_processing import plugin_event_accumulator as pea
+
+from keras_weightinit import GradientHistograms, HeNormal, SmallRandomNormal
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_digits()
+    x = (data.data / 16.0).astype("float32")
+    return x[:96], data.target[:96].astype("int64")
+
+
+def _mlp(seed=0, dropout=False, batchnorm=False, regularize=False):
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((64,))]
+    layers.append(
+        keras.layers.Dense(
+            16,
+            activation="relu",
+            name="h1",
+            kernel_initializer=HeNormal(seed=seed),
+            kernel_regularizer=keras.regularizers.L2(0.5) if regularize else None,
+            activity_regularizer=keras.regularizers.L2(0.1) if regularize else None,
+        )
+    )
+    if batchnorm:
+        layers.append(keras.layers.BatchNormalization(name="bn"))
+    if dropout:
+        layers.append(keras.layers.Dropout(0.5, name="drop"))
+    layers.append(keras.layers.Dense(10, activation="softmax", name="out"))
+    model = keras.Sequential(layers, name="mlp")
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _events(run_dir):
+    acc = pea.EventAccumulator(run_dir, size_guidance={"tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def _steps(acc):
+    return {tag: [e.step for e in acc.Tensors(tag)] for tag in acc.Tags()["tensors"]}
+
+
+def _scalars(acc, tag):
+    return {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
+
+
+def _naive_gradients(model, x, y):
+    """The recipe found in blog posts, which these tests must reject."""
+    with tf.GradientTape() as tape:
+        pred = model(x, training=True)
+        loss = tf.reduce_mean(keras.losses.get(model.loss)(y, pred))
+    return tape.gradient(loss, model.trainable_variables)
+
+
+# --------------------------------------------------------------------------
+# tags, steps, run directory
+
+
+def test_tags_and_steps_in_own_run_directory(tmp_path, digits):
+    x, y = digits
+    model = _mlp(dropout=True)
+    callback = GradientHistograms(log_dir=tmp_path, data=(x[:32], y[:32]), freq=2)
+    model.fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=32,
+        verbose=0,
+        callbacks=[keras.callbacks.TensorBoard(str(tmp_path)), callback],
+    )
+    assert sorted(os.listdir(tmp_path)) == ["gradients", "train"]
+    steps = _steps(_events(str(tmp_path / "gradients")))
+    expected = {
+        "mlp/h1/kernel/gradient",
+        "mlp/h1/bias/gradient",
+        "mlp/out/kernel/gradient",
+        "mlp/out/bias/gradient",
+        "gradient_norm/h1",
+        "gradient_norm/out",
+        "gradient_to_weight/h1",
+        "gradient_to_weight/out",
+        "h1/activation",
+        "drop/activation",
+        "out/activation",
+        "activation_std/h1",
+        "activation_std/drop",
+        "activation_std/out",
+    }
+    assert set(steps) == expected
+    # 0 before the first step, then epoch + 1 when (epoch + 1) % 2 == 0.
+    assert all(s == [0, 2] for s in steps.values()), steps
+    # Keras's own run holds none of our tags.
+    train_tags = set(_events(str(tmp_path / "train")).Tags()["tensors"])
+    assert not train_tags & expected
+
+
+def test_switches_and_dataset_probe(tmp_path, digits):
+    x, y = digits
+    model = _mlp()
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(24)
+    callback = GradientHistograms(
+        tmp_path, data, histograms=False, norms=True, activations=False
+    )
+    assert callback.x.shape == (24, 64)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[callback])
+    steps = _steps(_events(str(tmp_path / "gradients")))
+    assert set(steps) == {
+        "gradient_norm/h1",
+        "gradient_norm/out",
+        "gradient_to_weight/h1",
+        "gradient_to_weight/out",
+    }
+    assert steps["gradient_norm/h1"] == [0, 1]
+
+
+def test_writes_beside_tensorboard_update_freq(tmp_path, digits):
+    # TensorBoard(update_freq=2) sets a global record_if that is False at the
+    # end of epochs 1 and 3 (3 batches per epoch): the naive writer loses them.
+    x, y = digits
+    model = _mlp()
+    callback = GradientHistograms(tmp_path, (x[:16], y[:16]))
+    model.fit(
+        x[:48],
+        y[:48],
+        epochs=3,
+        batch_size=16,
+        verbose=0,
+        callbacks=[keras.callbacks.TensorBoard(str(tmp_path), update_freq=2), callback],
+    )
+    steps = _steps(_events(str(tmp_path / "gradients")))
+    assert steps["gradient_norm/h1"] == [0, 1, 2, 3]
+    assert steps["mlp/h1/kernel/gradient"] == [0, 1, 2, 3]
+
+
+# --------------------------------------------------------------------------
+# correctness against the naive recipe
+
+
+def test_loss_includes_regularization(tmp_path, digits):
+    x, y = digits
+    model = _mlp(regularize=True)
+    callback = GradientHistograms(tmp_path, (x[:32], y[:32]), activations=False)
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    callback.on_train_end()
+    logged = _scalars(_events(str(tmp_path / "gradients")), "gradient_norm/h1")[0]
+
+    with tf.GradientTape() as tape:
+        pred = model(x[:32], training=True)
+        loss = keras.losses.sparse_categorical_crossentropy(y[:32], pred)
+        loss = tf.reduce_mean(loss) + tf.add_n(model.losses)  # weight + activity
+    expected = float(tf.norm(tape.gradient(loss, model.layers[0].kernel)))
+    naive = float(tf.norm(_naive_gradients(model, x[:32], y[:32])[0]))
+    assert logged == pytest.approx(expected, rel=1e-4)
+    assert abs(naive - expected) > 0.1 * expected  # the test can tell
+
+
+def test_mixed_precision_scales_and_unscales(tmp_path):
+    # Hidden layers in float16, output layer in float32, targets 1e-7 away
+    # from the predictions: the backpropagated gradient (~1e-9) underflows in
+    # float16 unless the loss is scaled, and is 2**15 too large if the scale
+    # is not divided out again.
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 8), dtype=np.float32)
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [
+                keras.Input((8,)),
+                keras.layers.Dense(8, activation="relu", name="h1"),
+                keras.layers.Dense(8, activation="relu", name="h2"),
+                keras.layers.Dense(1, name="out", dtype="float32"),
+            ]
+        )
+        model.compile("sgd", "mse")
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        y = np.asarray(model(x)) + 1e-7
+        callback = GradientHistograms(tmp_path, (x, y), activations=False)
+        callback.set_model(model)
+        callback.on_train_begin()
+        callback.on_epoch_begin(0)
+        callback.on_train_end()
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+            scaled = loss * 2.0**15
+        reference = [
+            float(tf.norm(g)) / 2.0**15
+            for g in tape.gradient(scaled, model.trainable_variables)
+        ]
+        naive = [float(tf.norm(g)) for g in _naive_gradients(model, x, y)]
+    finally:
+        keras.config.set_dtype_policy("float32")
+    acc = _events(str(tmp_path / "gradients"))
+    h1 = _scalars(acc, "gradient_norm/h1")[0]
+    out = _scalars(acc, "gradient_norm/out")[0]
+    assert naive[0] == 0.0 and reference[0] > 0  # underflow without scaling
+    assert h1 == pytest.approx(reference[0], rel=1e-3)
+    assert out == pytest.approx(reference[4], rel=1e-3)  # scale divided out
+
+
+def test_state_unchanged_by_probe(tmp_path, digits):
+    x, y = digits
+    model = _mlp(dropout=True, batchnorm=True)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # moving stats != init
+    before = [np.array(v) for v in model.non_trainable_variables]
+    metrics = [np.array(v) for v in model.metrics_variables]
+    callback = GradientHistograms(tmp_path, (x[:32], y[:32]))
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    callback.on_train_end()
+    assert "activation_std/bn" in _events(str(tmp_path / "gradients")).Tags()["tensors"]
+    after = [np.array(v) for v in model.non_trainable_variables]
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(metrics, model.metrics_variables, strict=True):
+        np.testing.assert_array_equal(a, np.array(b))
+    _naive_gradients(model, x[:32], y[:32])
+    changed = [
+        not np.array_equal(a, np.array(b))
+        for a, b in zip(before, model.non_trainable_variables, strict=True)
+    ]
+    assert any(changed)  # the naive probe moves BatchNorm and Dropout state
+
+
+def test_history_identical_with_and_without_callback(tmp_path, digits):
+    x, y = digits
+
+    def run(callbacks):
+        model = _mlp(seed=3, dropout=True, batchnorm=True)
+        history = model.fit(
+            x,
+            y,
+            epochs=3,
+            batch_size=32,
+            validation_split=0.25,
+            verbose=0,
+            callbacks=callbacks,
+        )
+        return history.history, [np.array(w) for w in model.weights]
+
+    plain, plain_weights = run([])
+    probe = GradientHistograms(tmp_path, (x[:32], y[:32]))
+    logged, logged_weights = run([probe])
+    assert plain == logged
+    for a, b in zip(plain_weights, logged_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert _steps(_events(str(tmp_path / "gradients")))["gradient_norm/h1"] == [
+        0,
+        1,
+        2,
+        3,
+    ]
+
+
+def test_mirrored_strategy(tmp_path, digits):
+    x, y = digits
+    probe = (x[:32], y[:32])
+    single = GradientHistograms(tmp_path / "single", probe)
+    model = _mlp(seed=5)
+    single.set_model(model)
+    single.on_train_begin()
+    single.on_epoch_begin(0)
+    single.on_train_end()
+    expected = _scalars(_events(str(tmp_path / "single/gradients")), "gradient_norm/h1")
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = _mlp(seed=5)
+        inside = GradientHistograms(tmp_path / "inside", probe)
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[inside])
+        with pytest.raises(ValueError, match="replica context"):
+            _naive_gradients(model, *probe)  # mirrored variables, no replica
+    outside = GradientHistograms(tmp_path / "outside", probe)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[outside])
+
+    acc = _events(str(tmp_path / "inside/gradients"))
+    got = _scalars(acc, "gradient_norm/h1")
+    assert sorted(got) == [0, 1]
+    # Keras divides the loss by the replica count inside the strategy; the
+    # whole probe batch is one device's, so the value must not halve.
+    assert got[0] == pytest.approx(expected[0], rel=1e-4)
+    assert "h1/activation" in acc.Tags()["tensors"]
+    after = _scalars(_events(str(tmp_path / "outside/gradients")), "gradient_norm/h1")
+    assert sorted(after) == [0, 1]  # a new fit starts at epoch 0
+    assert after[0] == pytest.approx(got[1], rel=1e-4)  # same weights
+
+
+# --------------------------------------------------------------------------
+# bad input
+
+
+@pytest.mark.parametrize("freq", [0, -1, 1.5, True, "2"])
+def test_bad_freq(tmp_path, digits, freq):
+    with pytest.raises(ValueError, match="freq"):
+        GradientHistograms(tmp_path, digits, freq=freq)
+
+
+def test_bad_data_at_construction(tmp_path):
+    with pytest.raises(ValueError, match="data"):
+        GradientHistograms(tmp_path, (np.zeros((0, 64)), np.zeros(0)))
+    with pytest.raises(ValueError, match="data"):
+        GradientHistograms(tmp_path, (np.full((4, 64), np.nan), np.zeros(4)))
+    with pytest.raises(ValueError, match="log_dir"):
+        GradientHistograms("", (np.zeros((4, 64)), np.zeros(4)))
+
+
+def test_data_that_does_not_fit(tmp_path, digits):
+    x, y = digits
+    model = _mlp()
+    callback = GradientHistograms(tmp_path, (x[:8, :10], y[:8]))
+    with pytest.raises(ValueError, match=r"data.*\(8, 10\)"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    callback = GradientHistograms(tmp_path, (x[:8], np.zeros((8, 3, 2))))
+    callback.set_model(model)
+    with pytest.raises(ValueError, match="data"):
+        callback.on_train_begin()
+
+
+def test_uncompiled_model(tmp_path, digits):
+    x, y = digits
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
+    callback = GradientHistograms(tmp_path, (x[:8], y[:8]))
+    callback.set_model(model)
+    with pytest.raises(RuntimeError, match="compile"):
+        callback.on_train_begin()
+
+
+# --------------------------------------------------------------------------
+# a real TensorBoard server
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_tensorboard_server_serves_our_histograms(tmp_path, digits):
+    x, y = digits
+    model = _mlp()
+    callback = GradientHistograms(tmp_path, (x[:16], y[:16]))
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[callback])
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(tmp_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--load_fast",
+            "false",
+            "--reload_interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/data/plugin/histograms/tags"
+    tags = {}
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert server.poll() is None, "tensorboard exited"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    tags = json.load(response)
+            except OSError:
+                tags = {}
+            if tags.get("gradients"):
+                break
+            time.sleep(1)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=20)
+    assert "mlp/h1/kernel/gradient" in tags["gradients"]
+    assert "h1/activation" in tags["gradients"]
+
+
+def test_small_init_signal_collapse_is_visible(tmp_path, digits):
+    # The point of the callback: with small random init the activations of a
+    # deep net shrink layer by layer, and the logged values show it.
+    x, y = digits
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((64,))]
+        + [
+            keras.layers.Dense(
+                32,
+                activation="relu",
+                name=f"d{i}",
+                kernel_initializer=SmallRandomNormal(seed=i),
+            )
+            for i in range(6)
+        ]
+        + [keras.layers.Dense(10, activation="softmax", name="out")]
+    )
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    callback = GradientHistograms(tmp_path, (x[:32], y[:32]), histograms=False)
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    callback.on_train_end()
+    acc = _events(str(tmp_path / "gradients"))
+    first = _scalars(acc, "activation_std/d0")[0]
+    last = _scalars(acc, "activation_std/d5")[0]
+    assert 0 < last < 1e-5 * first
+
+
+def test_histogram_buckets_read_back(tmp_path):
+    # Our in-graph histograms have TensorBoard's layout: (left, right, count).
+    from keras_weightinit.gradients import write_histogram
+
+    values = np.random.default_rng(0).normal(size=1000).astype("float32")
+    values[:3] = [np.nan, np.inf, -np.inf]
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default(step=7):
+        write_histogram("h", values)
+        write_histogram("c", np.full(5, 2.0))
+    writer.close()
+    acc = _events(str(tmp_path))
+    (event,) = acc.Tensors("h")
+    buckets = tf.make_ndarray(event.tensor_proto)
+    finite = values[np.isfinite(values)]
+    assert event.step == 7 and buckets.shape == (30, 3)
+    assert buckets[:, 2].sum() == finite.size
+    assert buckets[0, 0] == pytest.approx(finite.min())
+    assert buckets[-1, 1] == pytest.approx(finite.max())
+    expected, _ = np.histogram(finite, bins=30, range=(finite.min(), finite.max()))
+    np.testing.assert_allclose(buckets[:, 2], expected, atol=1)
+    constant = tf.make_ndarray(acc.Tensors("c")[0].tensor_proto)
+    assert constant[-1].tolist() == [2.0, 2.0, 5.0]
