@@ -24,7 +24,7 @@ from keras_weightinit.initializers import (
     get_scheme,
     scheme_names,
 )
-from keras_weightinit.model_init import initialize, lsuv
+from keras_weightinit.model_init import LSUVReport, initialize, lsuv
 from keras_weightinit.pretraining import pretrain_dbn
 from keras_weightinit.rbm import RBM
 
@@ -37,6 +37,7 @@ __all__ = [
     "HeNormal",
     "HeUniform",
     "LSUVInit",
+    "LSUVReport",
     "Orthogonal",
     "RBM",
     "RandomNormal",

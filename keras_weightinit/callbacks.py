@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import keras
 
-from keras_weightinit.model_init import lsuv
-from keras_weightinit.pretraining import pretrain_dbn
+from keras_weightinit.model_init import _check_lsuv_args, lsuv
+from keras_weightinit.pretraining import check_pretrain_args, pretrain_dbn
 
 __all__ = ["DBNPretrain", "LSUVInit"]
 
@@ -45,7 +45,14 @@ class DBNPretrain(_OnFirstFit):
             layer but the last.
         log_dir: If given, TensorBoard scalars per layer (`pretrain/<layer>`).
         verbose: 1 shows a progress bar per layer, 0 is silent.
-        **rbm_args: Passed to each `RBM` (`epochs`, `learning_rate`, ...).
+        **rbm_args: `visible` (`"auto"`, `"bernoulli"`, `"gaussian"`) and the
+            `RBM` arguments (`epochs`, `batch_size`, `learning_rate`, ...),
+            checked here so that a bad value fails before `fit`.
+
+    Raises:
+        ValueError: At construction, for a bad `layers`, `visible` or RBM
+            argument; in `fit`, for what `pretrain_dbn` rejects (the model
+            keeps its weights).
 
     Example:
 
@@ -56,7 +63,15 @@ class DBNPretrain(_OnFirstFit):
         nets", Neural Computation 2006.
     """
 
-    def __init__(self, x, layers=None, log_dir=None, verbose: int = 1, **rbm_args):
+    def __init__(
+        self,
+        x,
+        layers: list[str] | None = None,
+        log_dir: str | None = None,
+        verbose: int = 1,
+        **rbm_args,
+    ):
+        check_pretrain_args(layers, **rbm_args)
         super().__init__()
         self.x = x
         self.layers = layers
@@ -78,12 +93,16 @@ class DBNPretrain(_OnFirstFit):
 class LSUVInit(_OnFirstFit):
     """Layer-sequential unit-variance initialization before the first `fit`.
 
-    See `keras_weightinit.lsuv`; the per-layer report is kept in
-    `self.result`.
+    See `keras_weightinit.lsuv`; the per-layer report (an `LSUVReport`, a
+    dict `layer name -> {"var_before", "var_after", "iterations",
+    "converged"}`) is kept in `self.result`. An unbuilt Sequential model is
+    built for `x`'s shape first. The arguments are checked when the callback
+    is created; the data when `fit` starts.
 
     Args:
         x: A batch of inputs (array), as `lsuv` takes it.
-        **lsuv_args: Passed to `lsuv` (`tol`, `max_iters`, `orthogonal`, ...).
+        **lsuv_args: Passed to `lsuv` (`tol`, `max_iters`, `orthogonal`,
+            `verbose`, `seed`).
 
     Example:
 
@@ -95,6 +114,7 @@ class LSUVInit(_OnFirstFit):
 
     def __init__(self, x, **lsuv_args):
         super().__init__()
+        _check_lsuv_args(**lsuv_args)  # fail here rather than inside `fit`
         self.x = x
         self.lsuv_args = lsuv_args
 

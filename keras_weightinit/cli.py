@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 __all__ = ["main"]
@@ -97,7 +96,6 @@ def _config(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `keras-weightinit` console script."""
     args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_weightinit.compare import compare
 
     try:

@@ -286,6 +286,7 @@ def _run(scheme: str, seed: int, data, config: CompareConfig, label: str) -> dic
         _optimizer(config.optimizer, config.learning_rate),
         "sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=8,  # same numbers, a third less time on a CPU
     )
     callbacks = []
     if scheme == "dbn":
@@ -302,7 +303,7 @@ def _run(scheme: str, seed: int, data, config: CompareConfig, label: str) -> dic
     callbacks += [
         diagnosis,
         GradientHistograms(str(run_dir), probe),
-        keras.callbacks.TensorBoard(str(run_dir)),
+        keras.callbacks.TensorBoard(str(run_dir), write_graph=False),
     ]
     if config.verbose:
         callbacks.append(_Progress(label, config.epochs))

@@ -95,6 +95,14 @@ class DiagnosisReport:
         loss: The loss of the backward pass (None without targets: the pass
             then differentiates the sum of the outputs).
         reasons: Why the verdict, in words.
+
+    Example:
+
+    >>> report = diagnose(model, x[:256], y[:256])
+    >>> report.verdict, f"{report.gradient_ratio:.1e}"
+    ('vanishing', '1.8e-21')
+    >>> report.plot("diagnosis.png")
+    'diagnosis.png'
     """
 
     rows: list[dict[str, Any]]

@@ -442,6 +442,12 @@ class LSUVReport(dict):
     A plain dict with two helpers: `not_converged` (the names of the layers
     whose variance is still more than `tol` away from 1) and `str(report)`, a
     table.
+
+    Example:
+
+    >>> report = lsuv(model, x[:256], seed=0)
+    >>> report["dense"]["converged"], report.not_converged
+    (True, [])
     """
 
     @property

@@ -1,5 +1,384 @@
-"""Placeholder: greedy DBN pretraining (issue 3) is being written."""
+"""Greedy layer-wise RBM pretraining of a Keras model's Dense layers (a DBN).
+
+`pretrain_dbn` walks the model's Dense layers in order. For each it computes
+the layer's actual input through the already-pretrained part of the model
+(so `Flatten`, `Rescaling`, `Dropout`, ... in between just work), trains an
+`RBM` on it and writes the RBM's weights into the layer, converted so that the
+layer's output is the RBM's hidden means. The conversions, exact:
+
+- Hidden units follow the activation. `sigmoid`: Bernoulli hidden units,
+  `kernel = W`, `bias = c`, so `sigmoid(u W + c) = E[h | u]`. `relu`: noisy
+  rectified hidden units, `relu(u W + c) = max(0, u W + c)`, their mean.
+  `tanh`: Bernoulli hidden units seen as spins `s = 2 h - 1`; since
+  `tanh(a) = 2 sigmoid(2 a) - 1`, `kernel = W / 2`, `bias = c / 2` give
+  `tanh(u kernel + bias) = 2 sigmoid(u W + c) - 1 = E[s | u]`.
+- Visible units follow the data (`visible="auto"`). Inputs in [0, 1]:
+  Bernoulli visible units on `v = u`. Inputs of a layer above a tanh layer,
+  in [-1, 1]: Bernoulli visible units on `v = (u + 1) / 2`, the states of the
+  layer below. Inputs of a layer above a ReLU layer, and everything else:
+  Gaussian visible units on the standardized input
+  `v = (u - mu) / sigma` (per feature; sigma floored at a tenth of the
+  median sigma, so near-constant features do not blow up the kernel).
+  In both affine cases `v = (u - shift) / scale` is folded exactly into the
+  layer: `kernel = W / scale[:, None]`, `bias = c - (shift / scale)
+  W`, so the layer sees the raw `u` and computes `v W + c` (before the tanh
+  halving above).
+- The DBN recipe: above a layer with Bernoulli hidden units (sigmoid, tanh),
+  the next RBM trains on hidden states sampled from the layer below, fresh
+  every epoch, not on the probabilities (`RBM.fit(sample_inputs=True)`).
+
+`visible` applies to the first pretrained layer (the data); the layers above
+follow the rules above. Every check runs before a weight is touched, and on
+any exception (also `KeyboardInterrupt`) the model gets its previous weights
+back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_weightinit.data import as_array
+from keras_weightinit.rbm import RBM
+
+__all__ = ["pretrain_dbn", "check_pretrain_args"]
+
+_HIDDEN = {"sigmoid": "bernoulli", "tanh": "bernoulli", "relu": "relu"}
+_VISIBLE = ("auto", "bernoulli", "gaussian")
+_RESERVED = ("units", "visible", "hidden")
+_CHUNK = 2048  # rows per call when computing a layer's inputs
+# Default learning rates when `learning_rate` is not given: real-valued units
+# need a smaller step (Hinton 2010, section 13.2). Gaussian visible units with
+# noisy ReLU hidden units diverge at 0.01 on digits (both are unbounded).
+DEFAULT_LEARNING_RATES = {"bernoulli": 0.1, "relu": 0.01, "gaussian": 0.001}
 
 
-def pretrain_dbn(model, x, layers=None, **kwargs):
-    raise NotImplementedError("pretrain_dbn is not written yet")
+def check_pretrain_args(layers=None, visible: str = "auto", **rbm_args) -> None:
+    """Validates the arguments of `pretrain_dbn` that do not need the model.
+
+    Raises:
+        ValueError: For a bad `visible`, `layers`, or RBM argument.
+    """
+    if visible not in _VISIBLE:
+        raise ValueError(
+            f"Argument `visible` must be one of {_VISIBLE}. Received: "
+            f"visible={visible!r}"
+        )
+    for name in _RESERVED:
+        if name in rbm_args:
+            raise ValueError(
+                f"Argument `{name}` is set per layer by pretrain_dbn (units "
+                "from the layer, hidden units from its activation, visible "
+                f"from `visible`). Received: {name}={rbm_args[name]!r}"
+            )
+    if layers is not None and (
+        isinstance(layers, str)
+        or not isinstance(layers, Sequence)
+        or not all(isinstance(name, str) for name in layers)
+        or len(layers) == 0
+    ):
+        raise ValueError(
+            "Argument `layers` must be None or a non-empty list of Dense layer "
+            f"names. Received: layers={layers!r}"
+        )
+    try:
+        RBM(units=1, **rbm_args)
+    except TypeError as error:
+        raise ValueError(f"Unknown RBM argument: {error}") from error
+
+
+def _activation_name(layer) -> str | None:
+    return getattr(layer.activation, "__name__", None)
+
+
+def _select_layers(model: keras.Model, layers) -> list[keras.layers.Dense]:
+    dense = [lay for lay in model.layers if isinstance(lay, keras.layers.Dense)]
+    if layers is None:
+        targets = dense[:-1]
+        if not targets:
+            raise ValueError(
+                "The model has no Dense layer to pretrain: by default every "
+                "Dense layer but the last (the output layer) is pretrained, "
+                f"and it has {len(dense)} Dense layer(s)."
+            )
+    else:
+        by_name = {lay.name: lay for lay in model.layers}
+        targets = []
+        for name in layers:
+            if name not in by_name:
+                raise ValueError(
+                    f"Argument `layers`: no layer named {name!r} in the model. "
+                    f"Received: layers={list(layers)!r}"
+                )
+            if not isinstance(by_name[name], keras.layers.Dense):
+                raise ValueError(
+                    f"Argument `layers`: layer {name!r} is a "
+                    f"{type(by_name[name]).__name__}, not a Dense layer."
+                )
+            targets.append(by_name[name])
+        targets.sort(key=dense.index)
+        if len(set(map(id, targets))) != len(targets):
+            raise ValueError(
+                f"Argument `layers` names a layer twice. Received: layers={layers!r}"
+            )
+    for layer in targets:
+        act = _activation_name(layer)
+        if act not in _HIDDEN:
+            raise ValueError(
+                f"Layer {layer.name!r} has activation {act!r}; pretraining "
+                f"supports {tuple(_HIDDEN)} (they map to RBM hidden units)."
+            )
+        if not layer.use_bias:
+            raise ValueError(
+                f"Layer {layer.name!r} has use_bias=False; the RBM's hidden "
+                "biases need a Dense bias."
+            )
+    return targets
+
+
+def _ensure_built(model: keras.Model, data: np.ndarray) -> None:
+    if not model.built:
+        try:
+            model.build((None,) + data.shape[1:])
+        except Exception as error:  # noqa: BLE001 - re-raised with context
+            raise ValueError(
+                f"Could not build the model from data of shape {data.shape}: {error}"
+            ) from error
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ValueError(
+            "pretrain_dbn needs a Sequential or functional model with known "
+            "inputs (a subclassed model has no layer graph to walk)."
+        )
+    if len(inputs) != 1:
+        raise ValueError(
+            f"pretrain_dbn supports models with one input; this one has {len(inputs)}."
+        )
+    expected = tuple(inputs[0].shape[1:])
+    got = data.shape[1:]
+    if len(expected) != len(got) or any(
+        e is not None and e != g for e, g in zip(expected, got, strict=True)
+    ):
+        raise ValueError(
+            f"Argument `x` has samples of shape {got}, but the model expects "
+            f"inputs of shape {expected}."
+        )
+
+
+def _layer_inputs(model: keras.Model, layer, data: np.ndarray) -> np.ndarray:
+    """The input of `layer` for `data`, as a `(samples, features)` array."""
+    try:
+        extractor = keras.Model(model.inputs[0], layer.input)
+    except Exception as error:  # noqa: BLE001 - re-raised with context
+        raise ValueError(
+            f"Cannot compute the input of layer {layer.name!r} (is it used "
+            f"more than once?): {error}"
+        ) from error
+    chunks = [
+        keras.ops.convert_to_numpy(extractor(data[i : i + _CHUNK], training=False))
+        for i in range(0, len(data), _CHUNK)
+    ]
+    inputs = np.concatenate(chunks).astype("float32")
+    return inputs.reshape(-1, inputs.shape[-1])
+
+
+def _plan_visible(u: np.ndarray, mode: str, below: str | None, name: str):
+    """Visible units for the input `u`: `(visible, shift, scale, sample)`."""
+    low, high = float(u.min()), float(u.max())
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(
+            f"The input of layer {name!r} has NaN or infinite values (the "
+            "layers below overflowed)."
+        )
+    ones = np.ones(u.shape[1], "float32")
+    zeros = np.zeros(u.shape[1], "float32")
+    if mode != "gaussian":
+        if below == "tanh" and low >= -1 and high <= 1:
+            return "bernoulli", -ones, 2 * ones, True
+        if low >= 0 and high <= 1 and below != "relu":
+            return "bernoulli", zeros, ones, below == "sigmoid"
+        if mode == "bernoulli":
+            raise ValueError(
+                "Argument `visible='bernoulli'` needs inputs in [0, 1], but the "
+                f"input of layer {name!r} ranges over [{low:g}, {high:g}]. "
+                "Rescale the data or use visible='auto'."
+            )
+    mean = u.mean(axis=0)
+    std = u.std(axis=0)
+    # Near-constant features (dead ReLUs) would blow up `W / sigma`: floor
+    # sigma at a tenth of the median. Any scale keeps the fold exact.
+    floor = max(0.1 * float(np.median(std)), 1e-6)
+    std = np.maximum(std, floor) if floor > 1e-6 else np.where(std > 0, std, 1.0)
+    return "gaussian", mean.astype("float32"), std.astype("float32"), False
+
+
+def _fold(rbm: RBM, shift, scale, activation: str):
+    """Dense `(kernel, bias)` computing the RBM's hidden means on raw inputs."""
+    kernel = rbm.kernel / scale[:, None]
+    bias = rbm.hidden_bias - (shift / scale) @ rbm.kernel
+    if activation == "tanh":
+        kernel, bias = kernel / 2, bias / 2
+    return kernel.astype("float32"), bias.astype("float32")
+
+
+def _image_shape(model: keras.Model, n_visible: int):
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(shape) == 3 and shape[-1] in (1, 3) and math.prod(shape) == n_visible:
+        return shape
+    if len(shape) == 2 and math.prod(shape) == n_visible:
+        return shape + (1,)
+    side = math.isqrt(n_visible)
+    if side >= 4 and side * side == n_visible:
+        return (side, side, 1)
+    return None
+
+
+def _filter_grid(kernel: np.ndarray, shape, max_filters: int = 64) -> np.ndarray:
+    """Up to 64 filters (kernel columns), each scaled to [0, 1], in a grid."""
+    n = min(kernel.shape[1], max_filters)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    h, w, c = shape
+    grid = np.zeros((rows * (h + 1) + 1, cols * (w + 1) + 1, c), "float32")
+    for k in range(n):
+        f = kernel[:, k].reshape(shape)
+        f = (f - f.min()) / max(float(f.max() - f.min()), 1e-12)
+        top, left = 1 + (k // cols) * (h + 1), 1 + (k % cols) * (w + 1)
+        grid[top : top + h, left : left + w] = f
+    return grid[None]
+
+
+def pretrain_dbn(
+    model: keras.Model,
+    x,
+    layers: Sequence[str] | None = None,
+    *,
+    visible: str = "auto",
+    log_dir: str | None = None,
+    verbose: int = 1,
+    **rbm_args,
+) -> dict[str, dict[str, list[float]]]:
+    """Greedy layer-wise RBM pretraining (a deep belief net) of Dense layers.
+
+    For each Dense layer `l` in order, with input `u_l` computed through the
+    already-pretrained layers below: train `RBM(units=l.units)` on `v = (u_l -
+    shift) / scale` and set `l.kernel = W / scale`, `l.bias = c - (shift /
+    scale) W` (halved for tanh), so that `l(u_l) = E[h | v]`. Hidden units
+    follow the activation (sigmoid -> Bernoulli, relu -> noisy ReLU, tanh ->
+    Bernoulli via `tanh(a) = 2 sigmoid(2a) - 1`); visible units follow the data
+    (see the module docstring); above a Bernoulli layer the RBM trains on
+    fresh samples of its states each epoch.
+
+    Args:
+        model: A built or unbuilt Sequential or functional model with one
+            input (an unbuilt one is built from `x`).
+        x: Pretraining inputs: an array, a batched `tf.data.Dataset` of `x` or
+            `(x, y)`, or a `keras.utils.PyDataset`.
+        layers: Names of the Dense layers to pretrain; default every Dense
+            layer but the last (the output layer).
+        visible: Visible units of the first pretrained layer: `"auto"`
+            (Bernoulli for inputs in [0, 1], else Gaussian on standardized
+            inputs), `"bernoulli"` (inputs must be in [0, 1]) or `"gaussian"`.
+        log_dir: If given, TensorBoard scalars `pretrain/<layer>/<metric>` and,
+            for image-like inputs, `pretrain/<layer>/filters`, an image grid
+            of the first layer's filters.
+        verbose: 1 shows a progress bar per layer over the epochs, 0 is silent.
+        **rbm_args: `RBM` arguments (`epochs`, `batch_size`, `learning_rate`,
+            `momentum`, `weight_decay`, `cd_steps`, `persistent`,
+            `sparsity_target`, `seed`). Without `learning_rate`: 0.1 for
+            Bernoulli-Bernoulli RBMs, 0.01 with ReLU hidden units, 0.001 with
+            Gaussian visible units.
+            With a `seed`, layer `k` uses `seed + k`.
+
+    Returns:
+        `{layer name: the RBM's history}` (per-epoch lists, see `RBM.fit`).
+
+    Raises:
+        ValueError: No Dense layer to pretrain, a named layer not Dense or not
+            in the model, an unsupported activation, NaN/inf or empty data,
+            data of the wrong shape, Bernoulli visible units for data outside
+            [0, 1], or a bad RBM argument. The model is unchanged.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((64,)),
+    ...     keras.layers.Dense(128, activation="sigmoid"),
+    ...     keras.layers.Dense(10, activation="softmax")])
+    >>> histories = pretrain_dbn(model, x_train, epochs=10, verbose=0)
+
+    Reference:
+        Hinton, Osindero & Teh, "A fast learning algorithm for deep belief
+        nets", Neural Computation 2006. Hinton, "A practical guide to training
+        restricted Boltzmann machines", UTML TR 2010-003. Nair & Hinton,
+        "Rectified linear units improve restricted Boltzmann machines", ICML
+        2010.
+    """
+    check_pretrain_args(layers, visible, **rbm_args)
+    data = as_array(x, "x")
+    _ensure_built(model, data)
+    targets = _select_layers(model, layers)
+    first_input = _layer_inputs(model, targets[0], data)
+    first_plan = _plan_visible(first_input, visible, None, targets[0].name)
+
+    snapshot = [(v, v.numpy()) for lay in targets for v in (lay.kernel, lay.bias)]
+    writer = tf.summary.create_file_writer(log_dir) if log_dir else None
+    result = {}
+    seed = rbm_args.pop("seed", None)
+    try:
+        below = None
+        for k, layer in enumerate(targets):
+            activation = _activation_name(layer)
+            if k == 0:
+                u, plan = first_input, first_plan
+            else:
+                u = _layer_inputs(model, layer, data)
+                plan = _plan_visible(u, "auto", below, layer.name)
+            vis, shift, scale, sample = plan
+            hidden = _HIDDEN[activation]
+            args = dict(rbm_args)
+            if "learning_rate" not in args:
+                kind = "gaussian" if vis == "gaussian" else hidden
+                args["learning_rate"] = DEFAULT_LEARNING_RATES[kind]
+            rbm = RBM(
+                units=layer.units,
+                visible=vis,
+                hidden=hidden,
+                seed=None if seed is None else seed + k,
+                **args,
+            )
+            v = (u - shift) / scale
+            result[layer.name] = rbm.fit(
+                v,
+                verbose=verbose,
+                log_dir=log_dir,
+                sample_inputs=sample,
+                name=f"pretrain/{layer.name}",
+            )
+            kernel, bias = _fold(rbm, shift, scale, activation)
+            layer.kernel.assign(kernel)
+            layer.bias.assign(bias)
+            if writer is not None and k == 0:
+                shape = _image_shape(model, u.shape[1])
+                if shape is not None:
+                    with writer.as_default():
+                        tf.summary.image(
+                            f"pretrain/{layer.name}/filters",
+                            _filter_grid(rbm.kernel, shape),
+                            step=0,
+                        )
+            below = activation
+    except BaseException:
+        for variable, value in snapshot:
+            variable.assign(value)
+        raise
+    finally:
+        if writer is not None:
+            writer.close()
+    return result

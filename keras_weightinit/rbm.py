@@ -1,6 +1,747 @@
-"""Placeholder: the RBM (issue 3) is being written."""
+"""Restricted Boltzmann machines in TensorFlow, one graph call per epoch.
+
+An RBM with visible units `v` (biases `b`), hidden units `h` (biases `c`) and
+weights `W` (shape `(visible, hidden)`, the layout of a Dense kernel) has the
+energy `E(v, h) = -v.b - h.c - v W h` (Bernoulli visible units) or
+`E(v, h) = ||v - b||^2 / 2 - h.c - v W h` (unit-variance Gaussian visible
+units). Given `v`, the hidden units are independent with total input
+`x = v W + c`:
+
+- Bernoulli hidden units: `p(h_j = 1 | v) = sigmoid(x_j)`.
+- Noisy rectified (ReLU) hidden units: `h_j = max(0, x_j + N(0, sigmoid(x_j)))`,
+  mean taken as `max(0, x_j)` (Nair & Hinton 2010).
+
+Training is contrastive divergence (CD-k) or persistent CD (Tieleman 2008):
+`dW = <v h>_data - <v h>_model`, each expectation the mean over the batch,
+with momentum and weight decay as in Hinton's practical guide (2010).
+
+Everything in the training loop is a small pure function of tensors (`hidden`
+and `visible` means and samples, `free_energy`, `cd_update`); one epoch is
+`train_epoch`, a loop over the batches inside one `tf.function`, traced once
+per (layer shape, configuration) and shared by every `RBM` of that shape. All
+randomness is stateless, derived from the `seed` argument.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import random as python_random
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_weightinit.data import as_array
+
+__all__ = ["RBM", "free_energy", "cd_update", "train_epoch_fn"]
+
+VISIBLE_UNITS = ("bernoulli", "gaussian")
+HIDDEN_UNITS = ("bernoulli", "relu")
+# Sparsity (Hinton 2010, section 11): the running estimate of each hidden
+# unit's mean activation decays with SPARSITY_DECAY; the penalty's weight is
+# SPARSITY_COST.
+SPARSITY_DECAY = 0.9
+SPARSITY_COST = 0.1
+# Visible bias init log(p / (1 - p)) with p clipped to [P_CLIP, 1 - P_CLIP].
+P_CLIP = 1e-3
+# The per-epoch monitors (free energy, pseudo-likelihood) use this many samples.
+MONITOR_SAMPLES = 512
+METRICS = (
+    "reconstruction_error",
+    "free_energy",
+    "pseudo_likelihood",
+    "val_free_energy",
+    "free_energy_gap",
+    "val_pseudo_likelihood",
+)
+# Number of traces of `train_epoch` per configuration key (read by the tests).
+TRACE_COUNTS: dict[tuple, int] = {}
+
+_register = keras.saving.register_keras_serializable(package="keras_weightinit")
 
 
+# --------------------------------------------------------------------------
+# the math: pure functions of tensors
+
+
+def hidden_mean(pre: tf.Tensor, hidden: str) -> tf.Tensor:
+    """`E[h | v]` from the total input `pre = v W + c`."""
+    return tf.sigmoid(pre) if hidden == "bernoulli" else tf.nn.relu(pre)
+
+
+def sample_hidden(pre: tf.Tensor, mean: tf.Tensor, hidden: str, seed) -> tf.Tensor:
+    """A sample of `h | v`: Bernoulli states, or noisy ReLU (Nair & Hinton)."""
+    if hidden == "bernoulli":
+        uniform = tf.random.stateless_uniform(tf.shape(mean), seed)
+        return tf.cast(uniform < mean, mean.dtype)
+    noise = tf.random.stateless_normal(tf.shape(pre), seed)
+    return tf.nn.relu(pre + noise * tf.sqrt(tf.sigmoid(pre)))
+
+
+def visible_mean(h: tf.Tensor, kernel, visible_bias, visible: str) -> tf.Tensor:
+    """`E[v | h]`: `sigmoid(h W^T + b)` (Bernoulli) or `h W^T + b` (Gaussian)."""
+    pre = tf.matmul(h, kernel, transpose_b=True) + visible_bias
+    return tf.sigmoid(pre) if visible == "bernoulli" else pre
+
+
+def sample_visible(mean: tf.Tensor, visible: str, seed) -> tf.Tensor:
+    """A sample of `v | h`: Bernoulli states or `mean + N(0, 1)`."""
+    if visible == "bernoulli":
+        uniform = tf.random.stateless_uniform(tf.shape(mean), seed)
+        return tf.cast(uniform < mean, mean.dtype)
+    return mean + tf.random.stateless_normal(tf.shape(mean), seed)
+
+
+def _relu_log_partition(x: tf.Tensor, terms: int = 24) -> tf.Tensor:
+    """`int_{-inf}^x softplus(u) du = -Li2(-e^x)`, the NReLU free-energy term.
+
+    A noisy ReLU unit stands for infinitely many Bernoulli copies with biases
+    `x - 0.5, x - 1.5, ...`; their free-energy term `sum_i softplus(x - i +
+    0.5)` is approximated by the integral. With `z = e^-|x|` and `g(z) =
+    sum_k (-1)^(k+1) z^k / k^2`: `g(z)` for `x <= 0`, `pi^2/6 + x^2/2 - g(z)`
+    for `x > 0` (dilogarithm inversion), the alternating series averaged over
+    its last two partial sums (error below 1e-4).
+    """
+    z = tf.exp(-tf.abs(x))
+    total = tf.zeros_like(x)
+    power = tf.ones_like(x)
+    last = tf.zeros_like(x)
+    for k in range(1, terms + 2):
+        power = power * z
+        last = (1.0 if k % 2 else -1.0) * power / float(k * k)
+        total = total + last
+    g = total - 0.5 * last
+    return tf.where(x > 0, math.pi**2 / 6 + 0.5 * tf.square(x) - g, g)
+
+
+def free_energy(v, kernel, hidden_bias, visible_bias, visible, hidden) -> tf.Tensor:
+    """`F(v) = -log sum_h exp(-E(v, h))` per sample (up to a constant).
+
+    Bernoulli visible: `-v.b`; Gaussian visible: `||v - b||^2 / 2`; plus, per
+    hidden unit with input `x = v W + c`, `-softplus(x)` (Bernoulli) or
+    `-int softplus` (noisy ReLU, see `_relu_log_partition`).
+    """
+    v = tf.convert_to_tensor(v, tf.float32)
+    pre = tf.matmul(v, kernel) + hidden_bias
+    if visible == "bernoulli":
+        visible_term = -tf.linalg.matvec(v, visible_bias)
+    else:
+        visible_term = 0.5 * tf.reduce_sum(tf.square(v - visible_bias), axis=-1)
+    if hidden == "bernoulli":
+        hidden_term = tf.reduce_sum(tf.math.softplus(pre), axis=-1)
+    else:
+        hidden_term = tf.reduce_sum(_relu_log_partition(pre), axis=-1)
+    return visible_term - hidden_term
+
+
+def cd_update(state, v0, seeds, hyper, config):
+    """One CD-k / PCD-k update on the batch `v0`; returns the new state.
+
+    `state = (W, c, b, dW, dc, db, chains, q)` (weights, hidden and visible
+    biases, their momentum buffers, the persistent chains, the running mean of
+    the hidden units); `hyper = (learning_rate, momentum, weight_decay,
+    sparsity_target)`; `config` the static settings. With `m = len(v0)`, all
+    statistics are means over `m` samples; persistent CD advances only the
+    first `m` chains, so a short last batch has negatives of its own size.
+
+        dW <- momentum dW + lr ((v0^T h0 - vk^T hk) / m - weight_decay W)
+        dc <- momentum dc + lr (mean(h0) - mean(hk)),  db likewise with v
+    plus `- sparsity_cost (q - target)` on `dc` and `dW` when sparsity is on.
+
+    Returns:
+        `(new_state, squared reconstruction error summed over the batch)`.
+    """
+    kernel, hbias, vbias, d_kernel, d_hbias, d_vbias, chains, q = state
+    learning_rate, momentum, weight_decay, target = hyper
+    visible, hidden = config["visible"], config["hidden"]
+    m = tf.shape(v0)[0]
+    m_float = tf.cast(m, tf.float32)
+
+    pre0 = tf.matmul(v0, kernel) + hbias
+    h0 = hidden_mean(pre0, hidden)
+    h_state = sample_hidden(pre0, h0, hidden, seeds[0])
+    reconstruction = visible_mean(h_state, kernel, vbias, visible)
+    if config["persistent"]:
+        vk = chains[:m]
+        pre = tf.matmul(vk, kernel) + hbias
+        h_state = sample_hidden(pre, hidden_mean(pre, hidden), hidden, seeds[1])
+    for step in range(config["cd_steps"]):
+        if step > 0 or config["persistent"]:
+            vk = visible_mean(h_state, kernel, vbias, visible)
+        else:
+            vk = reconstruction
+        if config["persistent"]:
+            # A persistent chain must be a Markov chain: sample the visibles.
+            vk = sample_visible(vk, visible, seeds[2 + 2 * step])
+        pre = tf.matmul(vk, kernel) + hbias
+        hk = hidden_mean(pre, hidden)
+        if step + 1 < config["cd_steps"]:
+            h_state = sample_hidden(pre, hk, hidden, seeds[3 + 2 * step])
+
+    grad_kernel = (
+        tf.matmul(v0, h0, transpose_a=True) - tf.matmul(vk, hk, transpose_a=True)
+    ) / m_float - weight_decay * kernel
+    grad_hbias = tf.reduce_mean(h0, axis=0) - tf.reduce_mean(hk, axis=0)
+    grad_vbias = tf.reduce_mean(v0, axis=0) - tf.reduce_mean(vk, axis=0)
+    if config["sparsity"]:
+        q = SPARSITY_DECAY * q + (1.0 - SPARSITY_DECAY) * tf.reduce_mean(h0, 0)
+        penalty = SPARSITY_COST * (q - target)
+        grad_hbias -= penalty
+        grad_kernel -= tf.tensordot(tf.reduce_mean(v0, 0), penalty, axes=0)
+    d_kernel = momentum * d_kernel + learning_rate * grad_kernel
+    d_hbias = momentum * d_hbias + learning_rate * grad_hbias
+    d_vbias = momentum * d_vbias + learning_rate * grad_vbias
+    if config["persistent"]:
+        chains = tf.ensure_shape(tf.concat([vk, chains[m:]], 0), chains.shape)
+    new_state = (
+        kernel + d_kernel,
+        hbias + d_hbias,
+        vbias + d_vbias,
+        d_kernel,
+        d_hbias,
+        d_vbias,
+        chains,
+        q,
+    )
+    return new_state, tf.reduce_sum(tf.square(v0 - reconstruction))
+
+
+_EPOCH_FNS: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
+
+
+def train_epoch_fn(
+    n_visible: int,
+    n_hidden: int,
+    batch_size: int,
+    visible: str = "bernoulli",
+    hidden: str = "bernoulli",
+    cd_steps: int = 1,
+    persistent: bool = False,
+    sparsity: bool = False,
+    sample_inputs: bool = False,
+):
+    """The `tf.function` that trains one epoch, one per shape and setting.
+
+    It takes `(state, x, seed, hyper)`: the state tuple of `cd_update`, the
+    data `x` of shape `(n, n_visible)` (any `n`), a stateless seed of shape
+    `(2,)` and the four hyperparameters as float32 scalars, and returns
+    `(new_state, mean squared reconstruction error)`. The data are shuffled,
+    then a graph loop runs `cd_update` over batches of `batch_size` (the last
+    one shorter). With `sample_inputs`, each batch is replaced by a fresh
+    Bernoulli sample of it (DBN training on the states of the layer below).
+    """
+    key = (
+        n_visible,
+        n_hidden,
+        batch_size,
+        visible,
+        hidden,
+        cd_steps,
+        persistent,
+        sparsity,
+        sample_inputs,
+    )
+    if key in _EPOCH_FNS:
+        return _EPOCH_FNS[key]
+    config = {
+        "visible": visible,
+        "hidden": hidden,
+        "cd_steps": cd_steps,
+        "persistent": persistent,
+        "sparsity": sparsity,
+    }
+    f32 = tf.float32
+    state_spec = (
+        tf.TensorSpec([n_visible, n_hidden], f32),
+        tf.TensorSpec([n_hidden], f32),
+        tf.TensorSpec([n_visible], f32),
+        tf.TensorSpec([n_visible, n_hidden], f32),
+        tf.TensorSpec([n_hidden], f32),
+        tf.TensorSpec([n_visible], f32),
+        tf.TensorSpec([batch_size, n_visible], f32),
+        tf.TensorSpec([n_hidden], f32),
+    )
+    signature = [
+        state_spec,
+        tf.TensorSpec([None, n_visible], f32),
+        tf.TensorSpec([2], tf.int64),
+        tuple(tf.TensorSpec([], f32) for _ in range(4)),
+    ]
+    n_seeds = 2 + 2 * cd_steps
+
+    def epoch(state, x, seed, hyper):
+        TRACE_COUNTS[key] = TRACE_COUNTS.get(key, 0) + 1
+        n = tf.shape(x)[0]
+        shuffle_seed, batch_seed = tf.unstack(
+            tf.random.experimental.stateless_split(seed, 2)
+        )
+        order = tf.argsort(tf.random.stateless_uniform([n], shuffle_seed))
+        x = tf.gather(x, order)
+        n_batches = (n + batch_size - 1) // batch_size
+        error = tf.constant(0.0)
+        for i in tf.range(n_batches):
+            seeds = tf.random.experimental.stateless_split(
+                tf.random.experimental.stateless_fold_in(batch_seed, i),
+                n_seeds + 1,
+            )
+            v0 = x[i * batch_size : (i + 1) * batch_size]
+            if sample_inputs:
+                v0 = sample_visible(v0, "bernoulli", seeds[n_seeds])
+            state, batch_error = cd_update(state, v0, seeds, hyper, config)
+            error += batch_error
+        return state, error / tf.cast(n * n_visible, f32)
+
+    function = tf.function(epoch, input_signature=signature, autograph=True)
+    _EPOCH_FNS[key] = function
+    return function
+
+
+# --------------------------------------------------------------------------
+# argument checks
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _positive_int(name: str, value) -> int:
+    if not _is_int(value) or value <= 0:
+        raise ValueError(
+            f"Argument `{name}` must be a positive int. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def _positive_float(name: str, value) -> float:
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"Argument `{name}` must be a positive finite number. "
+            f"Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def _momentum(value) -> tuple[float, float]:
+    pair = (value, value) if _is_number(value) else value
+    if (
+        not isinstance(pair, Sequence)
+        or isinstance(pair, str)
+        or len(pair) != 2
+        or not all(_is_number(m) and 0 <= m < 1 for m in pair)
+    ):
+        raise ValueError(
+            "Argument `momentum` must be a number in [0, 1) or a pair "
+            f"(initial, final) of them. Received: momentum={value!r}"
+        )
+    return float(pair[0]), float(pair[1])
+
+
+def _check_args(rbm: RBM) -> None:
+    _positive_int("units", rbm.units)
+    if rbm.visible not in VISIBLE_UNITS:
+        raise ValueError(
+            f"Argument `visible` must be one of {VISIBLE_UNITS}. "
+            f"Received: visible={rbm.visible!r}"
+        )
+    if rbm.hidden not in HIDDEN_UNITS:
+        raise ValueError(
+            f"Argument `hidden` must be one of {HIDDEN_UNITS}. "
+            f"Received: hidden={rbm.hidden!r}"
+        )
+    _positive_int("cd_steps", rbm.cd_steps)
+    if not isinstance(rbm.persistent, bool):
+        raise ValueError(
+            f"Argument `persistent` must be a bool. Received: "
+            f"persistent={rbm.persistent!r}"
+        )
+    _positive_float("learning_rate", rbm.learning_rate)
+    _momentum(rbm.momentum)
+    wd = rbm.weight_decay
+    if not _is_number(wd) or not math.isfinite(wd) or wd < 0:
+        raise ValueError(
+            "Argument `weight_decay` must be a non-negative number. "
+            f"Received: weight_decay={wd!r}"
+        )
+    target = rbm.sparsity_target
+    if target is not None and not (_is_number(target) and 0 < target < 1):
+        raise ValueError(
+            "Argument `sparsity_target` must be None or a number in (0, 1). "
+            f"Received: sparsity_target={target!r}"
+        )
+    _positive_int("batch_size", rbm.batch_size)
+    _positive_int("epochs", rbm.epochs)
+    if rbm.seed is not None and not _is_int(rbm.seed):
+        raise ValueError(
+            f"Argument `seed` must be None or an int. Received: seed={rbm.seed!r}"
+        )
+
+
+def _check_data(x: np.ndarray, name: str, visible: str, n_visible=None):
+    if x.ndim != 2:
+        raise ValueError(
+            f"Argument `{name}` must be 2-D, (samples, features). "
+            f"Received: {name} of shape {x.shape}"
+        )
+    if n_visible is not None and x.shape[1] != n_visible:
+        raise ValueError(
+            f"Argument `{name}` must have {n_visible} features. "
+            f"Received: {name} of shape {x.shape}"
+        )
+    if visible == "bernoulli" and (x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            f"Bernoulli visible units need data in [0, 1]; argument `{name}` "
+            f"ranges over [{x.min():g}, {x.max():g}]. Rescale it or use "
+            "visible='gaussian' on standardized data."
+        )
+
+
+# --------------------------------------------------------------------------
+# the estimator
+
+
+@_register
 class RBM:
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("RBM is not written yet")
+    """A restricted Boltzmann machine trained by (persistent) contrastive divergence.
+
+    With weights `W` (shape `(visible, units)`, Dense layout), hidden biases
+    `c` and visible biases `b`: `p(h_j = 1 | v) = sigmoid((v W + c)_j)`, and
+    `p(v_i = 1 | h) = sigmoid((h W^T + b)_i)` (Bernoulli visible) or
+    `v | h ~ N(h W^T + b, I)` (Gaussian visible, for standardized data). Each
+    update, on a batch of `m` samples:
+
+        dW <- momentum dW + lr ((v0^T h0 - vk^T hk) / m - weight_decay W)
+
+    with `h0 = E[h | v0]` on the data and `(vk, hk)` after `cd_steps` Gibbs
+    steps from the data (CD-k, visible reconstructions as probabilities) or
+    from persistent chains (PCD, Tieleman 2008; sampled visibles). Following
+    Hinton's guide: `W ~ N(0, 0.01^2)`, hidden biases 0, visible biases
+    `log(p / (1 - p))` of the data's means (Bernoulli; 0 for Gaussian),
+    momentum `momentum[0]` for the first `min(5, epochs // 2)` epochs then
+    `momentum[1]`, weight decay on `W` only, data reshuffled every epoch, and
+    an optional sparsity target. `fit` starts from a fresh initialization.
+
+    Args:
+        units: Number of hidden units.
+        visible: `"bernoulli"` (data in [0, 1]) or `"gaussian"` (real data with
+            unit variance, standardize it first).
+        hidden: `"bernoulli"` or `"relu"` (noisy rectified units).
+        cd_steps: Gibbs steps per update (the k of CD-k).
+        persistent: Persistent CD: one chain per batch row, kept across
+            updates.
+        learning_rate: Step size; Gaussian visible or ReLU hidden units usually
+            need a smaller one (about 0.01).
+        momentum: A number, or `(initial, final)`.
+        weight_decay: L2 coefficient on the weights (not the biases).
+        sparsity_target: None, or the wanted mean activation of the hidden
+            units (running estimate decayed by 0.9, penalty weight 0.1).
+        batch_size: Samples per update.
+        epochs: Passes over the data in `fit`.
+        seed: An int for reproducible training, or None (drawn from Python's
+            `random`, so `keras.utils.set_random_seed` fixes it).
+
+    Attributes:
+        kernel: `(visible, units)` weights, as a Dense kernel.
+        hidden_bias: `(units,)`, as a Dense bias.
+        visible_bias: `(visible,)`.
+
+    Example:
+
+    >>> x = (load_digits().data / 16).astype("float32")
+    >>> rbm = RBM(128, epochs=10, seed=0)
+    >>> history = rbm.fit(x, verbose=0)
+    >>> features = rbm.transform(x)      # (1797, 128) hidden means
+
+    Reference:
+        Hinton, "Training products of experts by minimizing contrastive
+        divergence", Neural Computation 2002. Hinton, "A practical guide to
+        training restricted Boltzmann machines", UTML TR 2010-003. Tieleman,
+        "Training restricted Boltzmann machines using approximations to the
+        likelihood gradient", ICML 2008. Nair & Hinton, "Rectified linear units
+        improve restricted Boltzmann machines", ICML 2010.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        visible: str = "bernoulli",
+        hidden: str = "bernoulli",
+        cd_steps: int = 1,
+        persistent: bool = False,
+        learning_rate: float = 0.1,
+        momentum: float | tuple[float, float] = (0.5, 0.9),
+        weight_decay: float = 1e-4,
+        sparsity_target: float | None = None,
+        batch_size: int = 64,
+        epochs: int = 10,
+        seed: int | None = None,
+    ):
+        self.units = units
+        self.visible = visible
+        self.hidden = hidden
+        self.cd_steps = cd_steps
+        self.persistent = persistent
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.sparsity_target = sparsity_target
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.seed = seed
+        _check_args(self)
+        self._params = None
+
+    # -- configuration ---------------------------------------------------
+
+    def get_config(self) -> dict:
+        momentum = self.momentum
+        return {
+            "units": self.units,
+            "visible": self.visible,
+            "hidden": self.hidden,
+            "cd_steps": self.cd_steps,
+            "persistent": self.persistent,
+            "learning_rate": self.learning_rate,
+            "momentum": list(momentum) if not _is_number(momentum) else momentum,
+            "weight_decay": self.weight_decay,
+            "sparsity_target": self.sparsity_target,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> RBM:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"RBM({args})"
+
+    # -- fitted parameters -----------------------------------------------
+
+    def _fitted(self):
+        if self._params is None:
+            raise ValueError("This RBM is not fitted yet. Call `fit(x)` first.")
+        return self._params
+
+    @property
+    def kernel(self) -> np.ndarray:
+        return self._fitted()[0]
+
+    @property
+    def hidden_bias(self) -> np.ndarray:
+        return self._fitted()[1]
+
+    @property
+    def visible_bias(self) -> np.ndarray:
+        return self._fitted()[2]
+
+    def _data(self, x, name="x") -> tf.Tensor:
+        array = as_array(x, name)
+        _check_data(array, name, self.visible, self.kernel.shape[0])
+        return tf.constant(array)
+
+    # -- inference -------------------------------------------------------
+
+    def transform(self, x) -> np.ndarray:
+        """Hidden means `E[h | v]`: `sigmoid(v W + c)` or `max(0, v W + c)`."""
+        v = self._data(x)
+        pre = tf.matmul(v, self.kernel) + self.hidden_bias
+        return hidden_mean(pre, self.hidden).numpy()
+
+    def reconstruct(self, x) -> np.ndarray:
+        """Mean-field reconstruction `E[v | h = E[h | v]]`."""
+        h = tf.constant(self.transform(x))
+        return visible_mean(h, self.kernel, self.visible_bias, self.visible).numpy()
+
+    def free_energy(self, x) -> np.ndarray:
+        """Free energy `F(v)` per sample (lower is more probable)."""
+        return free_energy(
+            self._data(x), *self._fitted(), self.visible, self.hidden
+        ).numpy()
+
+    def score_samples(self, x, seed: int | None = None) -> np.ndarray:
+        """Pseudo-likelihood per sample, as scikit-learn's `BernoulliRBM`.
+
+        For each sample one visible unit `i` is drawn at random and flipped to
+        `1 - v_i`: `score = n_visible * log sigmoid(F(v_flipped) - F(v))`.
+        Bernoulli visible units only.
+
+        Args:
+            x: Samples, shape `(n, visible)`.
+            seed: Seed of the flipped indices (default: the RBM's seed).
+        """
+        if self.visible != "bernoulli":
+            raise ValueError(
+                "score_samples (pseudo-likelihood) is defined for Bernoulli "
+                f"visible units only. Received: visible={self.visible!r}"
+            )
+        v = self._data(x).numpy()
+        return self._pseudo_likelihood(v, self.seed if seed is None else seed)
+
+    def _pseudo_likelihood(self, v: np.ndarray, seed) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        flipped = v.copy()
+        rows = np.arange(len(v))
+        cols = rng.integers(0, v.shape[1], len(v))
+        flipped[rows, cols] = 1 - flipped[rows, cols]
+        params = self._fitted()
+        fe = free_energy(v, *params, self.visible, self.hidden)
+        fe_flipped = free_energy(flipped, *params, self.visible, self.hidden)
+        return (v.shape[1] * tf.math.log_sigmoid(fe_flipped - fe)).numpy()
+
+    # -- training --------------------------------------------------------
+
+    def fit(
+        self,
+        x,
+        validation_data=None,
+        verbose: int = 1,
+        log_dir: str | None = None,
+        *,
+        sample_inputs: bool = False,
+        name: str = "rbm",
+    ) -> dict[str, list[float]]:
+        """Trains the RBM from a fresh initialization.
+
+        Args:
+            x: Training data `(samples, visible)`: an array, a batched
+                `tf.data.Dataset` of `x` or `(x, y)`, or a `PyDataset`.
+            validation_data: Held-out data, same forms, for the free energy
+                gap and the validation pseudo-likelihood.
+            verbose: 1 shows a progress bar over the epochs, 0 is silent.
+            log_dir: If given, TensorBoard scalars `<name>/<metric>` per epoch.
+            sample_inputs: Treat `x` (in [0, 1]) as the probabilities of the
+                layer below and train on a fresh Bernoulli sample of each batch
+                (the DBN recipe for stacking RBMs).
+            name: Title of the progress bar and prefix of the scalars.
+
+        Returns:
+            Per-epoch lists: `reconstruction_error` (mean squared, over the
+            training batches), `free_energy` (mean over up to 512 training
+            samples), `pseudo_likelihood` (same samples; NaN for Gaussian
+            visible units) and, with validation data, `val_free_energy`,
+            `free_energy_gap` (`val_free_energy - free_energy`; growing means
+            overfitting) and `val_pseudo_likelihood`.
+        """
+        data = as_array(x, "x")
+        _check_data(data, "x", "bernoulli" if sample_inputs else self.visible)
+        val = None
+        if validation_data is not None:
+            val = as_array(validation_data, "validation_data")
+            _check_data(val, "validation_data", self.visible, data.shape[1])
+        n_visible = data.shape[1]
+        seed = self.seed if self.seed is not None else python_random.randrange(2**31)
+        rng = np.random.default_rng(seed)
+
+        # Initialization (Hinton 2010, section 8).
+        kernel = rng.normal(0.0, 0.01, (n_visible, self.units)).astype("float32")
+        if self.visible == "bernoulli":
+            p = np.clip(data.mean(axis=0), P_CLIP, 1 - P_CLIP)
+            vbias = np.log(p / (1 - p)).astype("float32")
+        else:
+            vbias = np.zeros(n_visible, "float32")
+        chains = data[rng.integers(0, len(data), self.batch_size)]
+        if self.visible == "bernoulli" and self.persistent:
+            chains = (rng.random(chains.shape) < chains).astype("float32")
+        state = (
+            tf.constant(kernel),
+            tf.zeros([self.units]),
+            tf.constant(vbias),
+            tf.zeros([n_visible, self.units]),
+            tf.zeros([self.units]),
+            tf.zeros([n_visible]),
+            tf.constant(chains),
+            tf.fill([self.units], float(self.sparsity_target or 0.0)),
+        )
+        epoch_fn = train_epoch_fn(
+            n_visible,
+            self.units,
+            self.batch_size,
+            self.visible,
+            self.hidden,
+            self.cd_steps,
+            self.persistent,
+            self.sparsity_target is not None,
+            sample_inputs,
+        )
+        x_tensor = tf.constant(data)
+        monitor = data[rng.permutation(len(data))[:MONITOR_SAMPLES]]
+        val_monitor = None if val is None else val[:MONITOR_SAMPLES]
+        initial, final = _momentum(self.momentum)
+        switch = min(5, self.epochs // 2)
+
+        history: dict[str, list[float]] = {}
+        progbar = None
+        if verbose:
+            print(f"{name}: {n_visible} {self.visible} -> {self.units} {self.hidden}")
+            progbar = keras.utils.Progbar(
+                self.epochs,
+                verbose=verbose,
+                unit_name="epoch",
+                stateful_metrics=list(METRICS),
+            )
+        writer = tf.summary.create_file_writer(log_dir) if log_dir else None
+        try:
+            for epoch in range(self.epochs):
+                hyper = tuple(
+                    tf.constant(float(h), tf.float32)
+                    for h in (
+                        self.learning_rate,
+                        initial if epoch < switch else final,
+                        self.weight_decay,
+                        self.sparsity_target or 0.0,
+                    )
+                )
+                state, error = epoch_fn(
+                    state, x_tensor, tf.constant([seed, epoch], tf.int64), hyper
+                )
+                self._params = tuple(t.numpy() for t in state[:3])
+                logs = self._monitor(float(error), monitor, val_monitor, seed + epoch)
+                if not all(math.isfinite(v) for v in (logs["reconstruction_error"],)):
+                    raise FloatingPointError(
+                        f"RBM training diverged at epoch {epoch + 1} "
+                        f"(reconstruction error {logs['reconstruction_error']}); "
+                        "lower `learning_rate`."
+                    )
+                for key, value in logs.items():
+                    history.setdefault(key, []).append(value)
+                if progbar is not None:
+                    progbar.update(epoch + 1, list(logs.items()))
+                if writer is not None:
+                    with writer.as_default():
+                        for key, value in logs.items():
+                            tf.summary.scalar(f"{name}/{key}", value, step=epoch)
+        except BaseException:
+            self._params = None
+            raise
+        finally:
+            if writer is not None:
+                writer.close()
+        return history
+
+    def _monitor(self, error, monitor, val_monitor, seed) -> dict[str, float]:
+        params = self._params
+        logs = {"reconstruction_error": error}
+        fe = free_energy(monitor, *params, self.visible, self.hidden)
+        logs["free_energy"] = float(tf.reduce_mean(fe))
+        bernoulli = self.visible == "bernoulli"
+        pl = self._pseudo_likelihood(monitor, seed).mean() if bernoulli else np.nan
+        logs["pseudo_likelihood"] = float(pl)
+        if val_monitor is not None:
+            val_fe = free_energy(val_monitor, *params, self.visible, self.hidden)
+            logs["val_free_energy"] = float(tf.reduce_mean(val_fe))
+            logs["free_energy_gap"] = logs["val_free_energy"] - logs["free_energy"]
+            val_pl = (
+                self._pseudo_likelihood(val_monitor, seed).mean()
+                if bernoulli
+                else np.nan
+            )
+            logs["val_pseudo_likelihood"] = float(val_pl)
+        return logs

@@ -1,0 +1,316 @@
+"""Tests of `pretrain_dbn` and the `DBNPretrain` callback."""
+
+import glob
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.datasets import load_digits
+
+from keras_weightinit import RBM, DBNPretrain, pretrain_dbn
+from keras_weightinit import rbm as rbm_module
+
+FAST = {"epochs": 2, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_digits()
+    return (data.data[:600] / 16).astype("float32"), data.target[:600]
+
+
+def mlp(activation="sigmoid", widths=(24, 24), n_in=64, name=None):
+    inputs = keras.Input((n_in,))
+    h = inputs
+    for width in widths:
+        h = keras.layers.Dense(width, activation=activation)(h)
+    outputs = keras.layers.Dense(10, activation="softmax")(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@pytest.fixture
+def fitted_rbms(monkeypatch):
+    """Records every RBM that `fit`s, with the data and flags it got."""
+    calls = []
+    original = RBM.fit
+
+    def recording_fit(self, x, *args, **kwargs):
+        calls.append((self, np.array(x), kwargs))
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(RBM, "fit", recording_fit)
+    return calls
+
+
+def layer_io(model, layer, x):
+    probe = keras.Model(model.inputs[0], [layer.input, layer.output])
+    return [np.asarray(t) for t in probe(x)]
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "tanh"])
+def test_dense_output_equals_rbm_hidden_means(digits, fitted_rbms, activation):
+    x, _ = digits
+    model = mlp(activation)
+    histories = pretrain_dbn(model, x, verbose=0, **FAST)
+    dense = [lay for lay in model.layers if isinstance(lay, keras.layers.Dense)]
+    assert list(histories) == [dense[0].name, dense[1].name]
+    assert len(fitted_rbms) == 2
+    expected_hidden = "relu" if activation == "relu" else "bernoulli"
+    for (rbm, v, _), layer in zip(fitted_rbms, dense[:2], strict=True):
+        assert rbm.hidden == expected_hidden
+        u, out = layer_io(model, layer, x)
+        if rbm.visible == "gaussian":
+            # The layer sees the raw input; the RBM saw it standardized.
+            np.testing.assert_allclose(v.mean(0), 0, atol=1e-4)
+        means = rbm.transform(v)
+        if activation == "tanh":
+            means = 2 * means - 1  # spins s = 2h - 1
+        np.testing.assert_allclose(out, means, atol=2e-5)
+    first, second = fitted_rbms
+    assert first[0].visible == "bernoulli"  # digits / 16 are in [0, 1]
+    np.testing.assert_allclose(first[1], x)
+    if activation == "sigmoid":
+        # DBN recipe: the RBM above trains on fresh samples of the states.
+        assert second[0].visible == "bernoulli"
+        assert second[2]["sample_inputs"] is True
+    elif activation == "tanh":
+        assert second[0].visible == "bernoulli"
+        assert second[2]["sample_inputs"] is True
+        u, _ = layer_io(model, dense[1], x)
+        np.testing.assert_allclose(second[1], (u + 1) / 2, atol=1e-6)
+    else:
+        assert second[0].visible == "gaussian"
+        assert second[2]["sample_inputs"] is False
+
+
+def test_gaussian_visible_fold_on_raw_data(digits, fitted_rbms):
+    x, _ = digits
+    raw = x * 16  # 0..16: not in [0, 1], so Gaussian visible units
+    model = mlp("sigmoid", widths=(16,))
+    pretrain_dbn(model, raw, verbose=0, **FAST)
+    rbm, v, _ = fitted_rbms[0]
+    assert rbm.visible == "gaussian"
+    np.testing.assert_allclose(v.std(0)[raw.std(0) > 1], 1, atol=1e-4)
+    _, out = layer_io(model, model.layers[1], raw)
+    np.testing.assert_allclose(out, rbm.transform(v), atol=2e-5)
+    with pytest.raises(ValueError, match=r"visible='bernoulli'.*\[0, 1\]"):
+        pretrain_dbn(mlp(), raw, visible="bernoulli", verbose=0, **FAST)
+
+
+def test_sequential_unbuilt_with_layers_in_between(digits):
+    x, y = digits
+    images = (x * 16).reshape(-1, 8, 8)
+    model = keras.Sequential(
+        [
+            keras.layers.Rescaling(1 / 16),
+            keras.layers.Flatten(),
+            keras.layers.Dense(20, activation="sigmoid", name="h1"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(20, activation="sigmoid", name="h2"),
+            keras.layers.Dense(10, activation="softmax", name="out"),
+        ]
+    )
+    assert not model.built
+    histories = pretrain_dbn(model, images, verbose=0, **FAST)
+    assert model.built
+    assert list(histories) == ["h1", "h2"]
+    # A named subset: only that layer changes.
+    out_kernel = model.get_layer("out").kernel.numpy().copy()
+    h1_kernel = model.get_layer("h1").kernel.numpy().copy()
+    pretrain_dbn(model, images, layers=["h2"], verbose=0, **FAST)
+    np.testing.assert_array_equal(model.get_layer("h1").kernel.numpy(), h1_kernel)
+    np.testing.assert_array_equal(model.get_layer("out").kernel.numpy(), out_kernel)
+
+
+def test_dataset_and_pydataset_inputs(digits, fitted_rbms):
+    x, y = digits
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return x[i * 200 : (i + 1) * 200], y[i * 200 : (i + 1) * 200]
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(128)
+    pretrain_dbn(mlp(widths=(8,)), ds, verbose=0, **FAST)
+    pretrain_dbn(mlp(widths=(8,)), Batches(), verbose=0, **FAST)
+    np.testing.assert_allclose(fitted_rbms[0][1], x)
+    np.testing.assert_allclose(fitted_rbms[1][1], x)
+
+
+def snapshot(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def assert_same(model, weights):
+    for got, want in zip(model.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_failure_leaves_weights_untouched(digits, monkeypatch, error):
+    x, _ = digits
+    model = mlp()
+    weights = snapshot(model)
+    original = RBM.fit
+    calls = []
+
+    def failing_fit(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # after the first layer was pretrained and set
+            raise error("boom")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(RBM, "fit", failing_fit)
+    with pytest.raises(error):
+        pretrain_dbn(model, x, verbose=0, **FAST)
+    assert len(calls) == 2
+    assert_same(model, weights)
+
+
+def test_divergence_restores_weights(digits):
+    x, _ = digits
+    model = mlp()
+    weights = snapshot(model)
+    with pytest.raises(FloatingPointError, match="learning_rate"):
+        pretrain_dbn(model, x * 1e4, learning_rate=1e3, verbose=0, **FAST)
+    assert_same(model, weights)
+
+
+def no_dense_hidden():
+    return keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
+
+
+@pytest.mark.parametrize(
+    "make_model, x, kwargs, match",
+    [
+        (no_dense_hidden, None, {}, "no Dense layer to pretrain"),
+        (mlp, None, {"layers": ["nope"]}, "no layer named 'nope'"),
+        (
+            lambda: keras.Sequential(
+                [
+                    keras.Input((8, 8)),
+                    keras.layers.Flatten(name="flat"),
+                    keras.layers.Dense(4, activation="sigmoid"),
+                    keras.layers.Dense(2),
+                ]
+            ),
+            np.zeros((4, 8, 8), "float32"),
+            {"layers": ["flat"]},
+            "'flat' is a Flatten, not a Dense",
+        ),
+        (mlp, np.full((4, 64), np.nan, "float32"), {}, "NaN or infinite"),
+        (mlp, np.zeros((4, 63), "float32"), {}, r"shape \(63,\).*\(64,\)"),
+        (mlp, np.full((4, 64), 2.0, "float32"), {"visible": "bernoulli"}, r"\[0, 1\]"),
+        (
+            mlp,
+            tf.data.Dataset.from_tensor_slices(np.zeros((0, 64))).batch(4),
+            {},
+            "no samples",
+        ),
+        (lambda: mlp("softmax"), None, {}, "activation 'softmax'"),
+        (mlp, None, {"epochs": 0}, r"`epochs` must be a positive int.*epochs=0"),
+        (mlp, None, {"batch_size": 0}, r"batch_size=0"),
+        (mlp, None, {"learning_rate": -0.1}, r"learning_rate=-0.1"),
+        (mlp, None, {"visible": "binary"}, "visible"),
+        (mlp, None, {"hidden": "relu"}, "set per layer"),
+    ],
+)
+def test_bad_input(digits, make_model, x, kwargs, match):
+    model = make_model()
+    weights = snapshot(model)
+    data = digits[0] if x is None else x
+    with pytest.raises(ValueError, match=match):
+        pretrain_dbn(model, data, verbose=0, **kwargs)
+    assert_same(model, weights)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs=0"),
+        ({"batch_size": -4}, "batch_size=-4"),
+        ({"learning_rate": 0}, "learning_rate=0"),
+        ({"layers": "dense"}, "layers"),
+        ({"visible": "relu"}, "visible"),
+        ({"nonsense": 1}, "nonsense"),
+    ],
+)
+def test_callback_checks_arguments_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DBNPretrain(np.zeros((4, 64), "float32"), **kwargs)
+
+
+def test_callback_pretrains_on_first_fit_only(digits, fitted_rbms):
+    x, y = digits
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    callback = DBNPretrain(x, verbose=0, **FAST)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    assert set(callback.result) == {lay.name for lay in model.layers[1:3]}
+    assert len(fitted_rbms) == 2
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    assert len(fitted_rbms) == 2
+
+
+def test_traced_once_per_layer_shape(digits):
+    x, _ = digits
+    model = mlp(widths=(29, 29, 29))
+    keys = [
+        (64, 29, 64, "bernoulli", "bernoulli", 1, False, False, False),
+        (29, 29, 64, "bernoulli", "bernoulli", 1, False, False, True),
+    ]
+    before = [rbm_module.TRACE_COUNTS.get(k, 0) for k in keys]
+    pretrain_dbn(model, x, verbose=0, epochs=3, seed=0)
+    after = [rbm_module.TRACE_COUNTS.get(k, 0) for k in keys]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1]
+
+
+def test_verbose_and_tensorboard(digits, tmp_path, capsys):
+    x, _ = digits
+    model = mlp(widths=(12, 12))
+    pretrain_dbn(model, x, verbose=1, log_dir=str(tmp_path), **FAST)
+    printed = capsys.readouterr().out
+    assert "reconstruction_error" in printed
+    assert "pretrain/" + model.layers[1].name in printed
+    events = glob.glob(os.path.join(tmp_path, "events.out.tfevents*"))
+    tags = set()
+    for path in events:
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    name = model.layers[1].name
+    assert f"pretrain/{name}/reconstruction_error" in tags
+    assert f"pretrain/{model.layers[2].name}/free_energy" in tags
+    assert f"pretrain/{name}/filters" in tags  # 64 inputs: 8x8 images
+    pretrain_dbn(mlp(widths=(12,)), x, verbose=0, **FAST)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("fit_in_scope", [False, True])
+def test_mirrored_strategy(digits, fit_in_scope):
+    x, y = digits
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    reference = mlp(name="reference")
+    pretrain_dbn(reference, x, verbose=0, **FAST)
+    with strategy.scope():
+        model = mlp()
+        model.set_weights(reference.get_weights())
+        initial = [lay.kernel.numpy().copy() for lay in model.layers[1:3]]
+        # Random weights for the pretrained layers: they must be replaced.
+        for lay in model.layers[1:3]:
+            lay.kernel.assign(np.random.default_rng(0).normal(size=lay.kernel.shape))
+        model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
+    callback = DBNPretrain(x, verbose=0, **FAST)
+    if fit_in_scope:
+        with strategy.scope():
+            model.fit(x, y, epochs=1, batch_size=100, verbose=0, callbacks=[callback])
+    else:
+        model.fit(x, y, epochs=1, batch_size=100, verbose=0, callbacks=[callback])
+    for layer, want in zip(model.layers[1:3], initial, strict=True):
+        replicas = layer.kernel.value.values
+        assert len(replicas) == 2
+        for replica in replicas:
+            np.testing.assert_allclose(replica.numpy(), want, atol=1e-5)

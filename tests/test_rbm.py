@@ -1,0 +1,229 @@
+"""Tests of `keras_weightinit.RBM`: training behaviour, math, speed hooks, args."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import BernoulliRBM
+
+from keras_weightinit import RBM
+from keras_weightinit import rbm as rbm_module
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x = (load_digits().data / 16).astype("float32")
+    return train_test_split(x, test_size=0.2, random_state=0)
+
+
+def test_reconstruction_error_falls_and_history(digits):
+    x_train, x_val = digits
+    rbm = RBM(64, epochs=8, seed=1)
+    history = rbm.fit(x_train, validation_data=x_val, verbose=0)
+    expected = {
+        "reconstruction_error",
+        "free_energy",
+        "pseudo_likelihood",
+        "val_free_energy",
+        "free_energy_gap",
+        "val_pseudo_likelihood",
+    }
+    assert set(history) == expected
+    assert all(len(values) == 8 for values in history.values())
+    error = history["reconstruction_error"]
+    assert error[-1] < 0.75 * error[0]
+    assert history["pseudo_likelihood"][-1] > history["pseudo_likelihood"][0]
+    gap = np.array(history["free_energy_gap"])
+    np.testing.assert_allclose(
+        gap, np.array(history["val_free_energy"]) - history["free_energy"], rtol=1e-5
+    )
+    # Held-out digits come from the same distribution: no big overfitting gap
+    # relative to the free energies themselves.
+    assert np.all(np.abs(gap) < 0.1 * np.abs(history["free_energy"]))
+    assert rbm.kernel.shape == (64, 64)
+    assert rbm.hidden_bias.shape == (64,)
+    assert rbm.visible_bias.shape == (64,)
+
+
+def test_pseudo_likelihood_at_least_sklearn(digits):
+    x_train, x_val = digits
+    ours = RBM(256, batch_size=64, epochs=10, seed=0)
+    ours.fit(x_train, verbose=0)
+    theirs = BernoulliRBM(n_components=256, batch_size=64, n_iter=10, random_state=0)
+    theirs.fit(x_train)
+    our_pl = ours.score_samples(x_val, seed=0).mean()
+    their_pl = theirs.score_samples(x_val).mean()
+    assert our_pl >= their_pl, (our_pl, their_pl)
+
+
+def test_inference_formulas(digits):
+    x_train, _ = digits
+    rbm = RBM(16, epochs=1, seed=0)
+    rbm.fit(x_train[:200], verbose=0)
+    w, c, b = rbm.kernel, rbm.hidden_bias, rbm.visible_bias
+    v = x_train[:10]
+    sigmoid = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    h = sigmoid(v @ w + c)
+    np.testing.assert_allclose(rbm.transform(v), h, atol=1e-5)
+    np.testing.assert_allclose(rbm.reconstruct(v), sigmoid(h @ w.T + b), atol=1e-5)
+    fe = -v @ b - np.logaddexp(0, v @ w + c).sum(axis=1)
+    np.testing.assert_allclose(rbm.free_energy(v), fe, rtol=1e-4)
+    # Pseudo-likelihood as scikit-learn defines it: flip one visible unit.
+    scores = rbm.score_samples(v, seed=3)
+    cols = np.random.default_rng(3).integers(0, 64, 10)
+    flipped = v.copy()
+    flipped[np.arange(10), cols] = 1 - flipped[np.arange(10), cols]
+    fe_flipped = -flipped @ b - np.logaddexp(0, flipped @ w + c).sum(axis=1)
+    expected = -64 * np.logaddexp(0, -(fe_flipped - fe))
+    np.testing.assert_allclose(scores, expected, rtol=1e-4)
+
+
+def test_relu_free_energy_term_is_integral_of_softplus():
+    x = np.linspace(-8, 8, 33).astype("float32")
+    got = rbm_module._relu_log_partition(tf.constant(x)).numpy()
+    grid = np.linspace(-40, 8, 200001)
+    dense = np.logaddexp(0, grid)
+    cumulative = np.concatenate([[0], np.cumsum((dense[1:] + dense[:-1]) / 2)])
+    cumulative *= grid[1] - grid[0]
+    expected = np.interp(x, grid, cumulative)
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_gaussian_visible_relu_hidden_learns():
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(4, 20))
+    x = (rng.normal(size=(600, 4)) @ basis).astype("float32")
+    x = (x - x.mean(0)) / x.std(0)
+    rbm = RBM(16, visible="gaussian", hidden="relu", learning_rate=0.01, seed=0)
+    history = rbm.fit(x, verbose=0)
+    error = history["reconstruction_error"]
+    assert np.all(np.isfinite(error))
+    assert error[-1] < 0.6 * error[0]
+    assert np.all(np.isnan(history["pseudo_likelihood"]))
+    assert np.all(rbm.transform(x) >= 0)
+    with pytest.raises(ValueError, match="Bernoulli visible units only"):
+        rbm.score_samples(x)
+
+
+def test_short_last_batch_uses_negatives_of_its_size():
+    """PCD on a batch of 3 with 8 chains: advance and average 3 chains only."""
+    rng = np.random.default_rng(0)
+    n_visible, n_hidden, n_chains = 6, 5, 8
+    kernel = rng.normal(0, 0.1, (n_visible, n_hidden)).astype("float32")
+    chains = (rng.random((n_chains, n_visible)) < 0.5).astype("float32")
+    state = (
+        tf.constant(kernel),
+        tf.zeros([n_hidden]),
+        tf.zeros([n_visible]),
+        tf.zeros([n_visible, n_hidden]),
+        tf.zeros([n_hidden]),
+        tf.zeros([n_visible]),
+        tf.constant(chains),
+        tf.zeros([n_hidden]),
+    )
+    v0 = tf.constant((rng.random((3, n_visible)) < 0.5).astype("float32"))
+    seeds = tf.random.experimental.stateless_split(tf.constant([1, 2], tf.int64), 4)
+    hyper = (1.0, 0.0, 0.0, 0.0)
+    config = {
+        "visible": "bernoulli",
+        "hidden": "bernoulli",
+        "cd_steps": 1,
+        "persistent": True,
+        "sparsity": False,
+    }
+    new, _ = rbm_module.cd_update(state, v0, seeds, hyper, config)
+    new_chains = new[6].numpy()
+    np.testing.assert_array_equal(new_chains[3:], chains[3:])
+    expected_vbias = v0.numpy().mean(0) - new_chains[:3].mean(0)
+    np.testing.assert_allclose(new[2].numpy(), expected_vbias, atol=1e-6)
+
+
+def test_epoch_is_traced_once_per_shape(digits):
+    x_train, x_val = digits
+    key = (64, 37, 32, "bernoulli", "bernoulli", 1, False, False, False)
+    before = rbm_module.TRACE_COUNTS.get(key, 0)
+    # Several epochs, a short last batch, a different sample count and a
+    # second RBM of the same shape: one trace in all.
+    RBM(37, batch_size=32, epochs=3, seed=0).fit(x_train[:100], verbose=0)
+    RBM(37, batch_size=32, epochs=2, seed=1, learning_rate=0.05).fit(x_val, verbose=0)
+    assert rbm_module.TRACE_COUNTS[key] - before == 1
+
+
+def test_seed_makes_training_reproducible(digits):
+    x_train, _ = digits
+    a = RBM(8, epochs=2, seed=5)
+    a.fit(x_train[:300], verbose=0)
+    b = RBM(8, epochs=2, seed=5)
+    b.fit(x_train[:300], verbose=0)
+    c = RBM(8, epochs=2, seed=6)
+    c.fit(x_train[:300], verbose=0)
+    np.testing.assert_array_equal(a.kernel, b.kernel)
+    assert not np.allclose(a.kernel, c.kernel)
+
+
+def test_persistent_sparsity_and_cd_k_run(digits):
+    x_train, _ = digits
+    sparse = RBM(32, sparsity_target=0.05, epochs=6, seed=0)
+    sparse.fit(x_train, verbose=0)
+    dense = RBM(32, epochs=6, seed=0)
+    dense.fit(x_train, verbose=0)
+    assert sparse.transform(x_train).mean() < dense.transform(x_train).mean()
+    history = RBM(32, persistent=True, cd_steps=2, epochs=3, seed=0).fit(
+        x_train, verbose=0
+    )
+    assert np.all(np.isfinite(history["pseudo_likelihood"]))
+
+
+def test_config_round_trip():
+    rbm = RBM(12, hidden="relu", momentum=0.7, epochs=3, seed=4)
+    config = rbm.get_config()
+    import inspect
+
+    assert set(config) == set(inspect.signature(RBM.__init__).parameters) - {"self"}
+    clone = RBM.from_config(config)
+    assert clone.get_config() == config
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(rbm)
+    )
+    assert isinstance(restored, RBM)
+    assert restored.get_config() == config
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"units": 0}, "units"),
+        ({"units": 4, "epochs": 0}, "epochs"),
+        ({"units": 4, "batch_size": -1}, "batch_size"),
+        ({"units": 4, "learning_rate": 0.0}, "learning_rate"),
+        ({"units": 4, "visible": "binary"}, "visible"),
+        ({"units": 4, "hidden": "tanh"}, "hidden"),
+        ({"units": 4, "cd_steps": 0}, "cd_steps"),
+        ({"units": 4, "momentum": (0.5, 1.5)}, "momentum"),
+        ({"units": 4, "weight_decay": -1.0}, "weight_decay"),
+        ({"units": 4, "sparsity_target": 1.0}, "sparsity_target"),
+        ({"units": 4, "seed": "a"}, "seed"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=f"Argument `{match}`"):
+        RBM(**kwargs)
+
+
+def test_bad_data():
+    rbm = RBM(4, epochs=1)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        rbm.fit(np.full((10, 3), 2.0, "float32"), verbose=0)
+    with pytest.raises(ValueError, match="NaN"):
+        rbm.fit(np.array([[0.5, np.nan]], "float32"), verbose=0)
+    with pytest.raises(ValueError, match="2-D"):
+        rbm.fit(np.zeros((4, 2, 2), "float32"), verbose=0)
+    with pytest.raises(ValueError, match="no samples"):
+        rbm.fit(np.zeros((0, 3), "float32"), verbose=0)
+    with pytest.raises(ValueError, match="not fitted"):
+        rbm.transform(np.zeros((2, 3), "float32"))
+    rbm.fit(np.zeros((10, 3), "float32"), verbose=0)
+    with pytest.raises(ValueError, match="3 features"):
+        rbm.transform(np.zeros((2, 4), "float32"))
