@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_weightinit.model_init import _check_lsuv_args, lsuv
+from keras_weightinit.model_init import check_lsuv_args, lsuv
 from keras_weightinit.pretraining import check_pretrain_args, pretrain_dbn
 
 __all__ = ["DBNPretrain", "LSUVInit"]
@@ -114,7 +114,7 @@ class LSUVInit(_OnFirstFit):
 
     def __init__(self, x, **lsuv_args):
         super().__init__()
-        _check_lsuv_args(**lsuv_args)  # fail here rather than inside `fit`
+        check_lsuv_args(**lsuv_args)  # fail here rather than inside `fit`
         self.x = x
         self.lsuv_args = lsuv_args
 

@@ -96,16 +96,17 @@ def _config(args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `keras-weightinit` console script."""
     args = _parser().parse_args(argv)
-    from keras_weightinit.compare import compare
+    from keras_weightinit.compare import compare, format_summary, load_dataset, validate
 
-    try:
-        summary = compare(_config(args))
+    config = _config(args)
+    try:  # usage errors: before anything is written
+        validate(config)
+        data = load_dataset(config.dataset, config.max_train)
     except ValueError as error:
         print(f"keras-weightinit: error: {error}", file=sys.stderr)
         return 2
+    summary = compare(config, data)
     if args.verbose:
-        from keras_weightinit.compare import format_summary
-
         print(format_summary(summary))
     return 0
 

@@ -23,7 +23,7 @@ import numpy as np
 from keras_weightinit.callbacks import DBNPretrain, LSUVInit
 from keras_weightinit.diagnostics import diagnose
 from keras_weightinit.gradients import GradientHistograms
-from keras_weightinit.initializers import get_scheme, scheme_names
+from keras_weightinit.initializers import scheme_names
 from keras_weightinit.model_init import initialize
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "format_summary",
     "load_dataset",
     "resolve_scheme",
+    "validate",
 ]
 
 ARTICLE_SCHEMES = ("zeros", "random", "small_random", "xavier", "he", "dbn")
@@ -85,17 +86,21 @@ class CompareConfig:
 # ------------------------------------------------------------ validation
 
 
-def resolve_scheme(name: str, seed: int | None = None):
-    """Returns the initializer of a scheme name, or None for data-dependent ones.
+def resolve_scheme(name: str):
+    """What `initialize` takes for a scheme: its name, or an initializer.
+
+    `get_scheme` names and `"auto"` stay names; other strings become the
+    initializer Keras deserializes (`"keras_weightinit>HeUniform"`,
+    `"glorot_uniform"`); `"dbn"` and `"lsuv"`, which need data, give None.
 
     Raises:
         ValueError: If `name` is neither a known scheme nor an initializer
             that Keras can deserialize.
     """
-    if name in DATA_DEPENDENT:
+    if name in ("dbn", "lsuv"):
         return None
-    if name in scheme_names():
-        return get_scheme(name, seed=seed)
+    if name in scheme_names() or name == "auto":
+        return name
     try:
         return keras.initializers.get(name)
     except (ValueError, TypeError) as error:
@@ -127,6 +132,18 @@ def validate(config: CompareConfig) -> None:
             f"got {config.optimizer!r}",
         ),
         (len(config.schemes) > 0, "--schemes needs at least one scheme"),
+        (
+            config.dbn_epochs >= 1,
+            f"dbn_epochs must be at least 1, got {config.dbn_epochs}",
+        ),
+        (
+            0 < config.target_accuracy <= 1,
+            f"target_accuracy must be in (0, 1], got {config.target_accuracy}",
+        ),
+        (
+            config.max_train is None or config.max_train >= 1,
+            f"max_train must be None or at least 1, got {config.max_train}",
+        ),
     ]
     for ok, message in checks:
         if not ok:
@@ -188,10 +205,10 @@ def load_dataset(name: str, max_train: int | None = None):
     ]
     if len(arrays[0]) != len(arrays[1]) or len(arrays[2]) != len(arrays[3]):
         raise ValueError(f"dataset {name!r}: inputs and labels differ in length")
-    if min(len(a) for a in arrays) == 0:
-        raise ValueError(f"dataset {name!r} is empty")
     if max_train is not None:
         arrays[0], arrays[1] = arrays[0][:max_train], arrays[1][:max_train]
+    if min(len(a) for a in arrays) == 0:
+        raise ValueError(f"dataset {name!r} is empty")
     return tuple(arrays)
 
 
@@ -199,23 +216,15 @@ def load_dataset(name: str, max_train: int | None = None):
 
 
 def build_mlp(
-    n_inputs: int,
-    n_classes: int,
-    depth: int,
-    width: int,
-    activation: str,
-    initializer=None,
+    n_inputs: int, n_classes: int, depth: int, width: int, activation: str
 ) -> keras.Model:
     """The compared network: `depth` hidden Dense layers and a softmax."""
-    kwargs = {} if initializer is None else {"kernel_initializer": initializer}
     layers = [keras.Input((n_inputs,))]
     layers += [
-        keras.layers.Dense(width, activation=activation, name=f"dense_{i}", **kwargs)
+        keras.layers.Dense(width, activation=activation, name=f"dense_{i}")
         for i in range(depth)
     ]
-    layers.append(
-        keras.layers.Dense(n_classes, activation="softmax", name="output", **kwargs)
-    )
+    layers.append(keras.layers.Dense(n_classes, activation="softmax", name="output"))
     return keras.Sequential(layers, name="mlp")
 
 
@@ -275,13 +284,11 @@ def _run(scheme: str, seed: int, data, config: CompareConfig, label: str) -> dic
     keras.utils.set_random_seed(seed)
     n_classes = int(max(y_train.max(), y_val.max())) + 1
     model = build_mlp(
-        x_train.shape[1],
-        n_classes,
-        config.depth,
-        config.width,
-        config.activation,
-        resolve_scheme(scheme, seed=seed),
+        x_train.shape[1], n_classes, config.depth, config.width, config.activation
     )
+    if scheme not in ("dbn", "lsuv"):
+        # one initializer per layer, each with a seed of its own
+        initialize(model, resolve_scheme(scheme), seed=seed)
     model.compile(
         _optimizer(config.optimizer, config.learning_rate),
         "sparse_categorical_crossentropy",
@@ -295,8 +302,6 @@ def _run(scheme: str, seed: int, data, config: CompareConfig, label: str) -> dic
         )
     elif scheme == "lsuv":
         callbacks.append(LSUVInit(x_train[:256], seed=seed))
-    elif scheme == "auto":
-        initialize(model, "auto", seed=seed)
     probe = (x_train[:256], y_train[:256])
     run_dir = Path(config.logdir) / _dirname(scheme) / f"seed{seed}"
     diagnosis = _DiagnoseAtStart(*probe)
@@ -472,14 +477,17 @@ def _plot(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def compare(config: CompareConfig) -> dict:
+def compare(config: CompareConfig, data: tuple | None = None) -> dict:
     """Runs the comparison and writes the runs and summaries to `config.logdir`.
 
     Every setting is checked and the data loaded before anything is written.
-    Previous runs of the same schemes under `logdir` are replaced.
+    Previous runs of the same schemes and the previous summary under `logdir`
+    are removed first, so a failed comparison leaves no stale summary.
 
     Args:
         config: The settings.
+        data: `(x_train, y_train, x_val, y_val)` already loaded with
+            `load_dataset` (default: loaded here from `config.dataset`).
 
     Returns:
         The summary that `summary.json` holds.
@@ -494,10 +502,13 @@ def compare(config: CompareConfig) -> dict:
         Glorot & Bengio 2010; He et al. 2015; Hinton et al. 2006.
     """
     validate(config)
-    data = load_dataset(config.dataset, config.max_train)
+    if data is None:
+        data = load_dataset(config.dataset, config.max_train)
     logdir = Path(config.logdir)
     for scheme in config.schemes:
         shutil.rmtree(logdir / _dirname(scheme), ignore_errors=True)
+    for name in ("summary.json", "summary.md", "summary.png"):
+        (logdir / name).unlink(missing_ok=True)
     logdir.mkdir(parents=True, exist_ok=True)
     total = len(config.schemes) * config.seeds
     results = []

@@ -28,7 +28,8 @@ from typing import Literal
 import keras
 import numpy as np
 
-from keras_weightinit.gains import calculate_gain, compute_fans
+from keras_weightinit.gains import calculate_gain, compute_fans, nonlinearity_name
+from keras_weightinit.seeds import Seed, check_seed
 
 __all__ = [
     "DeltaOrthogonal",
@@ -44,7 +45,6 @@ __all__ = [
     "scheme_names",
 ]
 
-Seed = int | keras.random.SeedGenerator | None
 Gain = float | str | Callable
 _register = keras.saving.register_keras_serializable(package="keras_weightinit")
 
@@ -86,19 +86,6 @@ def _choice(name: str, value, options: Sequence[str]) -> str:
             f"Received: {name}={value!r}"
         )
     return value
-
-
-def _seed(seed) -> Seed:
-    if isinstance(seed, dict):  # a serialized SeedGenerator
-        seed = keras.saving.deserialize_keras_object(seed)
-    if seed is None or isinstance(seed, keras.random.SeedGenerator):
-        return seed
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
-        return int(seed)
-    raise ValueError(
-        "Argument `seed` must be None, a non-negative int or a "
-        f"`keras.random.SeedGenerator`. Received: seed={seed!r}"
-    )
 
 
 def _shape(shape) -> tuple[int, ...]:
@@ -148,7 +135,7 @@ class _RandomInitializer(_Initializer):
     """Owns the random stream described in the module docstring."""
 
     def __init__(self, seed: Seed = None):
-        self.seed = _seed(seed)
+        self.seed = check_seed(seed)
         self._rng = None
 
     def _generator(self) -> np.random.Generator:
@@ -258,8 +245,8 @@ class _Xavier(_RandomInitializer):
         seed: Seed = None,
     ):
         super().__init__(seed)
-        self.gain = gain
         self._scale = _gain(gain)
+        self.gain = nonlinearity_name(gain) if callable(gain) else gain
         self.mode = _choice("mode", mode, ("fan_in", "fan_out", "fan_avg"))
 
     def _sample(self, shape, dtype):
@@ -432,8 +419,8 @@ class Orthogonal(_RandomInitializer):
 
     def __init__(self, gain: Gain = 1.0, seed: Seed = None):
         super().__init__(seed)
-        self.gain = gain
         self._scale = _gain(gain)
+        self.gain = nonlinearity_name(gain) if callable(gain) else gain
 
     def _sample(self, shape, dtype):
         if len(shape) < 2:
@@ -475,8 +462,8 @@ class DeltaOrthogonal(_RandomInitializer):
 
     def __init__(self, gain: Gain = 1.0, seed: Seed = None):
         super().__init__(seed)
-        self.gain = gain
         self._scale = _gain(gain)
+        self.gain = nonlinearity_name(gain) if callable(gain) else gain
 
     def _sample(self, shape, dtype):
         if not 3 <= len(shape) <= 5:
@@ -570,7 +557,13 @@ _SCHEMES: dict[str, Callable[[Seed], keras.initializers.Initializer]] = {
 
 
 def scheme_names() -> list[str]:
-    """The names that `get_scheme` knows, in the article's order."""
+    """The names that `get_scheme` knows, in the article's order.
+
+    Example:
+
+    >>> scheme_names()[:3]
+    ['zeros', 'random', 'small_random']
+    """
     return list(_SCHEMES)
 
 
@@ -610,4 +603,4 @@ def get_scheme(name: str, seed: Seed = None) -> keras.initializers.Initializer:
             f"Unknown scheme {name!r}. Known schemes: {', '.join(_SCHEMES)}. "
             f"Received: name={name!r}"
         )
-    return _SCHEMES[name](_seed(seed))
+    return _SCHEMES[name](check_seed(seed))

@@ -24,14 +24,13 @@ from keras_weightinit.initializers import (
     HeNormal,
     Orthogonal,
     XavierNormal,
-    _seed,
     get_scheme,
     scheme_names,
 )
+from keras_weightinit.seeds import Seed, check_seed, spawn_seeds
 
-__all__ = ["LSUVReport", "initialize", "lsuv"]
+__all__ = ["LSUVReport", "check_lsuv_args", "initialize", "lsuv"]
 
-Seed = int | keras.random.SeedGenerator | None
 
 _CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 _CONV_TRANSPOSE = (
@@ -109,8 +108,16 @@ def _check_model(model) -> keras.Model:
     return model
 
 
-def _check_lsuv_args(tol=0.1, max_iters=10, orthogonal=True, verbose=0, seed=None):
-    """Raises `ValueError` for a bad `lsuv` argument; returns them checked."""
+def check_lsuv_args(tol=0.1, max_iters=10, orthogonal=True, verbose=0, seed=None):
+    """Raises `ValueError` for a bad `lsuv` argument; returns them checked.
+
+    `LSUVInit` calls it at construction, so a bad value fails before `fit`.
+
+    Example:
+
+    >>> check_lsuv_args(tol=0.05, max_iters=20)
+    (0.05, 20, True, 0, None)
+    """
     if (
         not isinstance(tol, numbers.Real)
         or isinstance(tol, bool)
@@ -138,7 +145,7 @@ def _check_lsuv_args(tol=0.1, max_iters=10, orthogonal=True, verbose=0, seed=Non
         raise ValueError(
             f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"
         )
-    return float(tol), int(max_iters), orthogonal, verbose, _seed(seed)
+    return float(tol), int(max_iters), orthogonal, verbose, check_seed(seed)
 
 
 # --------------------------------------------------------------------------
@@ -270,14 +277,6 @@ def _activation(layer, container, cache: dict) -> tuple[str, float]:
 # seeds and assignment
 
 
-def _layer_seeds(seed: Seed, count: int) -> list:
-    """One seed per layer: distinct ints derived from an int, else `seed`."""
-    if isinstance(seed, numbers.Integral):
-        children = np.random.SeedSequence(int(seed)).spawn(count)
-        return [int(child.generate_state(1)[0]) for child in children]
-    return [seed] * count
-
-
 def _clone(initializer, seed: Seed):
     """A copy of `initializer` drawing from `seed` (fresh when None)."""
     config = initializer.get_config()
@@ -377,7 +376,7 @@ def initialize(
         Initialization for Neural Networks", AAAI 2023 (arXiv 2022).
     """
     _check_model(model)
-    seed = _seed(seed)
+    seed = check_seed(seed)
     if isinstance(scheme, str):
         known = ["auto", *scheme_names()]
         if scheme not in known:
@@ -395,7 +394,7 @@ def initialize(
     if seed is None and isinstance(scheme, keras.initializers.Initializer):
         own = scheme.get_config().get("seed")
         seed = own if isinstance(own, int) and not isinstance(own, bool) else None
-    seeds = _layer_seeds(seed, len(pairs))
+    seeds = spawn_seeds(seed, len(pairs))
 
     used, values, cache, unknown = {}, [], {}, []
     for (layer, container), layer_seed in zip(pairs, seeds, strict=True):
@@ -610,7 +609,7 @@ def lsuv(
         of learning in deep linear neural networks", ICLR 2014 (orthogonal).
     """
     _check_model(model)
-    tol, max_iters, orthogonal, verbose, seed = _check_lsuv_args(
+    tol, max_iters, orthogonal, verbose, seed = check_lsuv_args(
         tol, max_iters, orthogonal, verbose, seed
     )
     x = _lsuv_input(model, x)
@@ -663,7 +662,7 @@ def lsuv(
     try:
         if orthogonal:
             for layer, layer_seed in zip(
-                layers, _layer_seeds(seed, len(layers)), strict=True
+                layers, spawn_seeds(seed, len(layers)), strict=True
             ):
                 init = Orthogonal(seed=layer_seed)
                 layer.kernel.assign(init(tuple(layer.kernel.shape), "float32"))

@@ -145,7 +145,11 @@ def test_an_npz_dataset_and_an_initializer_string_work(tmp_path):
     )
     assert code == 0
     summary = json.loads((logdir / "summary.json").read_text())
-    assert len(summary["schemes"][0]["runs"]) == 2
+    scheme = summary["schemes"][0]
+    assert len(scheme["runs"]) == 2
+    finals = [run["val_accuracy"][-1] for run in scheme["runs"]]
+    assert scheme["val_accuracy_mean"] == pytest.approx(np.mean(finals))
+    assert scheme["val_accuracy_std"] == pytest.approx(np.std(finals))
     assert (logdir / "keras_weightinit_HeUniform" / "seed1" / "validation").is_dir()
 
 

@@ -464,3 +464,14 @@ def test_get_scheme_rejects_unknown_names_listing_the_known_ones():
 def test_public_names_are_exported():
     assert set(kwi.__all__) <= set(dir(kwi))
     assert kwi.__version__
+
+
+def test_a_gain_given_as_a_keras_activation_serializes_by_name():
+    init = kwi.XavierNormal(gain=keras.activations.tanh, seed=0)
+    assert init.get_config()["gain"] == "tanh"
+    restored = keras.saving.deserialize_keras_object(
+        json.loads(json.dumps(keras.saving.serialize_keras_object(init)))
+    )
+    np.testing.assert_array_equal(
+        _values(restored, (4, 4)), _values(init.clone(), (4, 4))
+    )

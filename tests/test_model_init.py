@@ -442,3 +442,15 @@ def test_deep_relu_mlp_learns_after_auto_and_lsuv_but_not_small_random():
     assert small < 0.15  # chance is 0.1: the signal vanishes in 30 layers
     assert train("auto") > 0.4
     assert train("lsuv") > 0.4
+
+
+def test_a_seed_generator_gives_every_layer_its_own_draw():
+    model = keras.Sequential(
+        [keras.Input((16,))] + [keras.layers.Dense(16) for _ in range(3)]
+    )
+    kw.initialize(
+        model, keras.initializers.GlorotNormal(), seed=keras.random.SeedGenerator(1)
+    )
+    kernels = [layer.kernel.numpy() for layer in model.layers]
+    assert not np.allclose(kernels[0], kernels[1])
+    assert not np.allclose(kernels[1], kernels[2])
