@@ -61,6 +61,8 @@ def as_array(
     >>> as_array(ds.batch(4)).shape
     (10, 3)
     """
+    if isinstance(data, tf.data.Dataset):
+        _check_dataset(data, name, finite=max_samples is None)
     if isinstance(data, (tf.data.Dataset, keras.utils.PyDataset)):
         batches = (
             data
@@ -83,15 +85,32 @@ def as_array(
                 f"keras.utils.PyDataset. Received: {name} of type "
                 f"{type(data).__name__}"
             ) from error
-    if array.ndim == 0 or len(array) == 0:
-        raise ValueError(f"Argument `{name}` holds no samples.")
-    if max_samples is not None:
-        array = array[:max_samples]
     if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
         raise ValueError(
             f"Argument `{name}` must hold numbers. Received dtype={array.dtype}"
         )
+    if array.ndim == 0 or len(array) == 0:
+        raise ValueError(f"Argument `{name}` holds no samples.")
+    if max_samples is not None:
+        array = array[:max_samples]
     return check_finite(array.astype(dtype, copy=False), name)
+
+
+def _check_dataset(dataset: tf.data.Dataset, name: str, finite: bool) -> None:
+    """Rejects infinite datasets (when all of it is read) and unbatched ones."""
+    if finite and dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(
+            f"Argument `{name}` is an infinite dataset (`.repeat()`); pass a "
+            "finite one."
+        )
+    x_spec = _split(dataset.element_spec)[0]
+    rank = getattr(getattr(x_spec, "shape", None), "rank", None)
+    if rank is not None and rank < 2:
+        raise ValueError(
+            f"Argument `{name}` must be a batched dataset, as `fit` takes it: "
+            "call `.batch(n)` on it. Received: elements of shape "
+            f"{x_spec.shape}"
+        )
 
 
 def first_batch(data, name: str = "data") -> tuple[np.ndarray, np.ndarray | None]:
@@ -112,6 +131,7 @@ def first_batch(data, name: str = "data") -> tuple[np.ndarray, np.ndarray | None
     ((4, 2), (4,))
     """
     if isinstance(data, tf.data.Dataset):
+        _check_dataset(data, name, finite=False)
         element = next(iter(data.take(1)), None)
         if element is None:
             raise ValueError(f"Argument `{name}` is an empty dataset.")

@@ -44,6 +44,7 @@ import tensorflow as tf
 
 from keras_weightinit.data import as_array
 from keras_weightinit.rbm import RBM
+from keras_weightinit.seeds import spawn_seeds
 
 __all__ = ["pretrain_dbn", "check_pretrain_args"]
 
@@ -202,7 +203,7 @@ def _plan_visible(u: np.ndarray, mode: str, below: str | None, name: str):
     if mode != "gaussian":
         if below == "tanh" and low >= -1 and high <= 1:
             return "bernoulli", -ones, 2 * ones, True
-        if low >= 0 and high <= 1 and below != "relu":
+        if low >= 0 and high <= 1 and (below != "relu" or mode == "bernoulli"):
             return "bernoulli", zeros, ones, below == "sigmoid"
         if mode == "bernoulli":
             raise ValueError(
@@ -295,7 +296,7 @@ def pretrain_dbn(
             `sparsity_target`, `seed`). Without `learning_rate`: 0.1 for
             Bernoulli-Bernoulli RBMs, 0.01 with ReLU hidden units, 0.001 with
             Gaussian visible units.
-            With a `seed`, layer `k` uses `seed + k`.
+            With a `seed`, each layer gets its own seed derived from it.
 
     Returns:
         `{layer name: the RBM's history}` (per-epoch lists, see `RBM.fit`).
@@ -325,21 +326,27 @@ def pretrain_dbn(
     _ensure_built(model, data)
     targets = _select_layers(model, layers)
     first_input = _layer_inputs(model, targets[0], data)
-    first_plan = _plan_visible(first_input, visible, None, targets[0].name)
+    dense = [lay for lay in model.layers if isinstance(lay, keras.layers.Dense)]
+
+    def below(layer) -> str | None:
+        """The activation of the Dense layer that feeds `layer`, if any."""
+        index = dense.index(layer)
+        return _activation_name(dense[index - 1]) if index > 0 else None
+
+    first_plan = _plan_visible(first_input, visible, below(targets[0]), targets[0].name)
 
     snapshot = [(v, v.numpy()) for lay in targets for v in (lay.kernel, lay.bias)]
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
     result = {}
-    seed = rbm_args.pop("seed", None)
+    seeds = spawn_seeds(rbm_args.pop("seed", None), len(targets))
     try:
-        below = None
         for k, layer in enumerate(targets):
             activation = _activation_name(layer)
             if k == 0:
                 u, plan = first_input, first_plan
             else:
                 u = _layer_inputs(model, layer, data)
-                plan = _plan_visible(u, "auto", below, layer.name)
+                plan = _plan_visible(u, "auto", below(layer), layer.name)
             vis, shift, scale, sample = plan
             hidden = _HIDDEN[activation]
             args = dict(rbm_args)
@@ -350,7 +357,7 @@ def pretrain_dbn(
                 units=layer.units,
                 visible=vis,
                 hidden=hidden,
-                seed=None if seed is None else seed + k,
+                seed=seeds[k],
                 **args,
             )
             v = (u - shift) / scale
@@ -373,7 +380,6 @@ def pretrain_dbn(
                             _filter_grid(rbm.kernel, shape),
                             step=0,
                         )
-            below = activation
     except BaseException:
         for variable, value in snapshot:
             variable.assign(value)

@@ -71,12 +71,15 @@ def hidden_mean(pre: tf.Tensor, hidden: str) -> tf.Tensor:
     return tf.sigmoid(pre) if hidden == "bernoulli" else tf.nn.relu(pre)
 
 
-def sample_hidden(pre: tf.Tensor, mean: tf.Tensor, hidden: str, seed) -> tf.Tensor:
-    """A sample of `h | v`: Bernoulli states, or noisy ReLU (Nair & Hinton)."""
+def sample_hidden(pre: tf.Tensor, mean: tf.Tensor, hidden: str, noise) -> tf.Tensor:
+    """A sample of `h | v` from pre-drawn `noise` of `pre`'s shape.
+
+    Bernoulli: `noise` uniform on [0, 1), the states `noise < mean`. Noisy
+    ReLU (Nair & Hinton): `noise` standard normal,
+    `max(0, pre + noise * sqrt(sigmoid(pre)))`.
+    """
     if hidden == "bernoulli":
-        uniform = tf.random.stateless_uniform(tf.shape(mean), seed)
-        return tf.cast(uniform < mean, mean.dtype)
-    noise = tf.random.stateless_normal(tf.shape(pre), seed)
+        return tf.cast(noise < mean, mean.dtype)
     return tf.nn.relu(pre + noise * tf.sqrt(tf.sigmoid(pre)))
 
 
@@ -86,12 +89,12 @@ def visible_mean(h: tf.Tensor, kernel, visible_bias, visible: str) -> tf.Tensor:
     return tf.sigmoid(pre) if visible == "bernoulli" else pre
 
 
-def sample_visible(mean: tf.Tensor, visible: str, seed) -> tf.Tensor:
-    """A sample of `v | h`: Bernoulli states or `mean + N(0, 1)`."""
+def sample_visible(mean: tf.Tensor, visible: str, noise) -> tf.Tensor:
+    """A sample of `v | h` from pre-drawn `noise` of `mean`'s shape: Bernoulli
+    states `noise < mean` (uniform noise) or `mean + noise` (standard normal)."""
     if visible == "bernoulli":
-        uniform = tf.random.stateless_uniform(tf.shape(mean), seed)
-        return tf.cast(uniform < mean, mean.dtype)
-    return mean + tf.random.stateless_normal(tf.shape(mean), seed)
+        return tf.cast(noise < mean, mean.dtype)
+    return mean + noise
 
 
 def _relu_log_partition(x: tf.Tensor, terms: int = 24) -> tf.Tensor:
@@ -136,37 +139,101 @@ def free_energy(v, kernel, hidden_bias, visible_bias, visible, hidden) -> tf.Ten
     return visible_term - hidden_term
 
 
-def cd_update(state, v0, seeds, hyper, config):
-    """One CD-k / PCD-k update on the batch `v0`; returns the new state.
+def _noise_layout(config, sample_inputs: bool = False) -> list[tuple[str, str]]:
+    """The per-sample random draws of one update, in order: `(unit, kind)`.
 
-    `state = (W, c, b, dW, dc, db, chains, q)` (weights, hidden and visible
-    biases, their momentum buffers, the persistent chains, the running mean of
-    the hidden units); `hyper = (learning_rate, momentum, weight_decay,
-    sparsity_target)`; `config` the static settings. With `m = len(v0)`, all
-    statistics are means over `m` samples; persistent CD advances only the
-    first `m` chains, so a short last batch has negatives of its own size.
-
-        dW <- momentum dW + lr ((v0^T h0 - vk^T hk) / m - weight_decay W)
-        dc <- momentum dc + lr (mean(h0) - mean(hk)),  db likewise with v
-    plus `- sparsity_cost (q - target)` on `dc` and `dW` when sparsity is on.
-
-    Returns:
-        `(new_state, squared reconstruction error summed over the batch)`.
+    `unit` is `"hidden"` or `"visible"` (the draw's width), `kind` is
+    `"uniform"` (Bernoulli units) or `"normal"` (noisy ReLU, Gaussian).
     """
+    kind = {
+        "hidden": "uniform" if config["hidden"] == "bernoulli" else "normal",
+        "visible": "uniform" if config["visible"] == "bernoulli" else "normal",
+    }
+    units = ["hidden"]
+    if config["persistent"]:
+        units.append("hidden")
+    for step in range(config["cd_steps"]):
+        if config["persistent"]:
+            units.append("visible")
+        if step + 1 < config["cd_steps"]:
+            units.append("hidden")
+    layout = [(unit, kind[unit]) for unit in units]
+    if sample_inputs:
+        layout.append(("visible", "uniform"))
+    return layout
+
+
+def _draw_noise(seed, rows, layout, n_visible, n_hidden):
+    """All the draws of `layout` for `rows` samples, one random op per kind.
+
+    Returns `(uniform, normal)`: blocks of shape `(rows, total width of that
+    kind)`, None when that kind is unused (cut them with `_split_noise`).
+    """
+    widths = {"hidden": n_hidden, "visible": n_visible}
+    uniform_width = sum(widths[u] for u, k in layout if k == "uniform")
+    normal_width = sum(widths[u] for u, k in layout if k == "normal")
+    uniform_seed, normal_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 2)
+    )
+    uniform = normal = None
+    if uniform_width:
+        uniform = tf.random.stateless_uniform([rows, uniform_width], uniform_seed)
+    if normal_width:
+        normal = tf.random.stateless_normal([rows, normal_width], normal_seed)
+    return uniform, normal
+
+
+def _split_noise(uniform, normal, layout, n_visible, n_hidden) -> list:
+    """Per-draw noise tensors, in layout order, cut from the blocks."""
+    widths = {"hidden": n_hidden, "visible": n_visible}
+    pieces = {}
+    for kind, block in (("uniform", uniform), ("normal", normal)):
+        sizes = [widths[u] for u, k in layout if k == kind]
+        if len(sizes) == 1:
+            pieces[kind] = [block]
+        elif sizes:
+            pieces[kind] = tf.split(block, sizes, axis=-1)
+    counters = {"uniform": 0, "normal": 0}
+    noise = []
+    for _, kind in layout:
+        noise.append(pieces[kind][counters[kind]])
+        counters[kind] += 1
+    return noise
+
+
+def _coefficients(hyper, m):
+    """The update's scalar coefficients for a batch of `m` samples."""
+    learning_rate, momentum, weight_decay, target = (
+        tf.convert_to_tensor(h, tf.float32) for h in hyper
+    )
+    m = tf.cast(m, tf.float32)
+    return {
+        "scale": learning_rate / m,
+        "momentum": momentum,
+        "decay": learning_rate * weight_decay,
+        "learning_rate": learning_rate,
+        "inverse_m": 1.0 / m,
+        "target": target,
+    }
+
+
+def _cd_step(state, v0, noise, coefficients, config):
+    """`cd_update` on pre-drawn noise (see `_noise_layout`) and coefficients."""
     kernel, hbias, vbias, d_kernel, d_hbias, d_vbias, chains, q = state
-    learning_rate, momentum, weight_decay, target = hyper
     visible, hidden = config["visible"], config["hidden"]
-    m = tf.shape(v0)[0]
-    m_float = tf.cast(m, tf.float32)
+    scale = coefficients["scale"]
+    momentum = coefficients["momentum"]
+    noise = iter(noise)
 
     pre0 = tf.matmul(v0, kernel) + hbias
     h0 = hidden_mean(pre0, hidden)
-    h_state = sample_hidden(pre0, h0, hidden, seeds[0])
+    h_state = sample_hidden(pre0, h0, hidden, next(noise))
     reconstruction = visible_mean(h_state, kernel, vbias, visible)
     if config["persistent"]:
+        m = tf.shape(v0)[0]
         vk = chains[:m]
         pre = tf.matmul(vk, kernel) + hbias
-        h_state = sample_hidden(pre, hidden_mean(pre, hidden), hidden, seeds[1])
+        h_state = sample_hidden(pre, hidden_mean(pre, hidden), hidden, next(noise))
     for step in range(config["cd_steps"]):
         if step > 0 or config["persistent"]:
             vk = visible_mean(h_state, kernel, vbias, visible)
@@ -174,25 +241,38 @@ def cd_update(state, v0, seeds, hyper, config):
             vk = reconstruction
         if config["persistent"]:
             # A persistent chain must be a Markov chain: sample the visibles.
-            vk = sample_visible(vk, visible, seeds[2 + 2 * step])
+            vk = sample_visible(vk, visible, next(noise))
         pre = tf.matmul(vk, kernel) + hbias
         hk = hidden_mean(pre, hidden)
         if step + 1 < config["cd_steps"]:
-            h_state = sample_hidden(pre, hk, hidden, seeds[3 + 2 * step])
+            h_state = sample_hidden(pre, hk, hidden, next(noise))
 
-    grad_kernel = (
-        tf.matmul(v0, h0, transpose_a=True) - tf.matmul(vk, hk, transpose_a=True)
-    ) / m_float - weight_decay * kernel
-    grad_hbias = tf.reduce_mean(h0, axis=0) - tf.reduce_mean(hk, axis=0)
-    grad_vbias = tf.reduce_mean(v0, axis=0) - tf.reduce_mean(vk, axis=0)
+    residual = v0 - reconstruction
+    visible_diff = residual if vk is reconstruction else v0 - vk
+    # The scale lr / m goes on the small (m, hidden) factors, and the kernel's
+    # momentum step is a single AddN over (visible, hidden) terms.
+    h0_scaled = scale * h0
+    hk_scaled = -scale * hk
+    d_kernel = tf.add_n(
+        [
+            momentum * d_kernel,
+            tf.matmul(v0, h0_scaled, transpose_a=True),
+            tf.matmul(vk, hk_scaled, transpose_a=True),
+            -coefficients["decay"] * kernel,
+        ]
+    )
+    d_hbias = momentum * d_hbias + tf.reduce_sum(h0_scaled + hk_scaled, axis=0)
+    d_vbias = momentum * d_vbias + scale * tf.reduce_sum(visible_diff, axis=0)
     if config["sparsity"]:
-        q = SPARSITY_DECAY * q + (1.0 - SPARSITY_DECAY) * tf.reduce_mean(h0, 0)
-        penalty = SPARSITY_COST * (q - target)
-        grad_hbias -= penalty
-        grad_kernel -= tf.tensordot(tf.reduce_mean(v0, 0), penalty, axes=0)
-    d_kernel = momentum * d_kernel + learning_rate * grad_kernel
-    d_hbias = momentum * d_hbias + learning_rate * grad_hbias
-    d_vbias = momentum * d_vbias + learning_rate * grad_vbias
+        inverse_m = coefficients["inverse_m"]
+        q = SPARSITY_DECAY * q + ((1.0 - SPARSITY_DECAY) * inverse_m) * (
+            tf.reduce_sum(h0, 0)
+        )
+        penalty = (coefficients["learning_rate"] * SPARSITY_COST) * (
+            q - coefficients["target"]
+        )
+        d_hbias -= penalty
+        d_kernel -= tf.tensordot(inverse_m * tf.reduce_sum(v0, 0), penalty, axes=0)
     if config["persistent"]:
         chains = tf.ensure_shape(tf.concat([vk, chains[m:]], 0), chains.shape)
     new_state = (
@@ -205,10 +285,49 @@ def cd_update(state, v0, seeds, hyper, config):
         chains,
         q,
     )
-    return new_state, tf.reduce_sum(tf.square(v0 - reconstruction))
+    return new_state, tf.reduce_sum(tf.square(residual))
+
+
+def cd_update(state, v0, seeds, hyper, config):
+    """One CD-k / PCD-k update on the batch `v0`; returns the new state.
+
+    `state = (W, c, b, dW, dc, db, chains, q)` (weights, hidden and visible
+    biases, their momentum buffers, the persistent chains, the running mean of
+    the hidden units); `seeds` one stateless seed per random draw (at least
+    `2 + 2 * cd_steps`); `hyper = (learning_rate, momentum, weight_decay,
+    sparsity_target)`; `config` the static settings. With `m = len(v0)`, all
+    statistics are means over `m` samples; persistent CD advances only the
+    first `m` chains, so a short last batch has negatives of its own size.
+
+        dW <- momentum dW + lr ((v0^T h0 - vk^T hk) / m - weight_decay W)
+        dc <- momentum dc + lr (mean(h0) - mean(hk)),  db likewise with v
+    plus `- sparsity_cost (q - target)` on `dc` and `dW` when sparsity is on.
+
+    The epoch function runs the same update (`_cd_step`) on noise drawn for
+    many batches at once.
+
+    Returns:
+        `(new_state, squared reconstruction error summed over the batch)`.
+    """
+    v0 = tf.convert_to_tensor(v0, tf.float32)
+    n_visible, n_hidden = state[0].shape
+    m = tf.shape(v0)[0]
+    noise = []
+    for i, (unit, kind) in enumerate(_noise_layout(config)):
+        shape = [m, n_hidden if unit == "hidden" else n_visible]
+        draw = (
+            tf.random.stateless_uniform
+            if kind == "uniform"
+            else (tf.random.stateless_normal)
+        )
+        noise.append(draw(shape, seeds[i]))
+    return _cd_step(state, v0, noise, _coefficients(hyper, m), config)
 
 
 _EPOCH_FNS: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
+# Random numbers are drawn for many batches at once, at most about this many
+# per draw (float32: 16 MiB).
+NOISE_CHUNK = 1 << 22
 
 
 def train_epoch_fn(
@@ -228,9 +347,11 @@ def train_epoch_fn(
     data `x` of shape `(n, n_visible)` (any `n`), a stateless seed of shape
     `(2,)` and the four hyperparameters as float32 scalars, and returns
     `(new_state, mean squared reconstruction error)`. The data are shuffled,
-    then a graph loop runs `cd_update` over batches of `batch_size` (the last
-    one shorter). With `sample_inputs`, each batch is replaced by a fresh
-    Bernoulli sample of it (DBN training on the states of the layer below).
+    then a graph loop runs the update over the full batches of `batch_size`
+    (static shapes; the random numbers drawn for up to `NOISE_CHUNK` values
+    at a time) and then once on the shorter last batch, if any. With
+    `sample_inputs`, each batch is replaced by a fresh Bernoulli sample of it
+    (DBN training on the states of the layer below).
     """
     key = (
         n_visible,
@@ -269,32 +390,124 @@ def train_epoch_fn(
         tf.TensorSpec([2], tf.int64),
         tuple(tf.TensorSpec([], f32) for _ in range(4)),
     ]
-    n_seeds = 2 + 2 * cd_steps
+    layout = _noise_layout(config, sample_inputs)
+    width = sum(n_hidden if unit == "hidden" else n_visible for unit, _ in layout)
+    chunk = max(1, NOISE_CHUNK // (batch_size * width))  # batches per draw
+
+    def update(state, v0, uniform, normal, coefficients):
+        noise = _split_noise(uniform, normal, layout, n_visible, n_hidden)
+        if sample_inputs:
+            v0 = sample_visible(v0, "bernoulli", noise.pop())
+        return _cd_step(state, v0, noise, coefficients, config)
 
     def epoch(state, x, seed, hyper):
         TRACE_COUNTS[key] = TRACE_COUNTS.get(key, 0) + 1
         n = tf.shape(x)[0]
-        shuffle_seed, batch_seed = tf.unstack(
-            tf.random.experimental.stateless_split(seed, 2)
+        shuffle_seed, chunk_seed, last_seed = tf.unstack(
+            tf.random.experimental.stateless_split(seed, 3)
         )
         order = tf.argsort(tf.random.stateless_uniform([n], shuffle_seed))
         x = tf.gather(x, order)
-        n_batches = (n + batch_size - 1) // batch_size
+        n_full = n // batch_size
+        coefficients = _coefficients(hyper, batch_size)
         error = tf.constant(0.0)
-        for i in tf.range(n_batches):
-            seeds = tf.random.experimental.stateless_split(
-                tf.random.experimental.stateless_fold_in(batch_seed, i),
-                n_seeds + 1,
+        for start in tf.range(0, n_full, chunk):
+            count = tf.minimum(chunk, n_full - start)
+            rows = count * batch_size
+            uniform, normal = _draw_noise(
+                tf.random.experimental.stateless_fold_in(chunk_seed, start),
+                rows,
+                layout,
+                n_visible,
+                n_hidden,
             )
-            v0 = x[i * batch_size : (i + 1) * batch_size]
-            if sample_inputs:
-                v0 = sample_visible(v0, "bernoulli", seeds[n_seeds])
-            state, batch_error = cd_update(state, v0, seeds, hyper, config)
+            batches = tf.reshape(
+                x[start * batch_size : start * batch_size + rows],
+                [count, batch_size, n_visible],
+            )
+            if uniform is not None:
+                uniform = tf.reshape(uniform, [count, batch_size, -1])
+            if normal is not None:
+                normal = tf.reshape(normal, [count, batch_size, -1])
+            for i in tf.range(count):
+                state, batch_error = update(
+                    state,
+                    batches[i],
+                    None if uniform is None else uniform[i],
+                    None if normal is None else normal[i],
+                    coefficients,
+                )
+                error += batch_error
+        rest = n - n_full * batch_size
+        if rest > 0:
+            uniform, normal = _draw_noise(last_seed, rest, layout, n_visible, n_hidden)
+            state, batch_error = update(
+                state,
+                x[n_full * batch_size :],
+                uniform,
+                normal,
+                _coefficients(hyper, rest),
+            )
             error += batch_error
         return state, error / tf.cast(n * n_visible, f32)
 
     function = tf.function(epoch, input_signature=signature, autograph=True)
     _EPOCH_FNS[key] = function
+    return function
+
+
+_MONITOR_FNS: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
+
+
+def monitor_fn(n_visible: int, n_hidden: int, visible: str, hidden: str):
+    """The `tf.function` of `fit`'s per-epoch monitors, one per shape and setting.
+
+    It takes `(params, x, x_val, seed)`: `(W, c, b)`, the monitor samples (any
+    number), the validation samples (any number, possibly none) and a stateless
+    seed of shape `(2,)`; it returns `[mean F(x), pseudo-likelihood of x,
+    mean F(x_val), pseudo-likelihood of x_val]` (NaN for an empty set, and the
+    pseudo-likelihoods NaN for Gaussian visible units). The pseudo-likelihood
+    is `score_samples`' (one random visible bit flipped per sample).
+    """
+    key = (n_visible, n_hidden, visible, hidden)
+    if key in _MONITOR_FNS:
+        return _MONITOR_FNS[key]
+    f32 = tf.float32
+    signature = [
+        (
+            tf.TensorSpec([n_visible, n_hidden], f32),
+            tf.TensorSpec([n_hidden], f32),
+            tf.TensorSpec([n_visible], f32),
+        ),
+        tf.TensorSpec([None, n_visible], f32),
+        tf.TensorSpec([None, n_visible], f32),
+        tf.TensorSpec([2], tf.int64),
+    ]
+
+    def metrics(params, v, seed):
+        n = tf.shape(v)[0]
+        if visible != "bernoulli":
+            fe = free_energy(v, *params, visible, hidden)
+            return tf.reduce_mean(fe), tf.constant(math.nan)
+        columns = tf.random.stateless_uniform(
+            [n], seed, minval=0, maxval=n_visible, dtype=tf.int32
+        )
+        flipped = v + tf.one_hot(columns, n_visible) * (1.0 - 2.0 * v)
+        fe = free_energy(tf.concat([v, flipped], 0), *params, visible, hidden)
+        fe, fe_flipped = fe[:n], fe[n:]
+        pl = n_visible * tf.reduce_mean(tf.math.log_sigmoid(fe_flipped - fe))
+        return tf.reduce_mean(fe), pl
+
+    def monitor(params, x, x_val, seed):
+        train_seed, val_seed = tf.unstack(
+            tf.random.experimental.stateless_split(seed, 2)
+        )
+        return tf.stack(
+            [*metrics(params, x, train_seed), *metrics(params, x_val, val_seed)]
+        )
+
+    function = tf.function(monitor, input_signature=signature)
+    _MONITOR_FNS[key] = function
     return function
 
 
@@ -376,9 +589,10 @@ def _check_args(rbm: RBM) -> None:
         )
     _positive_int("batch_size", rbm.batch_size)
     _positive_int("epochs", rbm.epochs)
-    if rbm.seed is not None and not _is_int(rbm.seed):
+    if rbm.seed is not None and not (_is_int(rbm.seed) and 0 <= rbm.seed < 2**63):
         raise ValueError(
-            f"Argument `seed` must be None or an int. Received: seed={rbm.seed!r}"
+            "Argument `seed` must be None or a non-negative int. "
+            f"Received: seed={rbm.seed!r}"
         )
 
 
@@ -672,8 +886,10 @@ class RBM:
             sample_inputs,
         )
         x_tensor = tf.constant(data)
-        monitor = data[rng.permutation(len(data))[:MONITOR_SAMPLES]]
-        val_monitor = None if val is None else val[:MONITOR_SAMPLES]
+        monitor = monitor_fn(n_visible, self.units, self.visible, self.hidden)
+        monitor_x = tf.constant(data[rng.permutation(len(data))[:MONITOR_SAMPLES]])
+        val_x = tf.zeros([0, n_visible]) if val is None else val[:MONITOR_SAMPLES]
+        val_x = tf.constant(val_x)
         initial, final = _momentum(self.momentum)
         switch = min(5, self.epochs // 2)
 
@@ -702,14 +918,27 @@ class RBM:
                 state, error = epoch_fn(
                     state, x_tensor, tf.constant([seed, epoch], tf.int64), hyper
                 )
-                self._params = tuple(t.numpy() for t in state[:3])
-                logs = self._monitor(float(error), monitor, val_monitor, seed + epoch)
-                if not all(math.isfinite(v) for v in (logs["reconstruction_error"],)):
+                values = monitor(
+                    state[:3],
+                    monitor_x,
+                    val_x,
+                    tf.constant([seed, epoch], tf.int64),
+                ).numpy()
+                logs = {
+                    "reconstruction_error": float(error),
+                    "free_energy": float(values[0]),
+                    "pseudo_likelihood": float(values[1]),
+                }
+                if not math.isfinite(logs["reconstruction_error"]):
                     raise FloatingPointError(
                         f"RBM training diverged at epoch {epoch + 1} "
                         f"(reconstruction error {logs['reconstruction_error']}); "
                         "lower `learning_rate`."
                     )
+                if val is not None:
+                    logs["val_free_energy"] = float(values[2])
+                    logs["free_energy_gap"] = float(values[2] - values[0])
+                    logs["val_pseudo_likelihood"] = float(values[3])
                 for key, value in logs.items():
                     history.setdefault(key, []).append(value)
                 if progbar is not None:
@@ -718,30 +947,8 @@ class RBM:
                     with writer.as_default():
                         for key, value in logs.items():
                             tf.summary.scalar(f"{name}/{key}", value, step=epoch)
-        except BaseException:
-            self._params = None
-            raise
-        finally:
+        finally:  # on failure the previous fit (if any) stays in place
             if writer is not None:
                 writer.close()
+        self._params = tuple(t.numpy() for t in state[:3])
         return history
-
-    def _monitor(self, error, monitor, val_monitor, seed) -> dict[str, float]:
-        params = self._params
-        logs = {"reconstruction_error": error}
-        fe = free_energy(monitor, *params, self.visible, self.hidden)
-        logs["free_energy"] = float(tf.reduce_mean(fe))
-        bernoulli = self.visible == "bernoulli"
-        pl = self._pseudo_likelihood(monitor, seed).mean() if bernoulli else np.nan
-        logs["pseudo_likelihood"] = float(pl)
-        if val_monitor is not None:
-            val_fe = free_energy(val_monitor, *params, self.visible, self.hidden)
-            logs["val_free_energy"] = float(tf.reduce_mean(val_fe))
-            logs["free_energy_gap"] = logs["val_free_energy"] - logs["free_energy"]
-            val_pl = (
-                self._pseudo_likelihood(val_monitor, seed).mean()
-                if bernoulli
-                else np.nan
-            )
-            logs["val_pseudo_likelihood"] = float(val_pl)
-        return logs

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from sklearn.datasets import load_digits
 
-from keras_weightinit import RBM, DBNPretrain, pretrain_dbn
+from keras_weightinit import RBM, DBNPretrain, pretrain_dbn, pretraining
 from keras_weightinit import rbm as rbm_module
 
 FAST = {"epochs": 2, "seed": 0}
@@ -314,3 +314,31 @@ def test_mirrored_strategy(digits, fit_in_scope):
         assert len(replicas) == 2
         for replica in replicas:
             np.testing.assert_allclose(replica.numpy(), want, atol=1e-5)
+
+
+def test_the_layer_below_is_the_one_feeding_the_layer_even_with_gaps(
+    digits, monkeypatch
+):
+    x, _ = digits
+    inputs = keras.Input((64,))
+    h = keras.layers.Dense(16, activation="tanh", name="d1")(inputs)
+    h = keras.layers.Dense(16, activation="sigmoid", name="d2")(h)
+    h = keras.layers.Dense(16, activation="sigmoid", name="d3")(h)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="out")(h))
+    seen = {}
+    original = pretraining._plan_visible
+
+    def recording(u, mode, below, name):
+        seen[name] = below
+        return original(u, mode, below, name)
+
+    monkeypatch.setattr(pretraining, "_plan_visible", recording)
+    pretrain_dbn(model, x, layers=["d1", "d3"], verbose=0, **FAST)
+    assert seen == {"d1": None, "d3": "sigmoid"}
+
+
+def test_layers_get_independent_seeds(digits, fitted_rbms):
+    x, _ = digits
+    pretrain_dbn(mlp(widths=(24, 24, 24)), x, verbose=0, **FAST)
+    seeds = [rbm.seed for rbm, _, _ in fitted_rbms]
+    assert len(set(seeds)) == 3 and 1 not in seeds

@@ -227,3 +227,26 @@ def test_bad_data():
     rbm.fit(np.zeros((10, 3), "float32"), verbose=0)
     with pytest.raises(ValueError, match="3 features"):
         rbm.transform(np.zeros((2, 4), "float32"))
+
+
+def test_a_failed_refit_keeps_the_previous_fit(digits, monkeypatch):
+    x_train, _ = digits
+    rbm = RBM(16, epochs=2, seed=0)
+    rbm.fit(x_train, verbose=0)
+    kernel = rbm.kernel.copy()
+
+    def broken(*args, **kwargs):
+        def epoch(*args):
+            raise RuntimeError("interrupted")
+
+        return epoch
+
+    monkeypatch.setattr(rbm_module, "train_epoch_fn", broken)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        rbm.fit(x_train[:100], verbose=0)
+    np.testing.assert_array_equal(rbm.kernel, kernel)
+
+
+def test_negative_seeds_fail_at_construction():
+    with pytest.raises(ValueError, match="seed=-1"):
+        RBM(4, seed=-1)
