@@ -42,6 +42,7 @@ def make_model(seed: int) -> keras.Model:
         keras.optimizers.SGD(0.1, momentum=0.9),
         "sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=8,
     )
     return model
 
@@ -58,6 +59,7 @@ def run(x_unlabeled, x, y, x_val, y_val, seed, pretrain, epochs, rbm_epochs):
         x,
         y,
         validation_data=(x_val, y_val),
+        validation_freq=epochs,  # only the final accuracy is reported
         epochs=epochs,
         batch_size=32,
         verbose=0,

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_weightinit.data import as_array, check_finite, first_batch
-from keras_weightinit.gains import compute_fans
+from keras_weightinit.gains import activation_name, compute_fans
 from keras_weightinit.gradients import (
     capture_outputs,
     dense_gradient,
@@ -209,9 +209,7 @@ class DiagnosisReport:
 
 def _activation_name(layer) -> str:
     activation = getattr(layer, "activation", None)
-    if activation is None:
-        return "linear"
-    return getattr(activation, "__name__", type(activation).__name__)
+    return activation_name(activation) or type(activation).__name__
 
 
 def _saturated(name: str, h: np.ndarray) -> float:

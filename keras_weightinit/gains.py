@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Callable, Sequence
 
 import keras
 
-__all__ = ["calculate_gain", "compute_fans", "nonlinearity_name"]
+__all__ = ["activation_name", "calculate_gain", "compute_fans", "nonlinearity_name"]
 
 _ALIASES = {
     "linear": "linear",
@@ -55,6 +56,28 @@ def compute_fans(shape: Sequence[int]) -> tuple[int, int]:
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
+def activation_name(activation: Callable | None) -> str | None:
+    """The lower-case Keras name of an activation function, None if it has none.
+
+    `None` (a layer without activation) is `"linear"`; a registered custom
+    activation gives its registered name; a lambda or other unnamed callable
+    gives None.
+
+    Example:
+
+    >>> activation_name(keras.activations.gelu)
+    'gelu'
+    """
+    if activation is None:
+        return "linear"
+    with warnings.catch_warnings():  # Keras warns when it serializes a lambda
+        warnings.simplefilter("ignore")
+        name = keras.activations.serialize(activation)
+    if isinstance(name, dict):  # a registered custom activation
+        name = name.get("config", name.get("class_name"))
+    return name.lower() if isinstance(name, str) else None
+
+
 def nonlinearity_name(nonlinearity: str | Callable) -> str:
     """Returns the canonical table name of an activation name or function.
 
@@ -62,11 +85,7 @@ def nonlinearity_name(nonlinearity: str | Callable) -> str:
     PyTorch convolution names) and Keras activation functions such as
     `keras.activations.relu`. Raises `ValueError` for anything else.
     """
-    name = nonlinearity
-    if callable(nonlinearity):
-        name = keras.activations.serialize(nonlinearity)
-        if isinstance(name, dict):  # a registered custom activation
-            name = name.get("config", name.get("class_name"))
+    name = activation_name(nonlinearity) if callable(nonlinearity) else nonlinearity
     if isinstance(name, str) and name.lower() in _ALIASES:
         return _ALIASES[name.lower()]
     raise ValueError(

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_weightinit.data import as_array
+from keras_weightinit.gains import activation_name
 from keras_weightinit.initializers import (
     HeNormal,
     Orthogonal,
@@ -224,14 +225,9 @@ def _function_activation(function) -> tuple[str | None, float]:
     """`(name, negative slope)` of an activation function or layer."""
     if isinstance(function, keras.layers.Layer):
         return _layer_activation(function)
-    with warnings.catch_warnings():  # Keras warns about serializing lambdas
-        warnings.simplefilter("ignore")
-        name = keras.activations.serialize(function)
-    if isinstance(name, dict):  # a registered custom activation
-        name = name.get("config", name.get("class_name"))
-    if not isinstance(name, str):
+    name = activation_name(function)
+    if name is None:
         return None, 0.0
-    name = name.lower()
     return name, (0.2 if name == "leaky_relu" else 0.0)  # Keras's default slope
 
 

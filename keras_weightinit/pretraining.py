@@ -43,6 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_weightinit.data import as_array
+from keras_weightinit.gains import activation_name
 from keras_weightinit.rbm import RBM
 from keras_weightinit.seeds import spawn_seeds
 
@@ -93,7 +94,7 @@ def check_pretrain_args(layers=None, visible: str = "auto", **rbm_args) -> None:
 
 
 def _activation_name(layer) -> str | None:
-    return getattr(layer.activation, "__name__", None)
+    return activation_name(layer.activation)
 
 
 def _select_layers(model: keras.Model, layers) -> list[keras.layers.Dense]:
