@@ -429,18 +429,23 @@ def format_summary(summary: dict) -> str:
 
 
 def _plot(summary: dict, path: Path) -> None:
+    """Accuracy curves, and per layer at initialization std and |dL/dh|."""
     import matplotlib
-    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     acc_ax, std_ax, grad_ax = axes
-    for s in summary["schemes"]:
-        curves = np.array([r["val_accuracy"] for r in s["runs"]])
+    styles = ["-", "--", "-.", ":"]
+    hidden = {std_ax: [], grad_ax: []}
+    for i, s in enumerate(summary["schemes"]):
+        curves = np.array([r["val_accuracy"] for r in s["runs"]], dtype=float)
         epochs = np.arange(1, curves.shape[1] + 1)
-        (line,) = acc_ax.plot(epochs, curves.mean(0), label=s["scheme"])
+        style = {"ls": styles[i % len(styles)], "lw": 1.8}
+        label = f"{s['scheme']} ({s['val_accuracy_mean']:.2f})"
+        (line,) = acc_ax.plot(epochs, curves.mean(0), label=label, **style)
         acc_ax.fill_between(
             epochs, curves.min(0), curves.max(0), alpha=0.15, color=line.get_color()
         )
@@ -449,29 +454,39 @@ def _plot(summary: dict, path: Path) -> None:
         for ax, key in ((std_ax, "std"), (grad_ax, "grad_norm")):
             values = np.array([layer[key] for layer in layers], dtype=float)
             values[~np.isfinite(values) | (values <= 0)] = np.nan
-            ax.plot(index, values, marker="o", ms=3, color=line.get_color())
+            if np.all(np.isnan(values)):
+                hidden[ax].append(s["scheme"])
+            ax.plot(index, values, marker="o", ms=3, color=line.get_color(), **style)
+    acc_ax.axhline(summary["chance"], color="gray", lw=1, ls=(0, (1, 3)))
     acc_ax.set(
         xlabel="epoch",
         ylabel="validation accuracy",
         ylim=(0, 1),
-        title="Validation accuracy (mean, min-max over seeds)",
+        title="Validation accuracy (mean over seeds, band min-max)",
     )
-    acc_ax.legend(fontsize=8)
-    std_ax.set(
-        xlabel="Dense layer (last = output)",
-        ylabel="activation std",
-        yscale="log",
-        title="Forward: activation std at init",
-    )
-    grad_ax.set(
-        xlabel="Dense layer (last = output)",
-        ylabel="||dL/d output||",
-        yscale="log",
-        title="Backward: gradient norm at init",
-    )
+    acc_ax.legend(fontsize=8, title="scheme (final)", title_fontsize=8)
+    for ax, ylabel, title in (
+        (std_ax, "std of layer output", "Forward: activation std at init"),
+        (grad_ax, "||dL / d layer output||", "Backward: gradient norm at init"),
+    ):
+        ax.set(
+            xlabel="Dense layer (last = output)",
+            ylabel=ylabel,
+            yscale="log",
+            title=title,
+        )
+        if hidden[ax]:
+            ax.text(
+                0.02,
+                0.02,
+                f"not shown (0 or not finite): {', '.join(hidden[ax])}",
+                transform=ax.transAxes,
+                fontsize=8,
+                color="gray",
+            )
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
