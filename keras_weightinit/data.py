@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["as_array", "first_batch", "check_finite"]
+__all__ = ["as_array", "check_finite", "check_model_input", "first_batch"]
 
 
 def _split(element) -> tuple[Any, Any]:
@@ -143,3 +143,56 @@ def first_batch(data, name: str = "data") -> tuple[np.ndarray, np.ndarray | None
     if y is not None:
         y = np.asarray(keras.ops.convert_to_numpy(y))
     return x, y
+
+
+def check_model_input(model: keras.Model, x: np.ndarray, caller: str) -> None:
+    """Builds an unbuilt model for `x` and checks that `x` fits its one input.
+
+    Args:
+        model: A Sequential or functional model with one input.
+        x: The samples, first axis the sample axis.
+        caller: The function's name, used in error messages.
+
+    Raises:
+        ValueError: If the model cannot be built for `x`, has no layer graph
+            (a subclassed model) or several inputs, or `x` has the wrong shape.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.layers.Dense(4)])
+    >>> check_model_input(model, np.zeros((8, 3)), "lsuv")
+    >>> model.built
+    True
+    """
+    if not model.built:
+        try:
+            model.build((None, *x.shape[1:]))
+        except Exception as error:  # noqa: BLE001 - re-raised with context
+            raise ValueError(
+                f"Argument `x` does not fit model {model.name!r}: building it for "
+                f"inputs of shape {(None, *x.shape[1:])} failed: {error}"
+            ) from error
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ValueError(
+            f"{caller} needs a Sequential or functional model (a subclassed model "
+            f"has no layer graph to walk). Received: model {model.name!r} of type "
+            f"{type(model).__name__}"
+        )
+    if len(inputs) != 1:
+        raise ValueError(
+            f"{caller} needs a model with one input. Received: model "
+            f"{model.name!r} with {len(inputs)} inputs"
+        )
+    expected = tuple(inputs[0].shape)
+    if len(expected) != x.ndim or any(
+        want is not None and want != got
+        for want, got in zip(expected[1:], x.shape[1:], strict=True)
+    ):
+        raise ValueError(
+            f"Argument `x` does not fit model {model.name!r}, which takes inputs "
+            f"of shape {expected}. Received: x with shape {x.shape}"
+        )

@@ -28,6 +28,7 @@ from typing import Literal
 import keras
 import numpy as np
 
+from keras_weightinit.checks import is_number, positive_number
 from keras_weightinit.gains import calculate_gain, compute_fans, nonlinearity_name
 from keras_weightinit.seeds import Seed, check_seed
 
@@ -53,19 +54,6 @@ _register = keras.saving.register_keras_serializable(package="keras_weightinit")
 # argument checks
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _positive(name: str, value) -> float:
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(
-            f"Argument `{name}` must be a positive finite number. "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
-
-
 def _gain(gain: Gain) -> float:
     """A positive number, or the `calculate_gain` of a nonlinearity name."""
     if isinstance(gain, str) or callable(gain):
@@ -76,7 +64,7 @@ def _gain(gain: Gain) -> float:
                 "Argument `gain` must be a positive number or a nonlinearity "
                 f"name known to `calculate_gain`. Received: gain={gain!r}"
             ) from error
-    return _positive("gain", gain)
+    return positive_number("gain", gain)
 
 
 def _choice(name: str, value, options: Sequence[str]) -> str:
@@ -200,7 +188,7 @@ class RandomNormal(_RandomInitializer):
 
     def __init__(self, stddev: float = 1.0, seed: Seed = None):
         super().__init__(seed)
-        self.stddev = _positive("stddev", stddev)
+        self.stddev = positive_number("stddev", stddev)
 
     def _sample(self, shape, dtype):
         return self._draw(shape, dtype, self.stddev, "normal")
@@ -322,7 +310,7 @@ class _He(_RandomInitializer):
         seed: Seed = None,
     ):
         super().__init__(seed)
-        if not _is_number(negative_slope) or not math.isfinite(negative_slope):
+        if not is_number(negative_slope) or not math.isfinite(negative_slope):
             raise ValueError(
                 "Argument `negative_slope` must be a finite number. "
                 f"Received: negative_slope={negative_slope!r}"

@@ -11,7 +11,6 @@ or leave the model exactly as it was.
 from __future__ import annotations
 
 import math
-import numbers
 import random as python_random
 import warnings
 
@@ -19,7 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_weightinit.data import as_array
+from keras_weightinit.checks import positive_int, positive_number
+from keras_weightinit.data import as_array, check_model_input
 from keras_weightinit.gains import activation_name
 from keras_weightinit.initializers import (
     HeNormal,
@@ -119,24 +119,8 @@ def check_lsuv_args(tol=0.1, max_iters=10, orthogonal=True, verbose=0, seed=None
     >>> check_lsuv_args(tol=0.05, max_iters=20)
     (0.05, 20, True, 0, None)
     """
-    if (
-        not isinstance(tol, numbers.Real)
-        or isinstance(tol, bool)
-        or not math.isfinite(tol)
-        or tol <= 0
-    ):
-        raise ValueError(
-            f"Argument `tol` must be a positive number. Received: tol={tol!r}"
-        )
-    if (
-        not isinstance(max_iters, numbers.Integral)
-        or isinstance(max_iters, bool)
-        or max_iters < 1
-    ):
-        raise ValueError(
-            "Argument `max_iters` must be a positive int. "
-            f"Received: max_iters={max_iters!r}"
-        )
+    tol = positive_number("tol", tol)
+    max_iters = positive_int("max_iters", max_iters)
     if not isinstance(orthogonal, bool):
         raise ValueError(
             "Argument `orthogonal` must be True or False. "
@@ -146,7 +130,7 @@ def check_lsuv_args(tol=0.1, max_iters=10, orthogonal=True, verbose=0, seed=None
         raise ValueError(
             f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"
         )
-    return float(tol), int(max_iters), orthogonal, verbose, check_seed(seed)
+    return tol, max_iters, orthogonal, verbose, check_seed(seed)
 
 
 # --------------------------------------------------------------------------
@@ -505,37 +489,7 @@ def _lsuv_input(model: keras.Model, x) -> np.ndarray:
     """`x` as a float32 array that fits the model's one input."""
     from_dataset = isinstance(x, (tf.data.Dataset, keras.utils.PyDataset))
     x = as_array(x, "x", max_samples=_DATASET_SAMPLES if from_dataset else None)
-    if isinstance(model, keras.Sequential) and not model.built:
-        try:
-            model.build((None, *x.shape[1:]))
-        except Exception as error:
-            raise ValueError(
-                f"Argument `x` does not fit model {model.name!r}: building it "
-                f"for inputs of shape {(None, *x.shape[1:])} failed: {error}"
-            ) from error
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):
-        inputs = None
-    if not inputs:
-        raise ValueError(
-            "lsuv needs a Sequential or functional model (with defined inputs). "
-            f"Received: model {model.name!r} of type {type(model).__name__}"
-        )
-    if len(inputs) != 1:
-        raise ValueError(
-            f"lsuv needs a model with one input. Received: model {model.name!r} "
-            f"with {len(inputs)} inputs"
-        )
-    expected = tuple(inputs[0].shape)
-    if len(expected) != x.ndim or any(
-        want is not None and want != got
-        for want, got in zip(expected[1:], x.shape[1:], strict=True)
-    ):
-        raise ValueError(
-            f"Argument `x` does not fit model {model.name!r}, which takes inputs "
-            f"of shape {expected}. Received: x with shape {x.shape}"
-        )
+    check_model_input(model, x, "lsuv")
     return x
 
 

@@ -42,7 +42,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_weightinit.data import as_array
+from keras_weightinit.data import as_array, check_model_input
 from keras_weightinit.gains import activation_name
 from keras_weightinit.rbm import RBM
 from keras_weightinit.seeds import spawn_seeds
@@ -140,38 +140,6 @@ def _select_layers(model: keras.Model, layers) -> list[keras.layers.Dense]:
                 "biases need a Dense bias."
             )
     return targets
-
-
-def _ensure_built(model: keras.Model, data: np.ndarray) -> None:
-    if not model.built:
-        try:
-            model.build((None,) + data.shape[1:])
-        except Exception as error:  # noqa: BLE001 - re-raised with context
-            raise ValueError(
-                f"Could not build the model from data of shape {data.shape}: {error}"
-            ) from error
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):
-        inputs = None
-    if not inputs:
-        raise ValueError(
-            "pretrain_dbn needs a Sequential or functional model with known "
-            "inputs (a subclassed model has no layer graph to walk)."
-        )
-    if len(inputs) != 1:
-        raise ValueError(
-            f"pretrain_dbn supports models with one input; this one has {len(inputs)}."
-        )
-    expected = tuple(inputs[0].shape[1:])
-    got = data.shape[1:]
-    if len(expected) != len(got) or any(
-        e is not None and e != g for e, g in zip(expected, got, strict=True)
-    ):
-        raise ValueError(
-            f"Argument `x` has samples of shape {got}, but the model expects "
-            f"inputs of shape {expected}."
-        )
 
 
 def _layer_inputs(model: keras.Model, layer, data: np.ndarray) -> np.ndarray:
@@ -324,7 +292,7 @@ def pretrain_dbn(
     """
     check_pretrain_args(layers, visible, **rbm_args)
     data = as_array(x, "x")
-    _ensure_built(model, data)
+    check_model_input(model, data, "pretrain_dbn")
     targets = _select_layers(model, layers)
     first_input = _layer_inputs(model, targets[0], data)
     dense = [lay for lay in model.layers if isinstance(lay, keras.layers.Dense)]

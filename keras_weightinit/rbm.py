@@ -25,7 +25,6 @@ randomness is stateless, derived from the `seed` argument.
 from __future__ import annotations
 
 import math
-import numbers
 import random as python_random
 from collections.abc import Sequence
 
@@ -33,6 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_weightinit.checks import is_int, is_number, positive_int, positive_number
 from keras_weightinit.data import as_array
 
 __all__ = ["RBM", "free_energy", "cd_update", "train_epoch_fn"]
@@ -515,38 +515,13 @@ def monitor_fn(n_visible: int, n_hidden: int, visible: str, hidden: str):
 # argument checks
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _positive_int(name: str, value) -> int:
-    if not _is_int(value) or value <= 0:
-        raise ValueError(
-            f"Argument `{name}` must be a positive int. Received: {name}={value!r}"
-        )
-    return int(value)
-
-
-def _positive_float(name: str, value) -> float:
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(
-            f"Argument `{name}` must be a positive finite number. "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
-
-
 def _momentum(value) -> tuple[float, float]:
-    pair = (value, value) if _is_number(value) else value
+    pair = (value, value) if is_number(value) else value
     if (
         not isinstance(pair, Sequence)
         or isinstance(pair, str)
         or len(pair) != 2
-        or not all(_is_number(m) and 0 <= m < 1 for m in pair)
+        or not all(is_number(m) and 0 <= m < 1 for m in pair)
     ):
         raise ValueError(
             "Argument `momentum` must be a number in [0, 1) or a pair "
@@ -556,7 +531,7 @@ def _momentum(value) -> tuple[float, float]:
 
 
 def _check_args(rbm: RBM) -> None:
-    _positive_int("units", rbm.units)
+    positive_int("units", rbm.units)
     if rbm.visible not in VISIBLE_UNITS:
         raise ValueError(
             f"Argument `visible` must be one of {VISIBLE_UNITS}. "
@@ -567,29 +542,29 @@ def _check_args(rbm: RBM) -> None:
             f"Argument `hidden` must be one of {HIDDEN_UNITS}. "
             f"Received: hidden={rbm.hidden!r}"
         )
-    _positive_int("cd_steps", rbm.cd_steps)
+    positive_int("cd_steps", rbm.cd_steps)
     if not isinstance(rbm.persistent, bool):
         raise ValueError(
             f"Argument `persistent` must be a bool. Received: "
             f"persistent={rbm.persistent!r}"
         )
-    _positive_float("learning_rate", rbm.learning_rate)
+    positive_number("learning_rate", rbm.learning_rate)
     _momentum(rbm.momentum)
     wd = rbm.weight_decay
-    if not _is_number(wd) or not math.isfinite(wd) or wd < 0:
+    if not is_number(wd) or not math.isfinite(wd) or wd < 0:
         raise ValueError(
             "Argument `weight_decay` must be a non-negative number. "
             f"Received: weight_decay={wd!r}"
         )
     target = rbm.sparsity_target
-    if target is not None and not (_is_number(target) and 0 < target < 1):
+    if target is not None and not (is_number(target) and 0 < target < 1):
         raise ValueError(
             "Argument `sparsity_target` must be None or a number in (0, 1). "
             f"Received: sparsity_target={target!r}"
         )
-    _positive_int("batch_size", rbm.batch_size)
-    _positive_int("epochs", rbm.epochs)
-    if rbm.seed is not None and not (_is_int(rbm.seed) and 0 <= rbm.seed < 2**63):
+    positive_int("batch_size", rbm.batch_size)
+    positive_int("epochs", rbm.epochs)
+    if rbm.seed is not None and not (is_int(rbm.seed) and 0 <= rbm.seed < 2**63):
         raise ValueError(
             "Argument `seed` must be None or a non-negative int. "
             f"Received: seed={rbm.seed!r}"
@@ -721,7 +696,7 @@ class RBM:
             "cd_steps": self.cd_steps,
             "persistent": self.persistent,
             "learning_rate": self.learning_rate,
-            "momentum": list(momentum) if not _is_number(momentum) else momentum,
+            "momentum": list(momentum) if not is_number(momentum) else momentum,
             "weight_decay": self.weight_decay,
             "sparsity_target": self.sparsity_target,
             "batch_size": self.batch_size,
