@@ -11,3 +11,17 @@ _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     _cpu, [tf.config.LogicalDeviceConfiguration()] * 2
 )
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Every `MirroredStrategy` numbers its collective ops from the same start, so
+    two of them in one process (two tests) collide on mismatched shapes; a
+    process normally has one, and so does the test session.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -275,7 +275,7 @@ def test_history_identical_with_and_without_callback(tmp_path, digits):
     ]
 
 
-def test_mirrored_strategy(tmp_path, digits):
+def test_mirrored_strategy(tmp_path, digits, mirrored_strategy):
     x, y = digits
     probe = (x[:32], y[:32])
     single = GradientHistograms(tmp_path / "single", probe)
@@ -286,7 +286,7 @@ def test_mirrored_strategy(tmp_path, digits):
     single.on_train_end()
     expected = _scalars(_events(str(tmp_path / "single/gradients")), "gradient_norm/h1")
 
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy
     with strategy.scope():
         model = _mlp(seed=5)
         inside = GradientHistograms(tmp_path / "inside", probe)

@@ -295,9 +295,9 @@ def test_verbose_and_tensorboard(digits, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("fit_in_scope", [False, True])
-def test_mirrored_strategy(digits, fit_in_scope):
+def test_mirrored_strategy(digits, fit_in_scope, mirrored_strategy):
     x, y = digits
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = mirrored_strategy
     reference = mlp(name="reference")
     pretrain_dbn(reference, x, verbose=0, **FAST)
     with strategy.scope():
