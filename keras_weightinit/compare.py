@@ -275,6 +275,11 @@ class _Progress(keras.callbacks.Callback):
         self.stream.flush()
 
 
+def _n_classes(data) -> int:
+    """Number of classes of `(x_train, y_train, x_val, y_val)`: labels 0..n-1."""
+    return int(max(data[1].max(), data[3].max())) + 1
+
+
 def _dirname(scheme: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", scheme)
 
@@ -282,7 +287,7 @@ def _dirname(scheme: str) -> str:
 def _run(scheme: str, seed: int, data, config: CompareConfig, label: str) -> dict:
     x_train, y_train, x_val, y_val = data
     keras.utils.set_random_seed(seed)
-    n_classes = int(max(y_train.max(), y_val.max())) + 1
+    n_classes = _n_classes(data)
     model = build_mlp(
         x_train.shape[1], n_classes, config.depth, config.width, config.activation
     )
@@ -533,7 +538,7 @@ def compare(config: CompareConfig, data: tuple | None = None) -> dict:
             label = f"[{i * config.seeds + seed + 1}/{total}] {scheme} seed {seed}"
             runs.append(_run(scheme, seed, data, config, label))
         results.append(_summarize(scheme, runs, config.target_accuracy))
-    chance = 1.0 / (int(max(data[1].max(), data[3].max())) + 1)
+    chance = 1.0 / _n_classes(data)
     summary = {
         "config": dataclasses.asdict(config),
         "chance": chance,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Callable, Sequence
 
 import keras
+
+from keras_weightinit.checks import is_number
 
 __all__ = ["activation_name", "calculate_gain", "compute_fans", "nonlinearity_name"]
 
@@ -135,7 +136,7 @@ def calculate_gain(nonlinearity: str | Callable, param: float | None = None) -> 
     if name == "leaky_relu":
         if param is None:
             param = 0.01
-        elif isinstance(param, bool) or not isinstance(param, numbers.Real):
+        elif not is_number(param):
             raise ValueError(
                 "Argument `param` (the negative slope of leaky_relu) must be a "
                 f"number. Received: param={param!r}"

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
-import numbers
 import os
 from collections.abc import Iterator, Sequence
 
@@ -31,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_weightinit.checks import positive_int
 from keras_weightinit.data import first_batch
 
 __all__ = ["GradientHistograms"]
@@ -295,10 +295,7 @@ class GradientHistograms(keras.callbacks.Callback):
                 "Argument `log_dir` must be a non-empty path. "
                 f"Received: log_dir={log_dir!r}"
             )
-        if not isinstance(freq, numbers.Integral) or isinstance(freq, bool) or freq < 1:
-            raise ValueError(
-                f"Argument `freq` must be an int >= 1. Received: freq={freq!r}"
-            )
+        positive_int("freq", freq)
         for name, value in (
             ("histograms", histograms),
             ("norms", norms),

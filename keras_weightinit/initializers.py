@@ -20,7 +20,6 @@ gives both the same kernel: the symmetry that the article warns about. Here:
 from __future__ import annotations
 
 import math
-import numbers
 import random as python_random
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -28,7 +27,7 @@ from typing import Literal
 import keras
 import numpy as np
 
-from keras_weightinit.checks import is_number, positive_number
+from keras_weightinit.checks import is_int, is_number, positive_number
 from keras_weightinit.gains import calculate_gain, compute_fans, nonlinearity_name
 from keras_weightinit.seeds import Seed, check_seed
 
@@ -81,10 +80,7 @@ def _shape(shape) -> tuple[int, ...]:
         dims = tuple(shape)
     except TypeError:
         dims = None
-    if dims is None or not all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0
-        for d in dims
-    ):
+    if dims is None or not all(is_int(d) and d > 0 for d in dims):
         raise ValueError(
             "Argument `shape` must be a sequence of positive ints. "
             f"Received: shape={shape!r}"

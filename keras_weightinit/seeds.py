@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 import numpy as np
+
+from keras_weightinit.checks import is_int
 
 __all__ = ["Seed", "check_seed", "spawn_seeds"]
 
@@ -27,7 +27,7 @@ def check_seed(seed, name: str = "seed") -> Seed:
         seed = keras.saving.deserialize_keras_object(seed)
     if seed is None or isinstance(seed, keras.random.SeedGenerator):
         return seed
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
+    if is_int(seed) and seed >= 0:
         return int(seed)
     raise ValueError(
         f"Argument `{name}` must be None, a non-negative int or a "
