@@ -85,7 +85,7 @@ def sample_hidden(pre: tf.Tensor, mean: tf.Tensor, hidden: str, noise) -> tf.Ten
 
 def visible_mean(h: tf.Tensor, kernel, visible_bias, visible: str) -> tf.Tensor:
     """`E[v | h]`: `sigmoid(h W^T + b)` (Bernoulli) or `h W^T + b` (Gaussian)."""
-    pre = tf.matmul(h, kernel, transpose_b=True) + visible_bias
+    pre = tf.nn.bias_add(tf.matmul(h, kernel, transpose_b=True), visible_bias)
     return tf.sigmoid(pre) if visible == "bernoulli" else pre
 
 
@@ -119,6 +119,13 @@ def _relu_log_partition(x: tf.Tensor, terms: int = 24) -> tf.Tensor:
     return tf.where(x > 0, math.pi**2 / 6 + 0.5 * tf.square(x) - g, g)
 
 
+def _hidden_term(pre: tf.Tensor, hidden: str) -> tf.Tensor:
+    """The hidden units' share of `F(v)`, from their total input `pre`."""
+    if hidden == "bernoulli":
+        return -tf.reduce_sum(tf.math.softplus(pre), axis=-1)
+    return -tf.reduce_sum(_relu_log_partition(pre), axis=-1)
+
+
 def free_energy(v, kernel, hidden_bias, visible_bias, visible, hidden) -> tf.Tensor:
     """`F(v) = -log sum_h exp(-E(v, h))` per sample (up to a constant).
 
@@ -132,11 +139,7 @@ def free_energy(v, kernel, hidden_bias, visible_bias, visible, hidden) -> tf.Ten
         visible_term = -tf.linalg.matvec(v, visible_bias)
     else:
         visible_term = 0.5 * tf.reduce_sum(tf.square(v - visible_bias), axis=-1)
-    if hidden == "bernoulli":
-        hidden_term = tf.reduce_sum(tf.math.softplus(pre), axis=-1)
-    else:
-        hidden_term = tf.reduce_sum(_relu_log_partition(pre), axis=-1)
-    return visible_term - hidden_term
+    return visible_term + _hidden_term(pre, hidden)
 
 
 def _noise_layout(config, sample_inputs: bool = False) -> list[tuple[str, str]]:
@@ -202,37 +205,54 @@ def _split_noise(uniform, normal, layout, n_visible, n_hidden) -> list:
 
 
 def _coefficients(hyper, m):
-    """The update's scalar coefficients for a batch of `m` samples."""
+    """The update's scalar coefficients for a batch of `m` samples.
+
+    Computed once per epoch, outside the batch loop, with the signs the update
+    needs, so that the loop holds no scalar arithmetic.
+    """
     learning_rate, momentum, weight_decay, target = (
         tf.convert_to_tensor(h, tf.float32) for h in hyper
     )
     m = tf.cast(m, tf.float32)
     return {
         "scale": learning_rate / m,
+        "minus_scale": -learning_rate / m,
         "momentum": momentum,
-        "decay": learning_rate * weight_decay,
-        "learning_rate": learning_rate,
-        "inverse_m": 1.0 / m,
+        "minus_decay": -learning_rate * weight_decay,
+        "sparsity_rate": (1.0 - SPARSITY_DECAY) / m,
+        "sparsity_cost": learning_rate * SPARSITY_COST,
+        "minus_inverse_m": -1.0 / m,
         "target": target,
     }
 
 
+def _hidden_input(v, kernel, hidden_bias):
+    """`v W + c` as MatMul + BiasAdd, which Grappler fuses with the activation."""
+    return tf.nn.bias_add(tf.matmul(v, kernel), hidden_bias)
+
+
 def _cd_step(state, v0, noise, coefficients, config):
-    """`cd_update` on pre-drawn noise (see `_noise_layout`) and coefficients."""
+    """`cd_update` on pre-drawn noise (see `_noise_layout`) and coefficients.
+
+    Written for few graph ops per batch (on small layers their dispatch, not
+    the arithmetic, is the cost): fused MatMul + BiasAdd + activation, the
+    scale `lr / m` on the `(m, hidden)` factors, and the kernel's momentum
+    step as one AddN. Returns half the batch's summed squared reconstruction
+    error (`tf.nn.l2_loss`), doubled once per epoch by the caller.
+    """
     kernel, hbias, vbias, d_kernel, d_hbias, d_vbias, chains, q = state
     visible, hidden = config["visible"], config["hidden"]
-    scale = coefficients["scale"]
     momentum = coefficients["momentum"]
     noise = iter(noise)
 
-    pre0 = tf.matmul(v0, kernel) + hbias
+    pre0 = _hidden_input(v0, kernel, hbias)
     h0 = hidden_mean(pre0, hidden)
     h_state = sample_hidden(pre0, h0, hidden, next(noise))
     reconstruction = visible_mean(h_state, kernel, vbias, visible)
     if config["persistent"]:
         m = tf.shape(v0)[0]
         vk = chains[:m]
-        pre = tf.matmul(vk, kernel) + hbias
+        pre = _hidden_input(vk, kernel, hbias)
         h_state = sample_hidden(pre, hidden_mean(pre, hidden), hidden, next(noise))
     for step in range(config["cd_steps"]):
         if step > 0 or config["persistent"]:
@@ -242,37 +262,34 @@ def _cd_step(state, v0, noise, coefficients, config):
         if config["persistent"]:
             # A persistent chain must be a Markov chain: sample the visibles.
             vk = sample_visible(vk, visible, next(noise))
-        pre = tf.matmul(vk, kernel) + hbias
+        pre = _hidden_input(vk, kernel, hbias)
         hk = hidden_mean(pre, hidden)
         if step + 1 < config["cd_steps"]:
             h_state = sample_hidden(pre, hk, hidden, next(noise))
 
     residual = v0 - reconstruction
     visible_diff = residual if vk is reconstruction else v0 - vk
-    # The scale lr / m goes on the small (m, hidden) factors, and the kernel's
-    # momentum step is a single AddN over (visible, hidden) terms.
-    h0_scaled = scale * h0
-    hk_scaled = -scale * hk
+    h0_scaled = coefficients["scale"] * h0
+    hk_scaled = coefficients["minus_scale"] * hk
     d_kernel = tf.add_n(
         [
             momentum * d_kernel,
             tf.matmul(v0, h0_scaled, transpose_a=True),
             tf.matmul(vk, hk_scaled, transpose_a=True),
-            -coefficients["decay"] * kernel,
+            coefficients["minus_decay"] * kernel,
         ]
     )
     d_hbias = momentum * d_hbias + tf.reduce_sum(h0_scaled + hk_scaled, axis=0)
-    d_vbias = momentum * d_vbias + scale * tf.reduce_sum(visible_diff, axis=0)
+    d_vbias = momentum * d_vbias + tf.reduce_sum(
+        coefficients["scale"] * visible_diff, axis=0
+    )
     if config["sparsity"]:
-        inverse_m = coefficients["inverse_m"]
-        q = SPARSITY_DECAY * q + ((1.0 - SPARSITY_DECAY) * inverse_m) * (
-            tf.reduce_sum(h0, 0)
-        )
-        penalty = (coefficients["learning_rate"] * SPARSITY_COST) * (
-            q - coefficients["target"]
-        )
+        q = SPARSITY_DECAY * q + coefficients["sparsity_rate"] * tf.reduce_sum(h0, 0)
+        penalty = coefficients["sparsity_cost"] * (q - coefficients["target"])
         d_hbias -= penalty
-        d_kernel -= tf.tensordot(inverse_m * tf.reduce_sum(v0, 0), penalty, axes=0)
+        d_kernel += tf.tensordot(
+            coefficients["minus_inverse_m"] * tf.reduce_sum(v0, 0), penalty, axes=0
+        )
     if config["persistent"]:
         chains = tf.ensure_shape(tf.concat([vk, chains[m:]], 0), chains.shape)
     new_state = (
@@ -285,7 +302,7 @@ def _cd_step(state, v0, noise, coefficients, config):
         chains,
         q,
     )
-    return new_state, tf.reduce_sum(tf.square(residual))
+    return new_state, tf.nn.l2_loss(residual)
 
 
 def cd_update(state, v0, seeds, hyper, config):
@@ -321,13 +338,46 @@ def cd_update(state, v0, seeds, hyper, config):
             else (tf.random.stateless_normal)
         )
         noise.append(draw(shape, seeds[i]))
-    return _cd_step(state, v0, noise, _coefficients(hyper, m), config)
+    new_state, half_error = _cd_step(state, v0, noise, _coefficients(hyper, m), config)
+    return new_state, 2.0 * half_error
+
+
+def _monitor(params, v, seed, visible: str, hidden: str):
+    """`(mean F(v), pseudo-likelihood of v)` of `fit`'s per-epoch monitors.
+
+    The pseudo-likelihood is `score_samples`' (one random visible bit `i`
+    flipped per sample), NaN for Gaussian visible units; both NaN for an
+    empty `v`. Flipping `v_i` by `d = 1 - 2 v_i` moves the hidden input by
+    `d W_i` and the visible term by `-d b_i`, so `F(v_flipped)` needs no
+    second matrix product.
+    """
+    kernel, hidden_bias, visible_bias = params
+    if visible != "bernoulli":
+        fe = free_energy(v, *params, visible, hidden)
+        return tf.reduce_mean(fe), tf.constant(math.nan)
+    n_visible = v.shape[-1]
+    columns = tf.random.stateless_uniform(
+        [tf.shape(v)[0]], seed, minval=0, maxval=n_visible, dtype=tf.int32
+    )
+    d = 1.0 - 2.0 * tf.gather(v, columns[:, None], batch_dims=1)  # (n, 1)
+    pre = tf.matmul(v, kernel) + hidden_bias
+    visible_term = -tf.linalg.matvec(v, visible_bias)
+    fe = visible_term + _hidden_term(pre, hidden)
+    fe_flipped = (
+        visible_term
+        - d[:, 0] * tf.gather(visible_bias, columns)
+        + _hidden_term(pre + d * tf.gather(kernel, columns), hidden)
+    )
+    pl = n_visible * tf.reduce_mean(tf.math.log_sigmoid(fe_flipped - fe))
+    return tf.reduce_mean(fe), pl
 
 
 _EPOCH_FNS: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
 # Random numbers are drawn for many batches at once, at most about this many
 # per draw (float32: 16 MiB).
 NOISE_CHUNK = 1 << 22
+# Updates per iteration of the epoch's graph loop (see `train_epoch_fn`).
+UNROLL = 4
 
 
 def train_epoch_fn(
@@ -343,15 +393,22 @@ def train_epoch_fn(
 ):
     """The `tf.function` that trains one epoch, one per shape and setting.
 
-    It takes `(state, x, seed, hyper)`: the state tuple of `cd_update`, the
-    data `x` of shape `(n, n_visible)` (any `n`), a stateless seed of shape
-    `(2,)` and the four hyperparameters as float32 scalars, and returns
-    `(new_state, mean squared reconstruction error)`. The data are shuffled,
-    then a graph loop runs the update over the full batches of `batch_size`
-    (static shapes; the random numbers drawn for up to `NOISE_CHUNK` values
-    at a time) and then once on the shorter last batch, if any. With
-    `sample_inputs`, each batch is replaced by a fresh Bernoulli sample of it
-    (DBN training on the states of the layer below).
+    It takes `(state, x, seed, hyper, monitor_x, val_x)`: the state tuple of
+    `cd_update`, the data `x` of shape `(n, n_visible)` (any `n`), a stateless
+    seed of shape `(2,)`, the four hyperparameters as float32 scalars, and
+    the samples of the per-epoch monitors (any number, possibly none) for the
+    training and the validation data. It returns `(new_state, metrics)`,
+    `metrics = [mean squared reconstruction error, mean F(monitor_x),
+    pseudo-likelihood of monitor_x, mean F(val_x), pseudo-likelihood of
+    val_x]` (NaN for an empty set; see `_monitor`), so `fit` makes one call
+    and one device-to-host copy per epoch.
+
+    The data are shuffled, then a graph loop runs the update over the full
+    batches of `batch_size` (static shapes; `UNROLL` updates per iteration;
+    the random numbers drawn for up to `NOISE_CHUNK` values at a time) and
+    then once on the shorter last batch, if any. With `sample_inputs`, each
+    batch is replaced by a fresh Bernoulli sample of it (DBN training on the
+    states of the layer below).
     """
     key = (
         n_visible,
@@ -389,6 +446,8 @@ def train_epoch_fn(
         tf.TensorSpec([None, n_visible], f32),
         tf.TensorSpec([2], tf.int64),
         tuple(tf.TensorSpec([], f32) for _ in range(4)),
+        tf.TensorSpec([None, n_visible], f32),
+        tf.TensorSpec([None, n_visible], f32),
     ]
     layout = _noise_layout(config, sample_inputs)
     width = sum(n_hidden if unit == "hidden" else n_visible for unit, _ in layout)
@@ -400,11 +459,22 @@ def train_epoch_fn(
             v0 = sample_visible(v0, "bernoulli", noise.pop())
         return _cd_step(state, v0, noise, coefficients, config)
 
-    def epoch(state, x, seed, hyper):
+    def batch_step(state, error, i, batches, uniform, normal, coefficients):
+        # tf.gather: one op, where `batches[i]` builds its slice bounds in ops
+        state, batch_error = update(
+            state,
+            tf.gather(batches, i),
+            None if uniform is None else tf.gather(uniform, i),
+            None if normal is None else tf.gather(normal, i),
+            coefficients,
+        )
+        return state, error + batch_error
+
+    def epoch(state, x, seed, hyper, monitor_x, val_x):
         TRACE_COUNTS[key] = TRACE_COUNTS.get(key, 0) + 1
         n = tf.shape(x)[0]
-        shuffle_seed, chunk_seed, last_seed = tf.unstack(
-            tf.random.experimental.stateless_split(seed, 3)
+        shuffle_seed, chunk_seed, last_seed, monitor_seed, val_seed = tf.unstack(
+            tf.random.experimental.stateless_split(seed, 5)
         )
         order = tf.argsort(tf.random.stateless_uniform([n], shuffle_seed))
         x = tf.gather(x, order)
@@ -426,18 +496,20 @@ def train_epoch_fn(
                 [count, batch_size, n_visible],
             )
             if uniform is not None:
-                uniform = tf.reshape(uniform, [count, batch_size, -1])
+                uniform = tf.reshape(uniform, [count, batch_size, uniform.shape[-1]])
             if normal is not None:
-                normal = tf.reshape(normal, [count, batch_size, -1])
-            for i in tf.range(count):
-                state, batch_error = update(
-                    state,
-                    batches[i],
-                    None if uniform is None else uniform[i],
-                    None if normal is None else normal[i],
-                    coefficients,
+                normal = tf.reshape(normal, [count, batch_size, normal.shape[-1]])
+            # UNROLL updates per loop iteration: a graph loop iteration costs
+            # about as much as a few ops, which matters for small layers.
+            for i in tf.range(0, count - UNROLL + 1, UNROLL):
+                for j in range(UNROLL):
+                    state, error = batch_step(
+                        state, error, i + j, batches, uniform, normal, coefficients
+                    )
+            for i in tf.range(count - count % UNROLL, count):
+                state, error = batch_step(
+                    state, error, i, batches, uniform, normal, coefficients
                 )
-                error += batch_error
         rest = n - n_full * batch_size
         if rest > 0:
             uniform, normal = _draw_noise(last_seed, rest, layout, n_visible, n_hidden)
@@ -449,65 +521,16 @@ def train_epoch_fn(
                 _coefficients(hyper, rest),
             )
             error += batch_error
-        return state, error / tf.cast(n * n_visible, f32)
+        params = state[:3]
+        metrics = [
+            2.0 * error / tf.cast(n * n_visible, f32),
+            *_monitor(params, monitor_x, monitor_seed, visible, hidden),
+            *_monitor(params, val_x, val_seed, visible, hidden),
+        ]
+        return state, tf.stack(metrics)
 
     function = tf.function(epoch, input_signature=signature, autograph=True)
     _EPOCH_FNS[key] = function
-    return function
-
-
-_MONITOR_FNS: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
-
-
-def monitor_fn(n_visible: int, n_hidden: int, visible: str, hidden: str):
-    """The `tf.function` of `fit`'s per-epoch monitors, one per shape and setting.
-
-    It takes `(params, x, x_val, seed)`: `(W, c, b)`, the monitor samples (any
-    number), the validation samples (any number, possibly none) and a stateless
-    seed of shape `(2,)`; it returns `[mean F(x), pseudo-likelihood of x,
-    mean F(x_val), pseudo-likelihood of x_val]` (NaN for an empty set, and the
-    pseudo-likelihoods NaN for Gaussian visible units). The pseudo-likelihood
-    is `score_samples`' (one random visible bit flipped per sample).
-    """
-    key = (n_visible, n_hidden, visible, hidden)
-    if key in _MONITOR_FNS:
-        return _MONITOR_FNS[key]
-    f32 = tf.float32
-    signature = [
-        (
-            tf.TensorSpec([n_visible, n_hidden], f32),
-            tf.TensorSpec([n_hidden], f32),
-            tf.TensorSpec([n_visible], f32),
-        ),
-        tf.TensorSpec([None, n_visible], f32),
-        tf.TensorSpec([None, n_visible], f32),
-        tf.TensorSpec([2], tf.int64),
-    ]
-
-    def metrics(params, v, seed):
-        n = tf.shape(v)[0]
-        if visible != "bernoulli":
-            fe = free_energy(v, *params, visible, hidden)
-            return tf.reduce_mean(fe), tf.constant(math.nan)
-        columns = tf.random.stateless_uniform(
-            [n], seed, minval=0, maxval=n_visible, dtype=tf.int32
-        )
-        flipped = v + tf.one_hot(columns, n_visible) * (1.0 - 2.0 * v)
-        fe = free_energy(tf.concat([v, flipped], 0), *params, visible, hidden)
-        fe, fe_flipped = fe[:n], fe[n:]
-        pl = n_visible * tf.reduce_mean(tf.math.log_sigmoid(fe_flipped - fe))
-        return tf.reduce_mean(fe), pl
-
-    def monitor(params, x, x_val, seed):
-        train_seed, val_seed = tf.unstack(
-            tf.random.experimental.stateless_split(seed, 2)
-        )
-        return tf.stack(
-            [*metrics(params, x, train_seed), *metrics(params, x_val, val_seed)]
-        )
-
-    function = tf.function(monitor, input_signature=signature)
-    _MONITOR_FNS[key] = function
     return function
 
 
@@ -861,7 +884,6 @@ class RBM:
             sample_inputs,
         )
         x_tensor = tf.constant(data)
-        monitor = monitor_fn(n_visible, self.units, self.visible, self.hidden)
         monitor_x = tf.constant(data[rng.permutation(len(data))[:MONITOR_SAMPLES]])
         val_x = tf.zeros([0, n_visible]) if val is None else val[:MONITOR_SAMPLES]
         val_x = tf.constant(val_x)
@@ -890,19 +912,19 @@ class RBM:
                         self.sparsity_target or 0.0,
                     )
                 )
-                state, error = epoch_fn(
-                    state, x_tensor, tf.constant([seed, epoch], tf.int64), hyper
-                )
-                values = monitor(
-                    state[:3],
+                state, values = epoch_fn(
+                    state,
+                    x_tensor,
+                    tf.constant([seed, epoch], tf.int64),
+                    hyper,
                     monitor_x,
                     val_x,
-                    tf.constant([seed, epoch], tf.int64),
-                ).numpy()
+                )
+                values = values.numpy()
                 logs = {
-                    "reconstruction_error": float(error),
-                    "free_energy": float(values[0]),
-                    "pseudo_likelihood": float(values[1]),
+                    "reconstruction_error": float(values[0]),
+                    "free_energy": float(values[1]),
+                    "pseudo_likelihood": float(values[2]),
                 }
                 if not math.isfinite(logs["reconstruction_error"]):
                     raise FloatingPointError(
@@ -911,9 +933,9 @@ class RBM:
                         "lower `learning_rate`."
                     )
                 if val is not None:
-                    logs["val_free_energy"] = float(values[2])
-                    logs["free_energy_gap"] = float(values[2] - values[0])
-                    logs["val_pseudo_likelihood"] = float(values[3])
+                    logs["val_free_energy"] = float(values[3])
+                    logs["free_energy_gap"] = float(values[3] - values[1])
+                    logs["val_pseudo_likelihood"] = float(values[4])
                 for key, value in logs.items():
                     history.setdefault(key, []).append(value)
                 if progbar is not None:

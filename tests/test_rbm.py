@@ -80,6 +80,32 @@ def test_inference_formulas(digits):
     np.testing.assert_allclose(scores, expected, rtol=1e-4)
 
 
+@pytest.mark.parametrize("hidden", ["bernoulli", "relu"])
+def test_monitor_pseudo_likelihood_flips_one_bit(hidden):
+    # The epoch's monitor computes F(v_flipped) from F(v)'s hidden input; it
+    # must equal the free energy of the explicitly flipped samples.
+    rng = np.random.default_rng(0)
+    n, n_visible, n_hidden = 40, 12, 7
+    params = (
+        tf.constant(rng.normal(0, 0.5, (n_visible, n_hidden)).astype("float32")),
+        tf.constant(rng.normal(0, 0.5, n_hidden).astype("float32")),
+        tf.constant(rng.normal(0, 0.5, n_visible).astype("float32")),
+    )
+    v = tf.constant((rng.random((n, n_visible)) < 0.4).astype("float32"))
+    seed = tf.constant([3, 4], tf.int64)
+    mean_fe, pl = rbm_module._monitor(params, v, seed, "bernoulli", hidden)
+    columns = tf.random.stateless_uniform(
+        [n], seed, minval=0, maxval=n_visible, dtype=tf.int32
+    ).numpy()
+    flipped = v.numpy().copy()
+    flipped[np.arange(n), columns] = 1 - flipped[np.arange(n), columns]
+    fe = rbm_module.free_energy(v, *params, "bernoulli", hidden).numpy()
+    fe_flipped = rbm_module.free_energy(flipped, *params, "bernoulli", hidden)
+    expected = n_visible * np.mean(np.log(1 / (1 + np.exp(fe - fe_flipped.numpy()))))
+    assert float(mean_fe) == pytest.approx(fe.mean(), rel=1e-5)
+    assert float(pl) == pytest.approx(expected, rel=1e-4)
+
+
 def test_relu_free_energy_term_is_integral_of_softplus():
     x = np.linspace(-8, 8, 33).astype("float32")
     got = rbm_module._relu_log_partition(tf.constant(x)).numpy()
