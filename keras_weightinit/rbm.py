@@ -376,8 +376,6 @@ _EPOCH_FNS: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
 # Random numbers are drawn for many batches at once, at most about this many
 # per draw (float32: 16 MiB).
 NOISE_CHUNK = 1 << 22
-# Updates per iteration of the epoch's graph loop (see `train_epoch_fn`).
-UNROLL = 4
 
 
 def train_epoch_fn(
@@ -404,9 +402,9 @@ def train_epoch_fn(
     and one device-to-host copy per epoch.
 
     The data are shuffled, then a graph loop runs the update over the full
-    batches of `batch_size` (static shapes; `UNROLL` updates per iteration;
-    the random numbers drawn for up to `NOISE_CHUNK` values at a time) and
-    then once on the shorter last batch, if any. With `sample_inputs`, each
+    batches of `batch_size` (static shapes; the random numbers drawn for up
+    to `NOISE_CHUNK` values at a time) and then once on the shorter last
+    batch, if any. With `sample_inputs`, each
     batch is replaced by a fresh Bernoulli sample of it (DBN training on the
     states of the layer below).
     """
@@ -499,14 +497,7 @@ def train_epoch_fn(
                 uniform = tf.reshape(uniform, [count, batch_size, uniform.shape[-1]])
             if normal is not None:
                 normal = tf.reshape(normal, [count, batch_size, normal.shape[-1]])
-            # UNROLL updates per loop iteration: a graph loop iteration costs
-            # about as much as a few ops, which matters for small layers.
-            for i in tf.range(0, count - UNROLL + 1, UNROLL):
-                for j in range(UNROLL):
-                    state, error = batch_step(
-                        state, error, i + j, batches, uniform, normal, coefficients
-                    )
-            for i in tf.range(count - count % UNROLL, count):
+            for i in tf.range(count):
                 state, error = batch_step(
                     state, error, i, batches, uniform, normal, coefficients
                 )
