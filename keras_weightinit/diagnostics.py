@@ -34,6 +34,7 @@ from keras_weightinit.gradients import (
     kernel_layers,
     loss_scale,
     training_loss,
+    whole_batch_loss,
 )
 
 __all__ = ["DiagnosisReport", "diagnose"]
@@ -379,7 +380,10 @@ def diagnose(
             else:
                 if loss_fn is not None:
                     total = tf.reduce_mean(
-                        tf.cast(loss_fn(y_tensor, y_pred), "float32")
+                        whole_batch_loss(
+                            loss_fn(y_tensor, y_pred),
+                            getattr(loss_fn, "reduction", None),
+                        )
                     )
                     if model.losses:
                         total += tf.add_n([tf.cast(v, "float32") for v in model.losses])

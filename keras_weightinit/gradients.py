@@ -111,22 +111,37 @@ def capture_outputs(
             object.__delattr__(layer, "call")
 
 
+# Keras divides a loss with these reductions by the number of replicas of the
+# current `tf.distribute` strategy (each replica's share of the global batch).
+_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight")
+
+
+def whole_batch_loss(value, reduction: str | None = "sum_over_batch_size"):
+    """A loss Keras reduced with `reduction`, as one device sees the whole batch.
+
+    Under a `tf.distribute` strategy with N replicas Keras divides a mean
+    loss by N (each replica's share of the global batch); a probe batch is
+    computed whole, on one device, so the division is undone. Sums are
+    left as they are.
+    """
+    value = tf.cast(value, "float32")
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1 and reduction in _MEAN_REDUCTIONS:
+        value = value * float(replicas)
+    return value
+
+
 def training_loss(model: keras.Model, x, y, y_pred) -> tf.Tensor:
     """`fit`'s loss for one batch, in float32, undoing the per-replica scaling.
 
-    Under a `tf.distribute` strategy with N replicas Keras divides the loss by
-    N (each replica's share of the global batch); the probe batch is computed
-    whole, on one device, so it is multiplied back.
+    The compiled losses are taken as means over the batch (Keras's default
+    reduction, `"sum_over_batch_size"`); see `whole_batch_loss`.
     """
     if "training" in inspect.signature(model.compute_loss).parameters:
         loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
     else:  # overrides written before Keras 3.3
         loss = model.compute_loss(x=x, y=y, y_pred=y_pred)
-    loss = tf.cast(loss, "float32")
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    if replicas > 1:
-        loss = loss * float(replicas)
-    return loss
+    return whole_batch_loss(loss)
 
 
 def loss_scale(model: keras.Model) -> tf.Tensor:

@@ -220,6 +220,31 @@ def test_explicit_loss_for_uncompiled_model(digits):
     )
 
 
+def test_loss_under_mirrored_strategy_scope(digits, mirrored_strategy):
+    # Under a strategy scope Keras divides a mean loss by the replica count;
+    # diagnose computes the whole batch on one device, so it must undo that
+    # for the compiled loss and for a `Loss` object passed as `loss=`.
+    x, y = digits
+    loss = keras.losses.SparseCategoricalCrossentropy()
+    expected = diagnose(_mlp(3, HeNormal), x, y, loss=loss)
+    with mirrored_strategy.scope():
+        model = _mlp(3, HeNormal)
+        compiled = diagnose(model, x, y)
+        explicit = diagnose(model, x, y, loss=loss)
+        summed = diagnose(
+            model,
+            x,
+            y,
+            loss=keras.losses.SparseCategoricalCrossentropy(reduction="sum"),
+        )
+    assert compiled.loss == pytest.approx(expected.loss, rel=1e-5)
+    assert explicit.loss == pytest.approx(expected.loss, rel=1e-5)
+    assert summed.loss == pytest.approx(expected.loss * len(x), rel=1e-5)
+    assert explicit.rows[0]["grad_norm"] == pytest.approx(
+        expected.rows[0]["grad_norm"], rel=1e-4
+    )
+
+
 # --------------------------------------------------------------------------
 # report outputs
 
