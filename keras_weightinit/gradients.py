@@ -216,6 +216,24 @@ def _metadata(plugin: str):
     return _METADATA[plugin]
 
 
+def _tensor_proto(array: np.ndarray):
+    """A TensorProto of a float32 or float64 array, from its raw bytes.
+
+    TensorBoard's `make_tensor_proto` handles every dtype and costs about
+    0.1 ms per call, which is most of the callback's per-epoch time.
+    """
+    from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    array = np.asarray(array)  # tobytes() is C order, contiguous or not
+    dtype = types_pb2.DT_DOUBLE if array.dtype == np.float64 else types_pb2.DT_FLOAT
+    shape = tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=n) for n in array.shape]
+    )
+    return tensor_pb2.TensorProto(
+        dtype=dtype, tensor_shape=shape, tensor_content=array.tobytes()
+    )
+
+
 def summary_proto(histograms: dict, scalars: dict) -> bytes:
     """One serialized `Summary` holding all of a step's histograms and scalars.
 
@@ -224,13 +242,12 @@ def summary_proto(histograms: dict, scalars: dict) -> bytes:
     (the same tensors and plugin metadata).
     """
     from tensorboard.compat.proto import summary_pb2
-    from tensorboard.util.tensor_util import make_tensor_proto
 
     values = [
         summary_pb2.Summary.Value(
             tag=tag,
             metadata=_metadata("histogram"),
-            tensor=make_tensor_proto(histogram_buckets(v)),
+            tensor=_tensor_proto(histogram_buckets(v)),
         )
         for tag, v in histograms.items()
     ]
@@ -238,7 +255,7 @@ def summary_proto(histograms: dict, scalars: dict) -> bytes:
         summary_pb2.Summary.Value(
             tag=tag,
             metadata=_metadata("scalar"),
-            tensor=make_tensor_proto(np.float32(v)),
+            tensor=_tensor_proto(np.float32(v)),
         )
         for tag, v in scalars.items()
     ]
@@ -409,10 +426,11 @@ class GradientHistograms(keras.callbacks.Callback):
         """
         model = self.model
         variables = list(model.trainable_variables)
-        want_grads = self.histograms or self.norms
+        norms = self.norms
+        want_grads = self.histograms or norms
         act_layers = list(model.layers) if self.activations else []
         self._variables = variables
-        self._kernels = [
+        kernels = self._kernels = [
             (layer.name, i)
             for layer in kernel_layers(model)
             for i, v in enumerate(variables)
@@ -448,7 +466,8 @@ class GradientHistograms(keras.callbacks.Callback):
                 for layer in act_layers
                 if id(layer) in outputs
             }
-            return loss, grads, activations
+            kernel_norms = [tf.norm(tf.cast(values[i], "float32")) for _, i in kernels]
+            return loss, grads, activations, kernel_norms
 
         return tf.function(probe, autograph=False, reduce_retracing=True)
 
@@ -491,18 +510,19 @@ class GradientHistograms(keras.callbacks.Callback):
     def _log(self, step: int):
         if self._function is None or step == self._last_step:
             return
-        loss, grads, activations = self._function(self._x_tensor, self._y_tensor)
+        loss, grads, activations, kernel_norms = self._function(
+            self._x_tensor, self._y_tensor
+        )
         grads = [g.numpy() for g in grads]
         histograms, scalars = {}, {}
         if self.histograms:
             for variable, grad in zip(self._variables, grads, strict=True):
                 histograms[_tag(variable.path) + "/gradient"] = grad
         if self.norms:
-            for name, i in self._kernels:
+            for (name, i), w_norm in zip(self._kernels, kernel_norms, strict=True):
                 g_norm = np.linalg.norm(grads[i])
-                w_norm = np.linalg.norm(keras.ops.convert_to_numpy(self._variables[i]))
                 scalars[f"gradient_norm/{name}"] = g_norm
-                scalars[f"gradient_to_weight/{name}"] = g_norm / w_norm
+                scalars[f"gradient_to_weight/{name}"] = g_norm / float(w_norm)
         for name, out in activations.items():
             out = out.numpy()
             histograms[f"{name}/activation"] = out
