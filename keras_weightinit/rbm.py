@@ -227,18 +227,18 @@ def _coefficients(hyper, m):
 
 
 def _hidden_input(v, kernel, hidden_bias):
-    """`v W + c` as MatMul + BiasAdd, which Grappler fuses with the activation."""
+    """`v W + c` as MatMul + BiasAdd, which Grappler fuses into one op."""
     return tf.nn.bias_add(tf.matmul(v, kernel), hidden_bias)
 
 
 def _cd_step(state, v0, noise, coefficients, config):
     """`cd_update` on pre-drawn noise (see `_noise_layout`) and coefficients.
 
-    Written for few graph ops per batch (on small layers their dispatch, not
-    the arithmetic, is the cost): fused MatMul + BiasAdd + activation, the
-    scale `lr / m` on the `(m, hidden)` factors, and the kernel's momentum
-    step as one AddN. Returns half the batch's summed squared reconstruction
-    error (`tf.nn.l2_loss`), doubled once per epoch by the caller.
+    Written for few graph ops per batch (on small layers each op's fixed cost
+    adds up): fused MatMul + BiasAdd, the scale `lr / m` on the
+    `(m, hidden)` factors, and the kernel's momentum step as one AddN.
+    Returns half the batch's summed squared reconstruction error
+    (`tf.nn.l2_loss`), doubled once per epoch by the caller.
     """
     kernel, hbias, vbias, d_kernel, d_hbias, d_vbias, chains, q = state
     visible, hidden = config["visible"], config["hidden"]
@@ -404,9 +404,8 @@ def train_epoch_fn(
     The data are shuffled, then a graph loop runs the update over the full
     batches of `batch_size` (static shapes; the random numbers drawn for up
     to `NOISE_CHUNK` values at a time) and then once on the shorter last
-    batch, if any. With `sample_inputs`, each
-    batch is replaced by a fresh Bernoulli sample of it (DBN training on the
-    states of the layer below).
+    batch, if any. With `sample_inputs`, each batch is replaced by a fresh
+    Bernoulli sample of it (DBN training on the states of the layer below).
     """
     key = (
         n_visible,
