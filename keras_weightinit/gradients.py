@@ -522,7 +522,10 @@ class GradientHistograms(keras.callbacks.Callback):
             for (name, i), w_norm in zip(self._kernels, kernel_norms, strict=True):
                 g_norm = np.linalg.norm(grads[i])
                 scalars[f"gradient_norm/{name}"] = g_norm
-                scalars[f"gradient_to_weight/{name}"] = g_norm / float(w_norm)
+                # inf or NaN for an all-zero kernel, as the graph division gave
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.float32(g_norm) / np.float32(w_norm)
+                scalars[f"gradient_to_weight/{name}"] = ratio
         for name, out in activations.items():
             out = out.numpy()
             histograms[f"{name}/activation"] = out

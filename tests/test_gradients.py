@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 
 import keras
 import numpy as np
@@ -437,6 +438,32 @@ def test_small_init_signal_collapse_is_visible(tmp_path, digits):
     first = _scalars(acc, "activation_std/d0")[0]
     last = _scalars(acc, "activation_std/d5")[0]
     assert 0 < last < 1e-5 * first
+
+
+def test_all_zero_kernel_logs_without_warnings(tmp_path, digits):
+    # The zeros scheme of the article: ||W|| = 0, so gradient_to_weight is
+    # undefined (NaN or inf in the event file) and nothing warns.
+    x, y = digits
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(8, activation="relu", kernel_initializer="zeros"),
+            keras.layers.Dense(10, activation="softmax", name="out"),
+        ]
+    )
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    callback = GradientHistograms(tmp_path, (x[:32], y[:32]), activations=False)
+    callback.set_model(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        callback.on_train_begin()
+        callback.on_epoch_begin(0)
+        callback.on_train_end()
+    acc = _events(str(tmp_path / "gradients"))
+    hidden = model.layers[0].name
+    assert not np.isfinite(_scalars(acc, f"gradient_to_weight/{hidden}")[0])
+    assert np.isfinite(_scalars(acc, "gradient_to_weight/out")[0])
 
 
 def test_histogram_buckets_read_back(tmp_path):
