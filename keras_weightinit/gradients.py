@@ -466,7 +466,9 @@ class GradientHistograms(keras.callbacks.Callback):
                 for layer in act_layers
                 if id(layer) in outputs
             }
-            kernel_norms = [tf.norm(tf.cast(values[i], "float32")) for _, i in kernels]
+            kernel_norms = [
+                tf.norm(tf.cast(values[i], "float32")) for _, i in kernels if norms
+            ]
             return loss, grads, activations, kernel_norms
 
         return tf.function(probe, autograph=False, reduce_retracing=True)
