@@ -1,0 +1,44 @@
+"""The benchmark scripts run against the current API (on tiny inputs): they
+are not tests of speed, which is measured by running them (see README)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_digits()
+    return (data.data[:200] / 16).astype("float32"), data.target[:200]
+
+
+def test_bench_rbm_measures_every_column(digits):
+    bench_rbm = _load("bench_rbm")
+    x, _ = digits
+    row = bench_rbm.bench("tiny", x, 8, 32, 1, 1, peak=100.0)
+    rates = ("sk", "fit", "loop", "bound", "gflops_fit", "gflops_loop")
+    assert all(np.isfinite(row[k]) and row[k] > 0 for k in rates), row
+    assert row["ratio"] == pytest.approx(row["fit"] / row["sk"])
+    assert row["frac_fit"] == pytest.approx(row["gflops_fit"] / 100.0)
+
+
+def test_bench_callbacks_times_the_hooks_inside_the_fit(digits, tmp_path):
+    bench_callbacks = _load("bench_callbacks")
+    x, y = digits
+    seconds, hooks = bench_callbacks.timed_fit(x, y, 2, str(tmp_path))
+    assert 0 < hooks < seconds
+    assert (tmp_path / "gradients").is_dir()
+    plain, none = bench_callbacks.timed_fit(x, y, 1, None)
+    assert plain > 0 and none == 0
