@@ -10,7 +10,7 @@ overhead itself, which the noise of the fit times does not blur.
 
 Run:
 
-    python benchmarks/bench_callbacks.py [--epochs 20] [--repeats 7]
+    python benchmarks/bench_callbacks.py [--epochs 20] [--repeats 15]
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def timed_fit(x, y, epochs: int, log_dir: str | None) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
 
     digits = load_digits()
