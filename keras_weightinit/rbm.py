@@ -66,6 +66,11 @@ _register = keras.saving.register_keras_serializable(package="keras_weightinit")
 # the math: pure functions of tensors
 
 
+def _hidden_input(v, kernel, hidden_bias):
+    """`v W + c` as MatMul + BiasAdd, which Grappler fuses into one op."""
+    return tf.nn.bias_add(tf.matmul(v, kernel), hidden_bias)
+
+
 def hidden_mean(pre: tf.Tensor, hidden: str) -> tf.Tensor:
     """`E[h | v]` from the total input `pre = v W + c`."""
     return tf.sigmoid(pre) if hidden == "bernoulli" else tf.nn.relu(pre)
@@ -134,7 +139,7 @@ def free_energy(v, kernel, hidden_bias, visible_bias, visible, hidden) -> tf.Ten
     `-int softplus` (noisy ReLU, see `_relu_log_partition`).
     """
     v = tf.convert_to_tensor(v, tf.float32)
-    pre = tf.matmul(v, kernel) + hidden_bias
+    pre = _hidden_input(v, kernel, hidden_bias)
     if visible == "bernoulli":
         visible_term = -tf.linalg.matvec(v, visible_bias)
     else:
@@ -224,11 +229,6 @@ def _coefficients(hyper, m):
         "minus_inverse_m": -1.0 / m,
         "target": target,
     }
-
-
-def _hidden_input(v, kernel, hidden_bias):
-    """`v W + c` as MatMul + BiasAdd, which Grappler fuses into one op."""
-    return tf.nn.bias_add(tf.matmul(v, kernel), hidden_bias)
 
 
 def _cd_step(state, v0, noise, coefficients, config):
@@ -360,7 +360,7 @@ def _monitor(params, v, seed, visible: str, hidden: str):
         [tf.shape(v)[0]], seed, minval=0, maxval=n_visible, dtype=tf.int32
     )
     d = 1.0 - 2.0 * tf.gather(v, columns[:, None], batch_dims=1)  # (n, 1)
-    pre = tf.matmul(v, kernel) + hidden_bias
+    pre = _hidden_input(v, kernel, hidden_bias)
     visible_term = -tf.linalg.matvec(v, visible_bias)
     fe = visible_term + _hidden_term(pre, hidden)
     fe_flipped = (
@@ -754,7 +754,7 @@ class RBM:
     def transform(self, x) -> np.ndarray:
         """Hidden means `E[h | v]`: `sigmoid(v W + c)` or `max(0, v W + c)`."""
         v = self._data(x)
-        pre = tf.matmul(v, self.kernel) + self.hidden_bias
+        pre = _hidden_input(v, self.kernel, self.hidden_bias)
         return hidden_mean(pre, self.hidden).numpy()
 
     def reconstruct(self, x) -> np.ndarray:
