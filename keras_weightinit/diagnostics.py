@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_weightinit.data import as_array, check_finite, first_batch
-from keras_weightinit.gains import activation_name, compute_fans
+from keras_weightinit.gains import CONV_TRANSPOSE, activation_name, compute_fans
 from keras_weightinit.gradients import (
     capture_outputs,
     dense_gradient,
@@ -248,7 +248,9 @@ def diagnose(
 
     One forward and one backward pass on `x`: of the training loss on `(x, y)`
     (the model's compiled loss and regularization losses, or `loss`), or,
-    without `y`, of the sum of the outputs. For every layer with a kernel
+    without `y`, of the sum of the outputs (for a softmax or sigmoid output,
+    of its logits: a softmax sums to 1, so its sum sends nothing back). For
+    every layer with a kernel
     (Dense, Conv, EinsumDense, ... also inside nested models; activation,
     normalization, pooling and dropout layers have no row) it measures the
     output `h_l` (mean, std, dead and saturated fractions), the backpropagated
@@ -370,9 +372,12 @@ def diagnose(
             y_pred = model(x_tensor, training=training)
             scale = tf.constant(1.0)
             if y_tensor is None:
+                # A softmax sums to 1 whatever its input: take its logits.
                 total = tf.add_n(
                     [
-                        tf.reduce_sum(tf.cast(t, "float32"))
+                        tf.reduce_sum(
+                            tf.cast(getattr(t, "_keras_logits", t), "float32")
+                        )
                         for t in tf.nest.flatten(y_pred)
                     ]
                 )
@@ -435,7 +440,9 @@ def diagnose(
                     if np.linalg.norm(kernel_value) > 0
                     else math.inf
                 )
-            fan_in, fan_out = compute_fans(kernel.shape)
+            fan_in, fan_out = compute_fans(
+                kernel.shape, transposed=isinstance(layer, CONV_TRANSPOSE)
+            )
             name = _activation_name(layer)
             units = h_np.reshape(-1, h_np.shape[-1]) if h_np.ndim > 1 else h_np[:, None]
             rows.append(

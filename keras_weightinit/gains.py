@@ -12,6 +12,13 @@ from keras_weightinit.checks import is_number
 
 __all__ = ["activation_name", "calculate_gain", "compute_fans", "nonlinearity_name"]
 
+# The layers whose kernels are stored `(*kernel_size, out, in)`.
+CONV_TRANSPOSE = (
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+)
+
 _ALIASES = {
     "linear": "linear",
     "identity": "linear",
@@ -29,7 +36,7 @@ _ALIASES = {
 }
 
 
-def compute_fans(shape: Sequence[int]) -> tuple[int, int]:
+def compute_fans(shape: Sequence[int], transposed: bool = False) -> tuple[int, int]:
     """Returns `(fan_in, fan_out)` of a kernel shape, as Keras computes them.
 
     A Dense kernel is `(fan_in, fan_out)`; a convolution kernel is
@@ -37,8 +44,14 @@ def compute_fans(shape: Sequence[int]) -> tuple[int, int]:
     counts times the receptive field size `prod(kernel_size)`. A vector has
     `fan_in = fan_out = len`, a scalar `1, 1`.
 
+    A `ConvTranspose` kernel is stored `(*kernel_size, out_channels,
+    in_channels)`; Keras's and PyTorch's initializers read it like a
+    convolution kernel and so swap its fans. `transposed=True` counts the
+    input channels in `fan_in`, as the layer's forward pass does.
+
     Args:
         shape: The kernel shape.
+        transposed: Whether `shape` is a `ConvTranspose` kernel.
 
     Returns:
         The pair `(fan_in, fan_out)` of Python ints.
@@ -47,6 +60,8 @@ def compute_fans(shape: Sequence[int]) -> tuple[int, int]:
 
     >>> compute_fans((3, 3, 16, 32))
     (144, 288)
+    >>> compute_fans((3, 3, 16, 32), transposed=True)  # 32 channels in
+    (288, 144)
     """
     shape = tuple(int(d) for d in shape)
     if len(shape) == 0:
@@ -54,7 +69,8 @@ def compute_fans(shape: Sequence[int]) -> tuple[int, int]:
     if len(shape) == 1:
         return shape[0], shape[0]
     receptive_field = math.prod(shape[:-2])
-    return shape[-2] * receptive_field, shape[-1] * receptive_field
+    fans = shape[-2] * receptive_field, shape[-1] * receptive_field
+    return fans[::-1] if transposed else fans
 
 
 def activation_name(activation: Callable | None) -> str | None:
@@ -114,8 +130,10 @@ def calculate_gain(nonlinearity: str | Callable, param: float | None = None) -> 
     Args:
         nonlinearity: A name from the table or a Keras activation function
             (`keras.activations.tanh`, ...).
-        param: The negative slope `a` of `leaky_relu` (default `0.01`, as in
-            PyTorch); must be `None` for the other nonlinearities.
+        param: The negative slope `a` of `leaky_relu`: by default `0.01` for
+            the name (PyTorch's default) and `0.2` for the function
+            `keras.activations.leaky_relu` (Keras's default); must be `None`
+            for the other nonlinearities.
 
     Returns:
         The gain, a Python float.
@@ -135,7 +153,7 @@ def calculate_gain(nonlinearity: str | Callable, param: float | None = None) -> 
     name = nonlinearity_name(nonlinearity)
     if name == "leaky_relu":
         if param is None:
-            param = 0.01
+            param = 0.2 if callable(nonlinearity) else 0.01
         elif not is_number(param):
             raise ValueError(
                 "Argument `param` (the negative slope of leaky_relu) must be a "

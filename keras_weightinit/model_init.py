@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from keras_weightinit.checks import positive_int, positive_number
 from keras_weightinit.data import as_array, check_model_input
-from keras_weightinit.gains import activation_name
+from keras_weightinit.gains import CONV_TRANSPOSE, activation_name
 from keras_weightinit.initializers import (
     HeNormal,
     Orthogonal,
@@ -34,12 +34,7 @@ __all__ = ["LSUVReport", "check_lsuv_args", "initialize", "lsuv"]
 
 
 _CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
-_CONV_TRANSPOSE = (
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-)
-_KERNEL_LAYERS = (keras.layers.Dense, *_CONV, *_CONV_TRANSPOSE)
+_KERNEL_LAYERS = (keras.layers.Dense, *_CONV, *CONV_TRANSPOSE)
 
 # Layers that may sit between a linear Dense/Conv and its activation layer.
 _PASS_THROUGH = (
@@ -257,6 +252,21 @@ def _activation(layer, container, cache: dict) -> tuple[str, float]:
 # seeds and assignment
 
 
+def _draw_kernel(init, layer) -> np.ndarray:
+    """`init`'s kernel for `layer`, with the fans of its forward pass.
+
+    A `ConvTranspose` kernel is stored `(*kernel_size, out, in)`; it is drawn
+    as `(*kernel_size, in, out)` and swapped, so that `fan_in` counts the
+    input channels (see `compute_fans(..., transposed=True)`).
+    """
+    shape = tuple(layer.kernel.shape)
+    transposed = isinstance(layer, CONV_TRANSPOSE)
+    if transposed:
+        shape = (*shape[:-2], shape[-1], shape[-2])
+    kernel = keras.ops.convert_to_numpy(init(shape, dtype=layer.kernel.dtype))
+    return np.swapaxes(kernel, -1, -2) if transposed else kernel
+
+
 def _clone(initializer, seed: Seed):
     """A copy of `initializer` drawing from `seed` (fresh when None)."""
     config = initializer.get_config()
@@ -321,6 +331,8 @@ def initialize(
     `ELU` or `Softmax` layer that takes the layer's output, possibly through
     BatchNormalization, LayerNormalization, GroupNormalization or dropout
     layers, is used instead. Keras's `"leaky_relu"` function has slope 0.2.
+    A `ConvTranspose` kernel gets the fans of its forward pass (`fan_in`
+    counts its input channels), where `kernel_initializer=` would swap them.
 
     Args:
         model: A built `keras.Model`.
@@ -388,8 +400,7 @@ def initialize(
             init = get_scheme(scheme, layer_seed)
         else:
             init = _clone(scheme, layer_seed)
-        kernel = init(tuple(layer.kernel.shape), dtype=layer.kernel.dtype)
-        values.append((layer, keras.ops.convert_to_numpy(kernel)))
+        values.append((layer, _draw_kernel(init, layer)))
         used[layer.name] = init
     if unknown:
         warnings.warn(
@@ -452,7 +463,7 @@ def _pre_activation(layer, inputs):
     channels_first = getattr(layer, "data_format", None) == "channels_first"
     if isinstance(layer, keras.layers.Dense):
         outputs = ops.matmul(inputs, kernel)
-    elif isinstance(layer, _CONV_TRANSPOSE):
+    elif isinstance(layer, CONV_TRANSPOSE):
         outputs = ops.conv_transpose(
             inputs,
             kernel,
@@ -614,8 +625,7 @@ def lsuv(
             for layer, layer_seed in zip(
                 layers, spawn_seeds(seed, len(layers)), strict=True
             ):
-                init = Orthogonal(seed=layer_seed)
-                layer.kernel.assign(init(tuple(layer.kernel.shape), "float32"))
+                layer.kernel.assign(_draw_kernel(Orthogonal(seed=layer_seed), layer))
                 if getattr(layer, "bias", None) is not None:
                     layer.bias.assign(keras.ops.zeros_like(layer.bias))
         for layer, inputs in layer_inputs():

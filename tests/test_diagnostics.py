@@ -186,6 +186,26 @@ def test_without_targets_differentiates_output_sum():
     assert diagnose(model, (x,)).rows[-1]["grad_norm"] == pytest.approx(np.sqrt(20))
 
 
+def test_without_targets_a_softmax_output_sends_back_its_logits_sum():
+    # The sum of softmax outputs is 1 for any input: differentiated as it is,
+    # every He-initialized net would read as vanishing.
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((16,)),
+            *[
+                keras.layers.Dense(32, "relu", kernel_initializer="he_normal")
+                for _ in range(3)
+            ],
+            keras.layers.Dense(10, "softmax"),
+        ]
+    )
+    x = np.random.default_rng(3).normal(size=(64, 16)).astype("float32")
+    report = diagnose(model, x)
+    assert report.verdict == "healthy"
+    assert report.rows[-1]["grad_norm"] == pytest.approx(np.sqrt(64 * 10))
+
+
 def test_state_and_weights_unchanged(digits):
     x, y = digits
     keras.utils.set_random_seed(0)

@@ -320,6 +320,22 @@ def test_initialize_auto_picks_the_documented_initializer():
         assert not np.any(np.asarray(layers[name].bias))
 
 
+@pytest.mark.parametrize("scheme", ["he", "orthogonal"])
+def test_initialize_draws_transposed_kernels_with_their_forward_fans(scheme):
+    # Kernel (3, 3, 64, 4): 4 channels in, so fan_in = 36, not 576.
+    model = keras.Sequential(
+        [keras.Input((8, 8, 4)), keras.layers.Conv2DTranspose(64, 3, name="up")]
+    )
+    kw.initialize(model, scheme, seed=0)
+    kernel = np.asarray(model.get_layer("up").kernel)
+    if scheme == "he":
+        tolerance = 4 / math.sqrt(2 * kernel.size)
+        assert np.std(kernel) == pytest.approx(math.sqrt(2 / 36), rel=tolerance)
+    else:  # the forward map (36 inputs -> 64 outputs) is a semi-orthogonal one
+        forward = np.swapaxes(kernel, -1, -2).reshape(36, 64)
+        np.testing.assert_allclose(forward @ forward.T, np.eye(36), atol=1e-5)
+
+
 def test_initialize_seeds_scheme_names_and_instances():
     a, b = mlp(depth=4, width=16), mlp(depth=4, width=16, seed=9)
     kw.initialize(a, "he", seed=1)
