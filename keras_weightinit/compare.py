@@ -22,9 +22,11 @@ import numpy as np
 
 from keras_weightinit.callbacks import DBNPretrain, LSUVInit
 from keras_weightinit.diagnostics import diagnose
+from keras_weightinit.gains import activation_name
 from keras_weightinit.gradients import GradientHistograms
 from keras_weightinit.initializers import scheme_names
 from keras_weightinit.model_init import initialize
+from keras_weightinit.pretraining import HIDDEN_UNITS
 
 __all__ = [
     "ARTICLE_SCHEMES",
@@ -149,9 +151,14 @@ def validate(config: CompareConfig) -> None:
         if not ok:
             raise ValueError(message)
     try:
-        keras.activations.get(config.activation)
+        activation = activation_name(keras.activations.get(config.activation))
     except (ValueError, TypeError):
         raise ValueError(f"unknown --activation {config.activation!r}") from None
+    if "dbn" in config.schemes and activation not in HIDDEN_UNITS:
+        raise ValueError(
+            f"scheme 'dbn' needs --activation {', '.join(HIDDEN_UNITS)} (RBM "
+            f"hidden units exist for those), got {config.activation!r}"
+        )
     for name in config.schemes:
         resolve_scheme(name)
 
@@ -195,7 +202,7 @@ def load_dataset(name: str, max_train: int | None = None):
                 x_train, y_train, x_val, y_val = (
                     archive[key] for key in ("x_train", "y_train", "x_test", "y_test")
                 )
-        except (OSError, KeyError, ValueError) as error:
+        except Exception as error:  # noqa: BLE001 - any unreadable file
             raise ValueError(f"cannot read {str(path)!r}: {error}") from None
     arrays = [
         np.asarray(x_train, "float32").reshape(len(x_train), -1),

@@ -49,7 +49,8 @@ from keras_weightinit.seeds import spawn_seeds
 
 __all__ = ["pretrain_dbn", "check_pretrain_args"]
 
-_HIDDEN = {"sigmoid": "bernoulli", "tanh": "bernoulli", "relu": "relu"}
+# layer activation -> RBM hidden units
+HIDDEN_UNITS = {"sigmoid": "bernoulli", "tanh": "bernoulli", "relu": "relu"}
 _VISIBLE = ("auto", "bernoulli", "gaussian")
 _RESERVED = ("units", "visible", "hidden")
 _CHUNK = 2048  # rows per call when computing a layer's inputs
@@ -129,10 +130,10 @@ def _select_layers(model: keras.Model, layers) -> list[keras.layers.Dense]:
             )
     for layer in targets:
         act = _activation_name(layer)
-        if act not in _HIDDEN:
+        if act not in HIDDEN_UNITS:
             raise ValueError(
                 f"Layer {layer.name!r} has activation {act!r}; pretraining "
-                f"supports {tuple(_HIDDEN)} (they map to RBM hidden units)."
+                f"supports {tuple(HIDDEN_UNITS)} (they map to RBM hidden units)."
             )
         if not layer.use_bias:
             raise ValueError(
@@ -317,7 +318,7 @@ def pretrain_dbn(
                 u = _layer_inputs(model, layer, data)
                 plan = _plan_visible(u, "auto", below(layer), layer.name)
             vis, shift, scale, sample = plan
-            hidden = _HIDDEN[activation]
+            hidden = HIDDEN_UNITS[activation]
             args = dict(rbm_args)
             if "learning_rate" not in args:
                 kind = "gaussian" if vis == "gaussian" else hidden

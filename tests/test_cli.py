@@ -164,15 +164,27 @@ def test_an_npz_dataset_and_an_initializer_string_work(tmp_path):
         (["--learning-rate", "-1"], "--learning-rate must be positive"),
         (["--activation", "wiggle"], "unknown --activation 'wiggle'"),
         (["--dataset", "BROKEN"], "cannot read"),
+        (["--dataset", "EMPTY"], "cannot read"),
+        (["--dataset", "NPY"], "cannot read"),
+        (["--dataset", "TRUNCATED"], "cannot read"),
         (["--verbose", "3"], "argument --verbose: invalid choice"),
+        # the default schemes include dbn, which has no hidden units for gelu
+        (["--activation", "gelu"], "scheme 'dbn' needs --activation sigmoid"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line_and_write_nothing(
     tmp_path, capsys, args, message
 ):
-    broken = tmp_path / "broken.npz"
-    broken.write_bytes(b"not a zip file")
-    args = [str(broken) if a == "BROKEN" else a for a in args]
+    files = {name: tmp_path / f"{name.lower()}.npz" for name in ("BROKEN", "EMPTY")}
+    files["BROKEN"].write_bytes(b"not a zip file")
+    files["EMPTY"].write_bytes(b"")
+    files["NPY"] = tmp_path / "array.npz"  # an .npy file under an .npz name
+    with open(files["NPY"], "wb") as f:
+        np.save(f, np.zeros(3))
+    files["TRUNCATED"] = tmp_path / "truncated.npz"
+    np.savez(files["TRUNCATED"], x_train=np.zeros((50, 4)))
+    files["TRUNCATED"].write_bytes(files["TRUNCATED"].read_bytes()[:-40])
+    args = [str(files[a]) if a in files else a for a in args]
     logdir = tmp_path / "out"
     assert _exit_code(["compare", "--logdir", str(logdir), *args]) == 2
     err = capsys.readouterr().err
