@@ -160,6 +160,32 @@ def _layer_inputs(model: keras.Model, layer, data: np.ndarray) -> np.ndarray:
     return inputs.reshape(-1, inputs.shape[-1])
 
 
+def _producers(model: keras.Model) -> dict:
+    """`id(output tensor) -> layer` for the model's layers with one output."""
+    producers = {}
+    for layer in model.layers:
+        try:
+            producers[id(layer.output)] = layer
+        except (AttributeError, ValueError):  # shared, or never called
+            continue
+    return producers
+
+
+def _dense_below(layer, producers: dict):
+    """The Dense layer whose output feeds `layer`, possibly through
+    single-input layers (Flatten, Dropout, ...); None for the model's input,
+    a merge of several tensors or a nested model."""
+    tensor = layer.input
+    while tf.is_tensor(tensor) or isinstance(tensor, keras.KerasTensor):
+        producer = producers.get(id(tensor))
+        if producer is None or isinstance(producer, keras.Model):
+            return None
+        if isinstance(producer, keras.layers.Dense):
+            return producer
+        tensor = producer.input
+    return None
+
+
 def _plan_visible(u: np.ndarray, mode: str, below: str | None, name: str):
     """Visible units for the input `u`: `(visible, shift, scale, sample)`."""
     low, high = float(u.min()), float(u.max())
@@ -184,9 +210,11 @@ def _plan_visible(u: np.ndarray, mode: str, below: str | None, name: str):
     mean = u.mean(axis=0)
     std = u.std(axis=0)
     # Near-constant features (dead ReLUs) would blow up `W / sigma`: floor
-    # sigma at a tenth of the median. Any scale keeps the fold exact.
-    floor = max(0.1 * float(np.median(std)), 1e-6)
-    std = np.maximum(std, floor) if floor > 1e-6 else np.where(std > 0, std, 1.0)
+    # sigma at a tenth of the median of the varying features (many dead units
+    # must not pull the floor down). Any scale keeps the fold exact.
+    varying = std[std > 0]
+    floor = max(0.1 * float(np.median(varying)), 1e-6) if varying.size else 1.0
+    std = np.maximum(std, floor)
     return "gaussian", mean.astype("float32"), std.astype("float32"), False
 
 
@@ -296,12 +324,11 @@ def pretrain_dbn(
     check_model_input(model, data, "pretrain_dbn")
     targets = _select_layers(model, layers)
     first_input = _layer_inputs(model, targets[0], data)
-    dense = [lay for lay in model.layers if isinstance(lay, keras.layers.Dense)]
+    producers = _producers(model)
 
     def below(layer) -> str | None:
-        """The activation of the Dense layer that feeds `layer`, if any."""
-        index = dense.index(layer)
-        return _activation_name(dense[index - 1]) if index > 0 else None
+        dense = _dense_below(layer, producers)
+        return None if dense is None else _activation_name(dense)
 
     first_plan = _plan_visible(first_input, visible, below(targets[0]), targets[0].name)
 

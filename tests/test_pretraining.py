@@ -342,8 +342,49 @@ def test_the_layer_below_is_the_one_feeding_the_layer_even_with_gaps(
     assert seen == {"d1": None, "d3": "sigmoid"}
 
 
+def test_the_layer_below_follows_the_graph_not_the_layer_order(digits, monkeypatch):
+    x, _ = digits
+    inputs = keras.Input((64,))
+    a = keras.layers.Dense(16, activation="tanh", name="a")(inputs)
+    b = keras.layers.Dense(16, activation="relu", name="b")(inputs)
+    c = keras.layers.Dense(16, activation="sigmoid", name="c")(a)
+    d = keras.layers.Dropout(0.1)(keras.layers.Flatten()(c))
+    d = keras.layers.Dense(16, activation="sigmoid", name="d")(d)
+    merged = keras.layers.Concatenate()([b, d])
+    e = keras.layers.Dense(16, activation="sigmoid", name="e")(merged)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="out")(e))
+    seen = {}
+    original = pretraining._plan_visible
+
+    def recording(u, mode, below, name):
+        seen[name] = below
+        return original(u, mode, below, name)
+
+    monkeypatch.setattr(pretraining, "_plan_visible", recording)
+    pretrain_dbn(model, x, verbose=0, **FAST)
+    # c is fed by a (tanh), not by b (relu), the Dense listed before it.
+    assert seen == {"a": None, "b": None, "c": "tanh", "d": "sigmoid", "e": None}
+
+
 def test_layers_get_independent_seeds(digits, fitted_rbms):
     x, _ = digits
     pretrain_dbn(mlp(widths=(24, 24, 24)), x, verbose=0, **FAST)
     seeds = [rbm.seed for rbm, _, _ in fitted_rbms]
     assert len(set(seeds)) == 3 and 1 not in seeds
+
+
+def test_gaussian_scales_are_floored_by_the_varying_features():
+    # Below a ReLU layer with most units dead: 40 constant features, one
+    # near-constant (std 1e-5), 23 of std about 1 (so not in [0, 1]).
+    rng = np.random.default_rng(0)
+    u = np.zeros((500, 64), "float32")
+    u[:, 40] = 1e-5 * rng.standard_normal(500)
+    u[:, 41:] = rng.standard_normal((500, 23))
+    visible, shift, scale, sample = pretraining._plan_visible(u, "auto", "relu", "l")
+    assert visible == "gaussian" and not sample
+    median = float(np.median(u[:, 40:].std(axis=0)))  # of the varying ones
+    # The near-constant feature is not blown up by 1e5 in `W / sigma`.
+    assert scale[40] == pytest.approx(0.1 * median, rel=1e-5)
+    assert np.all(scale[:40] == scale[40])
+    np.testing.assert_allclose(scale[41:], u[:, 41:].std(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(shift, u.mean(axis=0), atol=1e-6)
