@@ -135,7 +135,9 @@ def training_loss(model: keras.Model, x, y, y_pred) -> tf.Tensor:
     """`fit`'s loss for one batch, in float32, undoing the per-replica scaling.
 
     The compiled losses are taken as means over the batch (Keras's default
-    reduction, `"sum_over_batch_size"`); see `whole_batch_loss`.
+    reduction, `"sum_over_batch_size"`); see `whole_batch_loss`. Keras's
+    TensorFlow trainer divides the regularization losses by the replica count
+    too, so one factor restores the whole sum.
     """
     if "training" in inspect.signature(model.compute_loss).parameters:
         loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)

@@ -265,6 +265,42 @@ def test_loss_under_mirrored_strategy_scope(digits, mirrored_strategy):
     )
 
 
+def test_regularization_under_mirrored_strategy_scope(digits, mirrored_strategy):
+    # Keras's TF trainer divides the regularization losses by the replica
+    # count too: both loss paths must give cross-entropy + regularization.
+    x, y = digits
+
+    def model():
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential(
+            [
+                keras.Input((64,)),
+                keras.layers.Dense(
+                    32, "relu", kernel_regularizer=keras.regularizers.L2(0.5)
+                ),
+                keras.layers.Dense(10, "softmax"),
+            ]
+        )
+        net.compile("sgd", "sparse_categorical_crossentropy")
+        return net
+
+    loss = keras.losses.SparseCategoricalCrossentropy()
+    plain = model()
+    expected = diagnose(plain, x, y)
+    penalty = 0.5 * float(np.sum(np.square(plain.layers[0].kernel)))
+    assert expected.loss - diagnose(plain, x, y, loss=loss).loss == pytest.approx(0)
+    assert expected.loss > penalty > 1.0  # the penalty is a large part of it
+    with mirrored_strategy.scope():
+        distributed = model()
+        compiled = diagnose(distributed, x, y)
+        explicit = diagnose(distributed, x, y, loss=loss)
+    assert compiled.loss == pytest.approx(expected.loss, rel=1e-5)
+    assert explicit.loss == pytest.approx(expected.loss, rel=1e-5)
+    assert compiled.rows[0]["grad_norm"] == pytest.approx(
+        expected.rows[0]["grad_norm"], rel=1e-4
+    )
+
+
 # --------------------------------------------------------------------------
 # report outputs
 

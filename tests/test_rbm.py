@@ -166,6 +166,80 @@ def test_short_last_batch_uses_negatives_of_its_size():
     np.testing.assert_allclose(new[2].numpy(), expected_vbias, atol=1e-6)
 
 
+@pytest.mark.parametrize("hidden", ["bernoulli", "relu"])
+def test_cd_2_update_matches_a_numpy_reference(hidden):
+    """CD-2 from the data: v0 -> h0 -> v1 -> h1 -> v2 -> h2, on the same noise."""
+    rng = np.random.default_rng(1)
+    n_visible, n_hidden, m = 7, 5, 4
+    kernel = rng.normal(0, 0.5, (n_visible, n_hidden)).astype("float32")
+    hbias = rng.normal(0, 0.1, n_hidden).astype("float32")
+    vbias = rng.normal(0, 0.1, n_visible).astype("float32")
+    v0 = (rng.random((m, n_visible)) < 0.5).astype("float32")
+    state = (
+        tf.constant(kernel),
+        tf.constant(hbias),
+        tf.constant(vbias),
+        tf.zeros([n_visible, n_hidden]),
+        tf.zeros([n_hidden]),
+        tf.zeros([n_visible]),
+        tf.zeros([m, n_visible]),
+        tf.zeros([n_hidden]),
+    )
+    seeds = tf.random.experimental.stateless_split(tf.constant([3, 4], tf.int64), 6)
+    config = {
+        "visible": "bernoulli",
+        "hidden": hidden,
+        "cd_steps": 2,
+        "persistent": False,
+        "sparsity": False,
+    }
+    learning_rate = 0.5
+    new, error = rbm_module.cd_update(
+        state, v0, seeds, (learning_rate, 0.0, 0.0, 0.0), config
+    )
+
+    # The update draws one hidden sample per step but the last, from seeds[i].
+    draw = (
+        tf.random.stateless_uniform
+        if hidden == "bernoulli"
+        else (tf.random.stateless_normal)
+    )
+    noise = [draw([m, n_hidden], seeds[i]).numpy() for i in range(2)]
+
+    def sigmoid(a):
+        return 1 / (1 + np.exp(-a))
+
+    def up(v):
+        pre = v @ kernel + hbias
+        return pre, sigmoid(pre) if hidden == "bernoulli" else np.maximum(pre, 0)
+
+    def sample(pre, mean, u):
+        if hidden == "bernoulli":
+            return (u < mean).astype("float32")
+        return np.maximum(0, pre + u * np.sqrt(sigmoid(pre)))
+
+    def down(h):
+        return sigmoid(h @ kernel.T + vbias)
+
+    pre0, h0 = up(v0)
+    v1 = down(sample(pre0, h0, noise[0]))
+    pre1, h1 = up(v1)
+    v2 = down(sample(pre1, h1, noise[1]))
+    _, h2 = up(v2)
+    scale = learning_rate / m
+    np.testing.assert_allclose(
+        new[0].numpy(), kernel + scale * (v0.T @ h0 - v2.T @ h2), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        new[1].numpy(), hbias + scale * (h0 - h2).sum(0), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        new[2].numpy(), vbias + scale * (v0 - v2).sum(0), atol=1e-5
+    )
+    # The reconstruction error is that of the first reconstruction, v1.
+    assert float(error) == pytest.approx(float(np.sum((v0 - v1) ** 2)), rel=1e-5)
+
+
 def test_epoch_is_traced_once_per_shape(digits):
     x_train, x_val = digits
     key = (64, 37, 32, "bernoulli", "bernoulli", 1, False, False, False)
