@@ -62,6 +62,11 @@ def compute_fans(shape: Sequence[int], transposed: bool = False) -> tuple[int, i
     (144, 288)
     >>> compute_fans((3, 3, 16, 32), transposed=True)  # 32 channels in
     (288, 144)
+
+    Reference:
+        Glorot & Bengio, "Understanding the difficulty of training deep
+        feedforward neural networks", AISTATS 2010 (the fans); Keras
+        `keras.initializers.VarianceScaling` (the convolution layout).
     """
     shape = tuple(int(d) for d in shape)
     if len(shape) == 0:

@@ -138,7 +138,7 @@ def test_lsuv_reports_layers_that_do_not_converge():
     assert "NO" in str(report)
 
 
-def test_lsuv_is_reproducible_with_a_seed_and_fast():
+def test_lsuv_is_reproducible_with_a_seed():
     a, b = mlp(depth=4), mlp(depth=4, seed=5)
     kw.lsuv(a, X, seed=3)
     kw.lsuv(b, X, seed=3)
