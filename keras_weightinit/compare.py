@@ -26,7 +26,7 @@ from keras_weightinit.gains import activation_name
 from keras_weightinit.gradients import GradientHistograms
 from keras_weightinit.initializers import scheme_names
 from keras_weightinit.model_init import initialize
-from keras_weightinit.pretraining import HIDDEN_UNITS
+from keras_weightinit.pretraining import UNITS_FOR_ACTIVATION
 
 __all__ = [
     "ARTICLE_SCHEMES",
@@ -154,9 +154,9 @@ def validate(config: CompareConfig) -> None:
         activation = activation_name(keras.activations.get(config.activation))
     except (ValueError, TypeError):
         raise ValueError(f"unknown --activation {config.activation!r}") from None
-    if "dbn" in config.schemes and activation not in HIDDEN_UNITS:
+    if "dbn" in config.schemes and activation not in UNITS_FOR_ACTIVATION:
         raise ValueError(
-            f"scheme 'dbn' needs --activation {', '.join(HIDDEN_UNITS)} (RBM "
+            f"scheme 'dbn' needs --activation {', '.join(UNITS_FOR_ACTIVATION)} (RBM "
             f"hidden units exist for those), got {config.activation!r}"
         )
     for name in config.schemes:

@@ -50,7 +50,7 @@ from keras_weightinit.seeds import spawn_seeds
 __all__ = ["pretrain_dbn", "check_pretrain_args"]
 
 # layer activation -> RBM hidden units
-HIDDEN_UNITS = {"sigmoid": "bernoulli", "tanh": "bernoulli", "relu": "relu"}
+UNITS_FOR_ACTIVATION = {"sigmoid": "bernoulli", "tanh": "bernoulli", "relu": "relu"}
 _VISIBLE = ("auto", "bernoulli", "gaussian")
 _RESERVED = ("units", "visible", "hidden")
 _CHUNK = 2048  # rows per call when computing a layer's inputs
@@ -130,10 +130,11 @@ def _select_layers(model: keras.Model, layers) -> list[keras.layers.Dense]:
             )
     for layer in targets:
         act = _activation_name(layer)
-        if act not in HIDDEN_UNITS:
+        if act not in UNITS_FOR_ACTIVATION:
             raise ValueError(
                 f"Layer {layer.name!r} has activation {act!r}; pretraining "
-                f"supports {tuple(HIDDEN_UNITS)} (they map to RBM hidden units)."
+                f"supports {tuple(UNITS_FOR_ACTIVATION)} (they map to RBM "
+                "hidden units)."
             )
         if not layer.use_bias:
             raise ValueError(
@@ -345,7 +346,7 @@ def pretrain_dbn(
                 u = _layer_inputs(model, layer, data)
                 plan = _plan_visible(u, "auto", below(layer), layer.name)
             vis, shift, scale, sample = plan
-            hidden = HIDDEN_UNITS[activation]
+            hidden = UNITS_FOR_ACTIVATION[activation]
             args = dict(rbm_args)
             if "learning_rate" not in args:
                 kind = "gaussian" if vis == "gaussian" else hidden
