@@ -67,7 +67,7 @@ def as_array(
         batches = (
             data
             if isinstance(data, tf.data.Dataset)
-            else (data[i] for i in range(len(data)))
+            else _py_batches(data, name, finite=max_samples is None)
         )
         chunks, count = [], 0
         for batch in batches:
@@ -96,6 +96,26 @@ def as_array(
     return check_finite(array.astype(dtype, copy=False), name)
 
 
+def _py_batches(dataset: keras.utils.PyDataset, name: str, finite: bool):
+    """The batches of a `PyDataset`, `num_batches` of them (None: endless)."""
+    try:
+        count = dataset.num_batches
+    except NotImplementedError:
+        raise ValueError(
+            f"Argument `{name}` is a PyDataset without `num_batches` or "
+            "`__len__`; define one of them."
+        ) from None
+    if count is None and finite:
+        raise ValueError(
+            f"Argument `{name}` is an infinite PyDataset (num_batches=None); "
+            "pass a finite one."
+        )
+    i = 0
+    while count is None or i < count:
+        yield dataset[i]
+        i += 1
+
+
 def _check_dataset(dataset: tf.data.Dataset, name: str, finite: bool) -> None:
     """Rejects infinite datasets (when all of it is read) and unbatched ones."""
     if finite and dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
@@ -118,11 +138,16 @@ def first_batch(data, name: str = "data") -> tuple[np.ndarray, np.ndarray | None
 
     Args:
         data: A tuple `(x, y)` or `(x,)` of arrays, an array `x`, or a batched
-            `tf.data.Dataset` of `(x, y)` / `x`, whose first batch is taken.
+            `tf.data.Dataset` or `keras.utils.PyDataset` of `(x, y)` / `x`,
+            whose first batch is taken.
         name: The argument's name, used in error messages.
 
     Returns:
         `(x, y)`, `y` None when the data holds no targets.
+
+    Raises:
+        ValueError: For no samples, NaN/inf inputs, or sample weights (the
+            probe's loss is unweighted, so they are refused, not dropped).
 
     Example:
 
@@ -136,6 +161,16 @@ def first_batch(data, name: str = "data") -> tuple[np.ndarray, np.ndarray | None
         if element is None:
             raise ValueError(f"Argument `{name}` is an empty dataset.")
         data = element
+    elif isinstance(data, keras.utils.PyDataset):
+        data = next(_py_batches(data, name, finite=False), None)
+        if data is None:
+            raise ValueError(f"Argument `{name}` is an empty PyDataset.")
+    if isinstance(data, (tuple, list)) and len(data) > 2:
+        raise ValueError(
+            f"Argument `{name}` holds sample weights, which the probe batch "
+            "does not use: pass `(x, y)`. Received: a tuple of "
+            f"{len(data)} elements"
+        )
     x, y = _split(data)
     x = check_finite(np.asarray(keras.ops.convert_to_numpy(x)), f"{name}[0]")
     if x.ndim == 0 or len(x) == 0:
