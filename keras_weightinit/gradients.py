@@ -290,6 +290,9 @@ class GradientHistograms(keras.callbacks.Callback):
     `epoch + 1` at the end of every epoch with `(epoch + 1) % freq == 0`
     (Keras's own epoch scalars use the 0-based `epoch`, so the gradients at
     step `k` are those of the weights whose `epoch_loss` is logged at `k-1`).
+    As with Keras's `TensorBoard` callback, a later `fit` that starts over at
+    epoch 0 writes its steps again from 0; one continued with `initial_epoch`
+    goes on from there (a step already logged is not written twice).
 
     The probe pass runs in training mode (`training=True`: Dropout drops and
     BatchNorm uses the batch statistics, as in the loss `fit` differentiates)
@@ -439,7 +442,7 @@ class GradientHistograms(keras.callbacks.Callback):
             if v is layer.kernel
         ]
 
-        def probe(x, y):
+        def probe(x, y, scale):
             outputs: dict = {}
             values = [tf.identity(v.value) for v in variables]
             with (
@@ -452,7 +455,6 @@ class GradientHistograms(keras.callbacks.Callback):
             ):
                 tape.watch(values)
                 y_pred = model(x, training=True)
-                scale = loss_scale(model)
                 loss = training_loss(model, x, y, y_pred)
                 scaled = loss * scale
             grads = []
@@ -485,7 +487,9 @@ class GradientHistograms(keras.callbacks.Callback):
         self._x_tensor = tf.constant(self.x)
         self._y_tensor = None if self.y is None else tf.constant(self.y)
         try:
-            self._function.get_concrete_function(self._x_tensor, self._y_tensor)
+            self._function.get_concrete_function(
+                self._x_tensor, self._y_tensor, tf.constant(1.0)
+            )
         except Exception as error:  # noqa: BLE001 - re-raised with context
             self._function = None
             y_shape = None if self.y is None else self.y.shape
@@ -499,7 +503,10 @@ class GradientHistograms(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if self._pending_initial:
             self._pending_initial = False
-            self._log(epoch)
+            # A fit continued with `initial_epoch` at the last logged step
+            # has those weights logged already; one that starts over has not.
+            if epoch == 0 or epoch != self._last_step:
+                self._log(epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.freq == 0:
@@ -512,10 +519,13 @@ class GradientHistograms(keras.callbacks.Callback):
         self._function = None
 
     def _log(self, step: int):
-        if self._function is None or step == self._last_step:
+        if self._function is None:
             return
+        # Read now, not traced: a dynamic loss scale changes during `fit` (and
+        # before the optimizer is built, `scale_loss` gives its initial value).
+        scale = loss_scale(self.model)
         loss, grads, activations, kernel_norms = self._function(
-            self._x_tensor, self._y_tensor
+            self._x_tensor, self._y_tensor, scale
         )
         grads = [g.numpy() for g in grads]
         histograms, scalars = {}, {}

@@ -3,6 +3,7 @@ own reader, and each correctness point checked against what the naive recipe
 (a GradientTape around `model(x)` with `model.loss`) gets wrong."""
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -219,6 +220,49 @@ def test_mixed_precision_scales_and_unscales(tmp_path):
     assert naive[0] == 0.0 and reference[0] > 0  # underflow without scaling
     assert h1 == pytest.approx(reference[0], rel=1e-3)
     assert out == pytest.approx(reference[4], rel=1e-3)  # scale divided out
+
+
+def test_mixed_precision_reads_the_loss_scale_of_the_moment(tmp_path):
+    # Targets of 1e4: the first float16 gradients overflow at the initial
+    # scale 2**15, and the optimizer halves its dynamic scale until they fit.
+    # The probe must follow it, not keep the scale it saw when traced.
+    x = np.ones((32, 4), "float32")
+    y = np.full((32, 1), 1e4, "float32")
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, name="out")])
+        model.compile(keras.optimizers.SGD(1e-6), "mse")
+        callback = GradientHistograms(tmp_path, (x, y), activations=False)
+        model.fit(x, y, epochs=2, batch_size=1, verbose=0, callbacks=[callback])
+        final_scale = float(model.optimizer.scale_loss(tf.constant(1.0)))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert final_scale < 2.0**10  # the scale really dropped during fit
+    norms = _scalars(_events(str(tmp_path / "gradients")), "gradient_norm/out")
+    assert sorted(norms) == [0, 1, 2]
+    # At step 0 the first training step's scale overflows, as fit's own does.
+    assert all(math.isfinite(norms[step]) and norms[step] > 1e3 for step in (1, 2))
+
+
+def test_steps_over_several_fits(tmp_path, digits):
+    x, y = digits
+    model = _mlp()
+    callback = GradientHistograms(tmp_path, (x[:32], y[:32]), freq=5)
+    model.fit(x[:64], y[:64], epochs=2, verbose=0, callbacks=[callback])
+    # Starting over: step 0 again, with the new weights (as TensorBoard does).
+    model.fit(x[:64], y[:64], epochs=2, verbose=0, callbacks=[callback])
+    assert _steps(_events(str(tmp_path / "gradients")))["gradient_norm/out"] == [0, 0]
+
+    continued = tmp_path / "continued"
+    callback = GradientHistograms(continued, (x[:32], y[:32]))
+    model.fit(x[:64], y[:64], epochs=2, verbose=0, callbacks=[callback])
+    model.fit(
+        x[:64], y[:64], initial_epoch=2, epochs=4, verbose=0, callbacks=[callback]
+    )
+    # Continued: no second write at step 2, which the first fit logged last.
+    steps = _steps(_events(str(continued / "gradients")))["gradient_norm/out"]
+    assert steps == [0, 1, 2, 3, 4]
 
 
 def test_state_unchanged_by_probe(tmp_path, digits):
