@@ -14,11 +14,17 @@ gives both the same kernel: the symmetry that the article warns about. Here:
   reproducible.
 - `seed=<int>`: the whole sequence of calls is reproducible; a new instance, a
   `clone()` or a deserialized copy with the same seed replays it from the start.
+  So a model rebuilt from its config (`keras.models.clone_model`,
+  `model_from_json`) gives layers that shared one int-seeded instance equal
+  starting kernels, since each layer gets its own copy: give each layer its
+  own seed, or use `seed=None` with `keras.utils.set_random_seed`, in models
+  that will be cloned. (A saved model reloads its weights, not its draws.)
 - `seed=keras.random.SeedGenerator(...)`: each call draws from the generator.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random as python_random
 from collections.abc import Callable, Sequence
@@ -53,17 +59,27 @@ _register = keras.saving.register_keras_serializable(package="keras_weightinit")
 # argument checks
 
 
-def _gain(gain: Gain) -> float:
-    """A positive number, or the `calculate_gain` of a nonlinearity name."""
+def _gain(gain: Gain) -> tuple[float, float | str]:
+    """`(scale, config value)` of a number, nonlinearity name or function.
+
+    The scale is the number or the `calculate_gain`. A function is kept in
+    the config by its name when the name gives the same gain, else as the
+    number (Keras's `leaky_relu` function has slope 0.2, the name 0.01).
+    """
     if isinstance(gain, str) or callable(gain):
         try:
-            return calculate_gain(gain)
+            scale = calculate_gain(gain)
         except ValueError as error:
             raise ValueError(
                 "Argument `gain` must be a positive number or a nonlinearity "
                 f"name known to `calculate_gain`. Received: gain={gain!r}"
             ) from error
-    return positive_number("gain", gain)
+        if callable(gain):
+            name = nonlinearity_name(gain)
+            return scale, name if calculate_gain(name) == scale else scale
+        return scale, gain
+    scale = positive_number("gain", gain)
+    return scale, gain
 
 
 def _choice(name: str, value, options: Sequence[str]) -> str:
@@ -124,8 +140,9 @@ class _RandomInitializer(_Initializer):
 
     def _generator(self) -> np.random.Generator:
         if isinstance(self.seed, keras.random.SeedGenerator):
-            key = keras.random.randint((), 0, 2**31 - 1, seed=self.seed)
-            return np.random.default_rng(int(key))
+            with _eager_scope():  # the layer may be built inside `fit`'s graph
+                key = keras.random.randint((), 0, 2**31 - 1, seed=self.seed)
+                return np.random.default_rng(int(key))
         if self._rng is None:
             entropy = self.seed
             if entropy is None:
@@ -142,6 +159,20 @@ class _RandomInitializer(_Initializer):
 
     def get_config(self) -> dict:
         return {"seed": keras.saving.serialize_keras_object(self.seed)}
+
+
+def _eager_scope():
+    """Eager execution for drawing a seed, also while a graph is traced.
+
+    Keras creates the weights of a layer built during `fit`'s first step in
+    that step's graph; a draw from a `SeedGenerator` there is symbolic, so it
+    is taken outside (`tf.init_scope`, the TensorFlow backend's way).
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.init_scope()
+    return contextlib.nullcontext()
 
 
 def _orthogonal(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
@@ -229,8 +260,7 @@ class _Xavier(_RandomInitializer):
         seed: Seed = None,
     ):
         super().__init__(seed)
-        self._scale = _gain(gain)
-        self.gain = nonlinearity_name(gain) if callable(gain) else gain
+        self._scale, self.gain = _gain(gain)
         self.mode = _choice("mode", mode, ("fan_in", "fan_out", "fan_avg"))
 
     def _sample(self, shape, dtype):
@@ -403,8 +433,7 @@ class Orthogonal(_RandomInitializer):
 
     def __init__(self, gain: Gain = 1.0, seed: Seed = None):
         super().__init__(seed)
-        self._scale = _gain(gain)
-        self.gain = nonlinearity_name(gain) if callable(gain) else gain
+        self._scale, self.gain = _gain(gain)
 
     def _sample(self, shape, dtype):
         if len(shape) < 2:
@@ -446,8 +475,7 @@ class DeltaOrthogonal(_RandomInitializer):
 
     def __init__(self, gain: Gain = 1.0, seed: Seed = None):
         super().__init__(seed)
-        self._scale = _gain(gain)
-        self.gain = nonlinearity_name(gain) if callable(gain) else gain
+        self._scale, self.gain = _gain(gain)
 
     def _sample(self, shape, dtype):
         if not 3 <= len(shape) <= 5:

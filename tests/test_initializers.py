@@ -180,6 +180,20 @@ def test_a_seed_generator_advances_and_replays():
     np.testing.assert_array_equal(_values(b, (5, 5)), a1)
 
 
+def test_a_seed_generator_works_when_fit_builds_the_layer():
+    # Without keras.Input, the layer is built inside fit's first traced step.
+    def kernel():
+        init = kwi.HeNormal(seed=keras.random.SeedGenerator(0))
+        model = keras.Sequential([keras.layers.Dense(8, kernel_initializer=init)])
+        model.compile("sgd", "mse")
+        x = np.ones((4, 3), "float32")
+        model.fit(x, np.zeros((4, 8)), epochs=1, verbose=0)
+        return np.asarray(model.layers[0].kernel)
+
+    np.testing.assert_allclose(kernel(), kernel(), atol=0.1)  # one SGD step
+    assert np.std(kernel()) > 0.3  # He for fan_in 3: std 0.82
+
+
 def test_set_random_seed_makes_unseeded_initializers_reproducible():
     keras.utils.set_random_seed(11)
     first = _values(kwi.XavierNormal(), (4, 4))
@@ -212,6 +226,22 @@ def test_config_keys_are_the_init_arguments_and_round_trip(init):
     assert type(restored) is type(init)
     assert restored.get_config() == config
     assert init.clone().get_config() == config
+
+
+@pytest.mark.parametrize(
+    "gain, stored",
+    [
+        (keras.activations.tanh, "tanh"),
+        (keras.activations.relu, "relu"),
+        # Keras's function has slope 0.2, the name "leaky_relu" means 0.01.
+        (keras.activations.leaky_relu, math.sqrt(2 / 1.04)),
+    ],
+)
+def test_a_gain_function_round_trips_with_its_value(gain, stored):
+    init = kwi.XavierNormal(gain=gain, seed=0)
+    assert init.get_config()["gain"] == pytest.approx(stored)
+    restored = kwi.XavierNormal.from_config(json.loads(json.dumps(init.get_config())))
+    np.testing.assert_allclose(_values(restored, (64, 64)), _values(init, (64, 64)))
 
 
 def test_seed_generator_config_round_trips():
