@@ -321,15 +321,9 @@ def test_mirrored_strategy(digits, fit_in_scope, mirrored_strategy):
             np.testing.assert_allclose(replica.numpy(), want, atol=1e-5)
 
 
-def test_the_layer_below_is_the_one_feeding_the_layer_even_with_gaps(
-    digits, monkeypatch
-):
-    x, _ = digits
-    inputs = keras.Input((64,))
-    h = keras.layers.Dense(16, activation="tanh", name="d1")(inputs)
-    h = keras.layers.Dense(16, activation="sigmoid", name="d2")(h)
-    h = keras.layers.Dense(16, activation="sigmoid", name="d3")(h)
-    model = keras.Model(inputs, keras.layers.Dense(10, name="out")(h))
+@pytest.fixture
+def layers_below(monkeypatch):
+    """`{layer name: activation of the layer below}` as pretraining plans it."""
     seen = {}
     original = pretraining._plan_visible
 
@@ -338,11 +332,23 @@ def test_the_layer_below_is_the_one_feeding_the_layer_even_with_gaps(
         return original(u, mode, below, name)
 
     monkeypatch.setattr(pretraining, "_plan_visible", recording)
+    return seen
+
+
+def test_the_layer_below_is_the_one_feeding_the_layer_even_with_gaps(
+    digits, layers_below
+):
+    x, _ = digits
+    inputs = keras.Input((64,))
+    h = keras.layers.Dense(16, activation="tanh", name="d1")(inputs)
+    h = keras.layers.Dense(16, activation="sigmoid", name="d2")(h)
+    h = keras.layers.Dense(16, activation="sigmoid", name="d3")(h)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="out")(h))
     pretrain_dbn(model, x, layers=["d1", "d3"], verbose=0, **FAST)
-    assert seen == {"d1": None, "d3": "sigmoid"}
+    assert layers_below == {"d1": None, "d3": "sigmoid"}
 
 
-def test_the_layer_below_follows_the_graph_not_the_layer_order(digits, monkeypatch):
+def test_the_layer_below_follows_the_graph_not_the_layer_order(digits, layers_below):
     x, _ = digits
     inputs = keras.Input((64,))
     a = keras.layers.Dense(16, activation="tanh", name="a")(inputs)
@@ -353,17 +359,15 @@ def test_the_layer_below_follows_the_graph_not_the_layer_order(digits, monkeypat
     merged = keras.layers.Concatenate()([b, d])
     e = keras.layers.Dense(16, activation="sigmoid", name="e")(merged)
     model = keras.Model(inputs, keras.layers.Dense(10, name="out")(e))
-    seen = {}
-    original = pretraining._plan_visible
-
-    def recording(u, mode, below, name):
-        seen[name] = below
-        return original(u, mode, below, name)
-
-    monkeypatch.setattr(pretraining, "_plan_visible", recording)
     pretrain_dbn(model, x, verbose=0, **FAST)
     # c is fed by a (tanh), not by b (relu), the Dense listed before it.
-    assert seen == {"a": None, "b": None, "c": "tanh", "d": "sigmoid", "e": None}
+    assert layers_below == {
+        "a": None,
+        "b": None,
+        "c": "tanh",
+        "d": "sigmoid",
+        "e": None,
+    }
 
 
 def test_layers_get_independent_seeds(digits, fitted_rbms):
