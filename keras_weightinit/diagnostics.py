@@ -250,14 +250,13 @@ def diagnose(
     (the model's compiled loss and regularization losses, or `loss`), or,
     without `y`, of the sum of the outputs (for a softmax or sigmoid output,
     of its logits: a softmax sums to 1, so its sum sends nothing back). For
-    every layer with a kernel
-    (Dense, Conv, EinsumDense, ... also inside nested models; activation,
-    normalization, pooling and dropout layers have no row) it measures the
-    output `h_l` (mean, std, dead and saturated fractions), the backpropagated
-    signal `||dL/dh_l||` and the kernel gradient relative to the kernel,
-    `||dL/dW_l|| / ||W_l||`. Nothing of the model changes: the pass runs in a
-    `keras.StatelessScope`, so BatchNorm statistics and seed generators are
-    left as they were.
+    every layer with a kernel (Dense, Conv, EinsumDense, ... also inside
+    nested models; activation, normalization, pooling and dropout layers have
+    no row) it measures the output `h_l` (mean, std, dead and saturated
+    fractions), the backpropagated signal `||dL/dh_l||` and the kernel
+    gradient relative to the kernel, `||dL/dW_l|| / ||W_l||`. Nothing of the
+    model changes: the pass runs in a `keras.StatelessScope`, so BatchNorm
+    statistics and seed generators are left as they were.
 
     Verdict, with `g_l = ||dL/dh_l||` and the gradient ratio
     `r_g = g_1 / g_L` (first kernel layer over last), and the activation ratio

@@ -177,7 +177,7 @@ def _dense_below(layer, producers: dict):
     single-input layers (Flatten, Dropout, ...); None for the model's input,
     a merge of several tensors or a nested model."""
     tensor = layer.input
-    while tf.is_tensor(tensor) or isinstance(tensor, keras.KerasTensor):
+    while isinstance(tensor, keras.KerasTensor):
         producer = producers.get(id(tensor))
         if producer is None or isinstance(producer, keras.Model):
             return None
