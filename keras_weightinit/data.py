@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["as_array", "check_finite", "check_model_input", "first_batch"]
+__all__ = ["as_array", "check_finite", "first_batch", "fit_model_input"]
 
 
 def _split(element) -> tuple[Any, Any]:
@@ -47,7 +47,8 @@ def as_array(
         name: The argument's name, used in error messages.
         max_samples: Stop once this many samples are collected (the result is
             cut to that many).
-        dtype: The dtype of the result.
+        dtype: The dtype of the result; None keeps the data's (integer
+            token ids stay integers).
 
     Returns:
         The samples, first axis the sample axis.
@@ -93,7 +94,9 @@ def as_array(
         raise ValueError(f"Argument `{name}` holds no samples.")
     if max_samples is not None:
         array = array[:max_samples]
-    return check_finite(array.astype(dtype, copy=False), name)
+    if dtype is not None:
+        array = array.astype(dtype, copy=False)
+    return check_finite(array, name)
 
 
 def _py_batches(dataset: keras.utils.PyDataset, name: str, finite: bool):
@@ -180,31 +183,38 @@ def first_batch(data, name: str = "data") -> tuple[np.ndarray, np.ndarray | None
     return x, y
 
 
-def check_model_input(model: keras.Model, x: np.ndarray, caller: str) -> None:
-    """Builds an unbuilt model for `x` and checks that `x` fits its one input.
+def fit_model_input(
+    model: keras.Model, x: np.ndarray, caller: str, name: str = "x"
+) -> None:
+    """Builds an unbuilt model for `x` and checks that `x` fits its input.
+
+    A model with a layer graph (Sequential, functional) is checked against
+    its one input's shape; a subclassed model, which has none, is called on
+    the first sample.
 
     Args:
-        model: A Sequential or functional model with one input.
+        model: A Keras model with one input.
         x: The samples, first axis the sample axis.
         caller: The function's name, used in error messages.
+        name: The argument's name, used in error messages.
 
     Raises:
-        ValueError: If the model cannot be built for `x`, has no layer graph
-            (a subclassed model) or several inputs, or `x` has the wrong shape.
+        ValueError: If the model cannot be built or called on `x`, has
+            several inputs, or `x` has the wrong shape.
 
     Example:
 
     >>> model = keras.Sequential([keras.layers.Dense(4)])
-    >>> check_model_input(model, np.zeros((8, 3)), "lsuv")
+    >>> fit_model_input(model, np.zeros((8, 3)), "lsuv")
     >>> model.built
     True
     """
-    if not model.built:
+    if not model.built and isinstance(model, keras.Sequential):
         try:
             model.build((None, *x.shape[1:]))
         except Exception as error:  # noqa: BLE001 - re-raised with context
             raise ValueError(
-                f"Argument `x` does not fit model {model.name!r}: building it for "
+                f"Argument `{name}` does not fit model {model.name!r}: building it for "
                 f"inputs of shape {(None, *x.shape[1:])} failed: {error}"
             ) from error
     try:
@@ -212,11 +222,14 @@ def check_model_input(model: keras.Model, x: np.ndarray, caller: str) -> None:
     except (AttributeError, ValueError):
         inputs = None
     if not inputs:
-        raise ValueError(
-            f"{caller} needs a Sequential or functional model (a subclassed model "
-            f"has no layer graph to walk). Received: model {model.name!r} of type "
-            f"{type(model).__name__}"
-        )
+        try:
+            model(x[:1], training=False)
+        except Exception as error:  # noqa: BLE001 - re-raised with context
+            raise ValueError(
+                f"Argument `{name}` does not fit model {model.name!r}: calling it on "
+                f"a batch of shape {(1, *x.shape[1:])} failed: {error}"
+            ) from error
+        return
     if len(inputs) != 1:
         raise ValueError(
             f"{caller} needs a model with one input. Received: model "
@@ -228,6 +241,6 @@ def check_model_input(model: keras.Model, x: np.ndarray, caller: str) -> None:
         for want, got in zip(expected[1:], x.shape[1:], strict=True)
     ):
         raise ValueError(
-            f"Argument `x` does not fit model {model.name!r}, which takes inputs "
-            f"of shape {expected}. Received: x with shape {x.shape}"
+            f"Argument `{name}` does not fit model {model.name!r}, which takes inputs "
+            f"of shape {expected}. Received: {name} with shape {x.shape}"
         )

@@ -26,16 +26,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_weightinit.data import as_array, check_finite, first_batch
-from keras_weightinit.gains import CONV_TRANSPOSE, activation_name, compute_fans
-from keras_weightinit.gradients import (
-    capture_outputs,
-    dense_gradient,
-    kernel_layers,
-    loss_scale,
-    training_loss,
-    whole_batch_loss,
-)
+from keras_weightinit import graph
+from keras_weightinit.data import as_array, check_finite, first_batch, fit_model_input
+from keras_weightinit.probe import default_loss, probe
 
 __all__ = ["DiagnosisReport", "diagnose"]
 
@@ -95,7 +88,9 @@ class DiagnosisReport:
             last row if there is only one) over `std` of the first row.
         loss: The loss of the backward pass (None without targets: the pass
             then differentiates the sum of the outputs).
-        reasons: Why the verdict, in words.
+        reasons: Why the verdict, in words, and what was not measured.
+        loss_name: The loss differentiated: the compiled loss, `loss`'s
+            name, or the default loss for a model that is not compiled.
 
     Example:
 
@@ -112,6 +107,7 @@ class DiagnosisReport:
     activation_ratio: float
     loss: float | None = None
     reasons: list[str] = dataclasses.field(default_factory=list)
+    loss_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dict; non-finite floats become None."""
@@ -120,6 +116,7 @@ class DiagnosisReport:
             "gradient_ratio": _finite_or_none(self.gradient_ratio),
             "activation_ratio": _finite_or_none(self.activation_ratio),
             "loss": None if self.loss is None else _finite_or_none(self.loss),
+            "loss_name": self.loss_name,
             "reasons": list(self.reasons),
             "thresholds": {
                 "vanishing_gradient_ratio": VANISHING_GRADIENT_RATIO,
@@ -145,14 +142,19 @@ class DiagnosisReport:
                 return f"{text:<{width}}"
             return f"{value:>{width}{fmt}}"
 
+        names = max([len("layer"), *(len(str(row["name"])) for row in self.rows)])
+        columns = [
+            (key, title, min(names, 40) if key == "name" else width, fmt)
+            for key, title, width, fmt in _COLUMNS
+        ]
         header = " ".join(
             f"{title:<{width}}" if not fmt else f"{title:>{width}}"
-            for _, title, width, fmt in _COLUMNS
+            for _, title, width, fmt in columns
         )
         lines = [header, "-" * len(header)]
         for row in self.rows:
             lines.append(
-                " ".join(cell(row[key], width, fmt) for key, _, width, fmt in _COLUMNS)
+                " ".join(cell(row[key], width, fmt) for key, _, width, fmt in columns)
             )
         lines.append("-" * len(header))
         lines.append(
@@ -208,11 +210,6 @@ class DiagnosisReport:
         return path
 
 
-def _activation_name(layer) -> str:
-    activation = getattr(layer, "activation", None)
-    return activation_name(activation) or type(activation).__name__
-
-
 def _saturated(name: str, h: np.ndarray) -> float:
     if name in ("sigmoid", "hard_sigmoid"):
         return float(np.mean((h < 0.01) | (h > 0.99)))
@@ -221,10 +218,10 @@ def _saturated(name: str, h: np.ndarray) -> float:
     return 0.0
 
 
-def _inputs(model, x, y):
+def _inputs(x, y):
     if y is None and isinstance(x, (tuple, list, tf.data.Dataset)):
         return first_batch(x, "x")
-    x = as_array(x, "x")
+    x = as_array(x, "x", dtype=None)
     if y is not None:
         y = np.asarray(keras.ops.convert_to_numpy(y))
         if y.ndim == 0 or len(y) != len(x):
@@ -234,6 +231,10 @@ def _inputs(model, x, y):
             )
         check_finite(y, "y")
     return x, y
+
+
+def _numpy(tensor) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(tensor, "float64")))
 
 
 def diagnose(
@@ -246,45 +247,71 @@ def diagnose(
 ) -> DiagnosisReport:
     """Measures signal propagation at the current weights and gives a verdict.
 
-    One forward and one backward pass on `x`: of the training loss on `(x, y)`
-    (the model's compiled loss and regularization losses, or `loss`), or,
-    without `y`, of the sum of the outputs (for a softmax or sigmoid output,
-    of its logits: a softmax sums to 1, so its sum sends nothing back). For
-    every layer with a kernel (Dense, Conv, EinsumDense, ... also inside
-    nested models; activation, normalization, pooling and dropout layers have
-    no row) it measures the output `h_l` (mean, std, dead and saturated
-    fractions), the backpropagated signal `||dL/dh_l||` and the kernel
-    gradient relative to the kernel, `||dL/dW_l|| / ||W_l||`. Nothing of the
-    model changes: the pass runs in a `keras.StatelessScope`, so BatchNorm
-    statistics and seed generators are left as they were.
+    One forward and one backward pass on `x` (`keras_weightinit.probe`): of
+    the training loss on `(x, y)` (the model's compiled loss and
+    regularization losses, `loss`, or for a model that is not compiled the
+    default loss below), or, without `y`, of the sum of the outputs (for a
+    softmax or sigmoid output, of its logits: a softmax sums to 1, so its sum
+    sends nothing back). For every layer with a kernel-like weight, at any
+    depth and in the order the model calls them (Dense, Conv, EinsumDense and
+    `MultiHeadAttention`'s projections, Depthwise and Separable convolutions,
+    LSTM/GRU/SimpleRNN layers, Embedding; normalization, pooling and dropout
+    layers have no row), it measures the output `h_l` (mean, std, dead and
+    saturated fractions), the backpropagated signal `g_l = ||dL/dh_l||` (for
+    a softmax or sigmoid output layer at its logits, which is where Keras's
+    cross-entropy takes the gradient) and the gradient of the layer's primary
+    kernel (`graph.primary_weight`) relative to the kernel,
+    `||dL/dW_l|| / ||W_l||`. Nothing of the model changes: the pass
+    runs in a `keras.StatelessScope`, so BatchNorm statistics and seed
+    generators are left as they were.
 
-    Verdict, with `g_l = ||dL/dh_l||` and the gradient ratio
-    `r_g = g_1 / g_L` (first kernel layer over last), and the activation ratio
-    `r_a = std(h_{L-1}) / std(h_1)` (last hidden kernel layer over first):
+    The verdict reads two ratios. A layer whose output goes straight into a
+    normalization layer (BatchNormalization, LayerNormalization,
+    GroupNormalization, RMSNormalization) is *normalized*: its scale does not
+    change what the network computes, so its forward signal is measured
+    after the normalization, and its gradient, which grows as its scale
+    shrinks and is damped by the weight norm growing in the first steps
+    (van Laarhoven 2017; Arora et al. 2019), does not enter the verdict.
+
+    - `r_g = g_first / g_last`, over the layers that are not normalized
+      (the first such layer over the last, usually the output layer);
+    - `r_a = std_eff(h_{L-1}) / std_eff(h_1)`, the last hidden row over the
+      first, `std_eff` the std after the normalization for normalized rows.
 
     - `exploding` if any output, gradient or the loss is not finite, or
       `r_g > 1e2`, or `r_a > 1e2`;
     - `vanishing` if `r_g < 1e-2` (the first layer receives less than 1% of
       the signal the last sends back), or `r_a < 1e-2` (the forward signal
-      has collapsed);
+      has collapsed), or no gradient reaches the last layer;
     - `healthy` otherwise.
 
     The thresholds are the module constants `VANISHING_GRADIENT_RATIO`,
     `EXPLODING_GRADIENT_RATIO`, `VANISHING_ACTIVATION_RATIO` and
-    `EXPLODING_ACTIVATION_RATIO`. Calibration on digits (64 inputs, 10
-    classes, width-128 ReLU MLPs, 256 samples): `r_g` is about 0.5 to 4 with
-    He init at 20 and 30 layers, 1e-3 (20 layers) and 4e-5 (30 layers) with
-    LeCun or Glorot, below 1e-20 with `N(0, 0.01^2)`, and above 1e17 or not
-    finite with `N(0, 1)`; the thresholds sit orders of magnitude from each.
+    `EXPLODING_ACTIVATION_RATIO`. Measured cases (16 or 256 samples,
+    `benchmarks/README.md` has the script): width-128 ReLU MLPs on digits,
+    which train with He and do not train with `N(0, 0.01^2)` or `N(0, 1)`,
+    give `r_g` 0.5 to 4 with He at 20 and 30 layers, 1e-3 (20 layers) and
+    2e-4 (30 layers) with LeCun (slow to train), below 1e-20 with
+    `N(0, 0.01^2)` and above 1e17 or not finite with `N(0, 1)`. Keras's
+    ResNet50 and MobileNetV2 at their default initialization, which train,
+    are normalized everywhere but their classifier: `r_a` is about 1 (their
+    raw `g_first / g_last` is about 1e3, which read as it was for MLPs would
+    be a false alarm).
+
+    Without `y`'s loss (a model that is not compiled and no `loss`), the
+    default loss is `keras_weightinit.probe.default_loss`'s: sparse
+    categorical cross-entropy for integer labels against a softmax (or,
+    `from_logits=True`, a linear) output of several units, binary
+    cross-entropy for one sigmoid unit, mean squared error otherwise; the
+    report names it (`loss_name`).
 
     Args:
-        model: A built Keras model (or one `x` builds).
+        model: A built Keras model (or a Sequential model `x` builds).
         x: The inputs: an array; or, with `y` None, a tuple `(x, y)` or a
             batched `tf.data.Dataset` whose first batch is taken.
         y: The targets, or None for the loss-free pass.
         loss: A loss (name, `keras.losses.Loss` or callable `(y, y_pred)`)
-            used instead of the compiled one; needed with `y` for a model that
-            is not compiled.
+            used instead of the compiled one.
         training: Call the model with `training=True` (default: BatchNorm on
             batch statistics and Dropout active, as in the first training
             step) or `False` (inference).
@@ -294,8 +321,8 @@ def diagnose(
         table, `to_dict()`, `plot(path)`.
 
     Raises:
-        ValueError: If the data does not fit the model, the model has no
-            layer with a kernel, or there is `y` but no loss.
+        ValueError: If the data does not fit the model or its loss, or the
+            model has no kernel-like weight.
 
     Example:
 
@@ -308,94 +335,57 @@ def diagnose(
     Reference:
         Glorot & Bengio, "Understanding the difficulty of training deep
         feedforward neural networks", AISTATS 2010; He et al., "Delving deep
-        into rectifiers", ICCV 2015.
+        into rectifiers", ICCV 2015; van Laarhoven, "L2 Regularization versus
+        Batch and Weight Normalization", 2017; Arora, Li & Lyu, "Theoretical
+        Analysis of Auto Rate-Tuning by Batch Normalization", ICLR 2019.
     """
     if not isinstance(model, keras.Model):
         raise ValueError(
             "Argument `model` must be a keras.Model. "
             f"Received: model of type {type(model).__name__}"
         )
-    x, y = _inputs(model, x, y)
-    if y is not None and loss is None and not getattr(model, "compiled", False):
+    x, y = _inputs(x, y)
+    fit_model_input(model, x, "diagnose")
+    found = graph.weights(model)
+    kernels = [w for w in found if w.kernel_like]
+    if not kernels:
         raise ValueError(
-            "Argument `y` was given but the model is not compiled, so there is "
-            "no loss to differentiate: compile the model, pass `loss=`, or "
-            f"leave `y` out. Received: model={model.name!r} (not compiled)"
+            "diagnose needs a model with at least one kernel-like weight "
+            f"({', '.join(graph.KERNEL_ROLES)}). Received: model={model.name!r}"
         )
-    loss_fn = None if loss is None else keras.losses.get(loss)
-    try:
-        inputs = list(model.inputs)
-    except (AttributeError, ValueError):
-        inputs = []
-    if len(inputs) == 1:
-        expected = tuple(inputs[0].shape)[1:]
-        if len(expected) != x.ndim - 1 or any(
-            e is not None and e != r for e, r in zip(expected, x.shape[1:], strict=True)
-        ):
-            raise ValueError(
-                "Argument `x` does not fit the model: the model takes inputs of "
-                f"shape {(None, *expected)}, x has shape {x.shape}."
-            )
+    units = list(dict.fromkeys(w.unit for w in kernels))
+    norms = {id(u): graph.normalization_after(u, model) for u in units}
+    observed = units + [n for n in norms.values() if n is not None]
 
-    x_tensor = tf.constant(x)
-    y_tensor = None if y is None else tf.constant(y)
-    if not model.built:
-        try:
-            model(x_tensor[:1])
-        except Exception as error:  # noqa: BLE001
-            raise ValueError(
-                f"Argument `x` does not fit the model. Received: x of shape "
-                f"{x.shape}. Building the model failed with: {error}"
-            ) from error
-    layers = kernel_layers(model)
-    if not layers:
-        raise ValueError(
-            "diagnose needs a model with at least one layer with a kernel "
-            f"(Dense, Conv, ...). Received: model={model.name!r}"
+    loss_name, loss_fn = None, "sum"
+    if y is None:
+        pass
+    elif loss is None and not getattr(model, "compiled", False):
+        output = units[-1]
+        loss_fn, loss_name = default_loss(
+            y,
+            graph.own_activation(output)[0],
+            int(model.outputs[0].shape[-1])
+            if getattr(model, "outputs", None)
+            else int(keras.ops.shape(model(x[:1]))[-1]),
         )
-    variables = list(model.trainable_variables)
-    values = [tf.identity(v.value) for v in variables]
-    position = {id(v): i for i, v in enumerate(variables)}
-    outputs: dict = {}
-    grad_targets: dict = {}
+    elif loss is not None:
+        loss_fn = keras.losses.get(loss)
+        loss_name = getattr(loss_fn, "name", None) or getattr(
+            loss_fn, "__name__", repr(loss_fn)
+        )
+    else:
+        loss_fn, loss_name = "fit", "compiled loss"
     try:
-        with (
-            tf.GradientTape() as tape,
-            capture_outputs(layers, outputs, tape=tape, targets=grad_targets),
-            keras.StatelessScope(
-                state_mapping=list(zip(variables, values, strict=True)),
-                collect_losses=True,
-            ),
-        ):
-            tape.watch(values)
-            y_pred = model(x_tensor, training=training)
-            scale = tf.constant(1.0)
-            if y_tensor is None:
-                # A softmax sums to 1 whatever its input: take its logits.
-                total = tf.add_n(
-                    [
-                        tf.reduce_sum(
-                            tf.cast(getattr(t, "_keras_logits", t), "float32")
-                        )
-                        for t in tf.nest.flatten(y_pred)
-                    ]
-                )
-                loss_value = None
-            else:
-                if loss_fn is not None:
-                    total = tf.reduce_mean(
-                        whole_batch_loss(
-                            loss_fn(y_tensor, y_pred),
-                            getattr(loss_fn, "reduction", None),
-                        )
-                    )
-                    if model.losses:
-                        total += tf.add_n([tf.cast(v, "float32") for v in model.losses])
-                else:
-                    total = training_loss(model, x_tensor, y_tensor, y_pred)
-                    scale = loss_scale(model)
-                loss_value = total
-            scaled = total * scale
+        result = probe(
+            model,
+            keras.ops.convert_to_tensor(x),
+            None if y is None else keras.ops.convert_to_tensor(y),
+            units=observed,
+            variables=[graph.primary_weight(u, kernels).variable for u in units],
+            loss=loss_fn,
+            training=training,
+        )
     except Exception as error:  # noqa: BLE001 - re-raised with context
         y_shape = None if y is None else y.shape
         raise ValueError(
@@ -404,68 +394,60 @@ def diagnose(
             f"failed with: {error}"
         ) from error
 
-    seen = [layer for layer in layers if id(layer) in outputs]
-    hs = [outputs[id(layer)] for layer in seen]
-    logits = [grad_targets.get(id(layer)) for layer in seen]
-    with_logits = [t for t in logits if t is not None]
-    grads = tape.gradient(scaled, hs + with_logits + values)
-    n, m = len(hs), len(with_logits)
-    act_grads, logit_grads, weight_grads = grads[:n], grads[n : n + m], grads[n + m :]
-    logit_grads = iter(logit_grads)
-    fused = [None if t is None else next(logit_grads) for t in logits]
-    # No gradient reaches the probabilities when the loss used the logits.
-    act_grads = [
-        g if g is not None else f for g, f in zip(act_grads, fused, strict=True)
-    ]
-
+    grads = dict(zip(map(id, units), result.weight_grads, strict=True))
     rows = []
     with np.errstate(all="ignore"):  # overflowing nets still get rows
-        for layer, h, dh in zip(seen, hs, act_grads, strict=True):
-            h_np = np.asarray(tf.cast(h, "float64"))
-            dh_np = (
-                np.zeros(h_np.shape)
-                if dh is None
-                else np.asarray(tf.cast(dh, "float64")) / float(scale)
-            )
-            kernel = layer.kernel
-            i = position.get(id(kernel))
-            kernel_value = np.asarray(tf.cast(kernel.value, "float64"))
-            if i is None:
-                kernel_ratio = math.nan
-            else:
-                dw = np.asarray(dense_gradient(weight_grads[i], kernel)) / float(scale)
-                kernel_ratio = float(
-                    np.linalg.norm(dw) / np.linalg.norm(kernel_value)
-                    if np.linalg.norm(kernel_value) > 0
-                    else math.inf
-                )
-            fan_in, fan_out = compute_fans(
-                kernel.shape, transposed=isinstance(layer, CONV_TRANSPOSE)
-            )
-            name = _activation_name(layer)
-            units = h_np.reshape(-1, h_np.shape[-1]) if h_np.ndim > 1 else h_np[:, None]
+        for unit in result.order:
+            if id(unit) not in grads:
+                continue
+            weight = graph.primary_weight(unit, kernels)
+            h = _numpy(result.outputs[id(unit)])
+            dh = _numpy(result.signal[id(unit)])
+            kernel_value = _numpy(weight.variable)
+            dw = _numpy(grads[id(unit)])
+            norm = float(np.linalg.norm(kernel_value))
+            kernel_ratio = float(np.linalg.norm(dw) / norm) if norm > 0 else math.inf
+            name = graph.own_activation(unit)[0] or "unnamed"
+            units_h = h.reshape(-1, h.shape[-1]) if h.ndim > 1 else h[:, None]
+            after = norms[id(unit)]
+            effective = h
+            if after is not None and id(after) in result.outputs:
+                effective = _numpy(result.outputs[id(after)])
             rows.append(
                 {
-                    "name": layer.name,
+                    "name": graph.layer_path(unit, model),
                     "activation": name,
-                    "fan_in": int(fan_in),
-                    "fan_out": int(fan_out),
-                    "mean": float(np.mean(h_np)),
-                    "std": float(np.std(h_np)),
-                    "dead_fraction": float(np.mean(np.all(units == 0, axis=0))),
-                    "zero_fraction": float(np.mean(h_np == 0)),
-                    "saturated_fraction": _saturated(name, h_np),
-                    "grad_norm": float(np.linalg.norm(dh_np)),
+                    "fan_in": int(weight.fan_in),
+                    "fan_out": int(weight.fan_out),
+                    "mean": float(np.mean(h)),
+                    "std": float(np.std(h)),
+                    "dead_fraction": float(np.mean(np.all(units_h == 0, axis=0))),
+                    "zero_fraction": float(np.mean(h == 0)),
+                    "saturated_fraction": _saturated(name, h),
+                    "grad_norm": float(np.linalg.norm(dh)),
                     "kernel_grad_ratio": kernel_ratio,
+                    "normalized_by": None if after is None else after.name,
+                    "effective_std": float(np.std(effective)),
                 }
             )
     if not rows:
         raise ValueError(
-            "diagnose could not observe any layer output of the model "
-            f"(layers with a kernel: {[layer.name for layer in layers]})."
+            "diagnose could not observe any layer of the model on `x` "
+            f"(layers with kernel-like weights: "
+            f"{[graph.layer_path(u, model) for u in units]})."
         )
-    loss_float = None if loss_value is None else float(loss_value)
-    return _judge(rows, loss_float)
+    missing = [graph.layer_path(u, model) for u in units if u not in result.order]
+    unknown = [w.path for w in found if w.role == "unknown"]
+    loss_float = None if result.loss is None else float(result.loss)
+    report = _judge(rows, loss_float)
+    report.loss_name = loss_name
+    if missing:
+        report.reasons.append(f"not measured: layers {missing} were not called on `x`")
+    if unknown:
+        report.reasons.append(
+            f"not measured: weights of layer types the core does not know: {unknown}"
+        )
+    return report
 
 
 def _ratio(a: float, b: float) -> float:
@@ -477,15 +459,17 @@ def _ratio(a: float, b: float) -> float:
 
 
 def _judge(rows: list[dict], loss: float | None) -> DiagnosisReport:
-    gradient_ratio = _ratio(rows[0]["grad_norm"], rows[-1]["grad_norm"])
+    free = [row for row in rows if not row.get("normalized_by")] or rows[-1:]
+    gradient_ratio = _ratio(free[0]["grad_norm"], free[-1]["grad_norm"])
     hidden = rows[-2] if len(rows) > 1 else rows[-1]
-    activation_ratio = _ratio(hidden["std"], rows[0]["std"])
+    activation_ratio = _ratio(
+        hidden.get("effective_std", hidden["std"]),
+        rows[0].get("effective_std", rows[0]["std"]),
+    )
     reasons = []
-    numeric = ("mean", "std", "grad_norm", "kernel_grad_ratio")
+    numeric = ("mean", "std", "grad_norm")
     bad = [
-        row["name"]
-        for row in rows
-        if not all(math.isfinite(row[k]) for k in numeric if k != "kernel_grad_ratio")
+        row["name"] for row in rows if not all(math.isfinite(row[k]) for k in numeric)
     ]
     if loss is not None and not math.isfinite(loss):
         reasons.append(f"the loss is {loss}")

@@ -20,147 +20,19 @@ the bit, with and without the callback.
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import math
 import os
-from collections.abc import Iterator, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_weightinit import graph
 from keras_weightinit.checks import positive_int
-from keras_weightinit.data import first_batch
+from keras_weightinit.data import first_batch, fit_model_input
+from keras_weightinit.probe import loss_scale, probe
 
 __all__ = ["GradientHistograms"]
-
-
-# --------------------------------------------------------------------------
-# helpers shared with `diagnostics`
-
-
-def kernel_layers(model: keras.Layer) -> list[keras.Layer]:
-    """The layers of `model` that own a trainable kernel, in model order.
-
-    Nested models (a `Sequential` used as a layer) are searched too; layers
-    without a `kernel` variable (activations, pooling, normalization,
-    dropout) are left out.
-    """
-    found: list[keras.Layer] = []
-    seen: set[int] = set()
-
-    def visit(layer):
-        for sub in getattr(layer, "layers", None) or []:
-            if id(sub) in seen:
-                continue
-            seen.add(id(sub))
-            kernel = getattr(sub, "kernel", None)
-            if isinstance(kernel, keras.Variable) and kernel.trainable:
-                found.append(sub)
-            elif isinstance(getattr(sub, "layers", None), list):
-                visit(sub)
-
-    visit(model)
-    return found
-
-
-@contextlib.contextmanager
-def capture_outputs(
-    layers: Sequence[keras.Layer],
-    sink: dict,
-    tape: tf.GradientTape | None = None,
-    targets: dict | None = None,
-) -> Iterator[dict]:
-    """Records the output tensor of each layer's first call while active.
-
-    The layers' `call` is wrapped for the duration of the block (an instance
-    attribute shadowing the method, removed on exit), and `sink[id(layer)]`
-    receives the output. With `tape`, the outputs are watched, and
-    `targets[id(layer)]` receives, also watched, the logits Keras keeps on a
-    softmax or sigmoid output (`_keras_logits`, else None): a cross-entropy
-    loss is computed from those, so no gradient flows back through the
-    probabilities of an output layer. Layers whose output is not a single
-    tensor are not recorded.
-    """
-    patched = []
-    for layer in layers:
-        if "call" in vars(layer):  # already wrapped (nested use): leave it
-            continue
-        original, key = layer.call, id(layer)
-
-        def hooked(*args, _original=original, _key=key, **kwargs):
-            outputs = _original(*args, **kwargs)
-            if _key not in sink and tf.is_tensor(outputs):
-                if tape is not None:
-                    logits = getattr(outputs, "_keras_logits", None)
-                    tape.watch(outputs)
-                    if logits is not None:
-                        tape.watch(logits)
-                    if targets is not None:
-                        targets[_key] = logits
-                sink[_key] = outputs
-            return outputs
-
-        object.__setattr__(layer, "call", hooked)
-        patched.append(layer)
-    try:
-        yield sink
-    finally:
-        for layer in patched:
-            object.__delattr__(layer, "call")
-
-
-# Keras divides a loss with these reductions by the number of replicas of the
-# current `tf.distribute` strategy (each replica's share of the global batch).
-_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight")
-
-
-def whole_batch_loss(value, reduction: str | None = "sum_over_batch_size"):
-    """A loss Keras reduced with `reduction`, as one device sees the whole batch.
-
-    Under a `tf.distribute` strategy with N replicas Keras divides a mean
-    loss by N (each replica's share of the global batch); a probe batch is
-    computed whole, on one device, so the division is undone. Sums are
-    left as they are.
-    """
-    value = tf.cast(value, "float32")
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    if replicas > 1 and reduction in _MEAN_REDUCTIONS:
-        value = value * float(replicas)
-    return value
-
-
-def training_loss(model: keras.Model, x, y, y_pred) -> tf.Tensor:
-    """`fit`'s loss for one batch, in float32, undoing the per-replica scaling.
-
-    The compiled losses are taken as means over the batch (Keras's default
-    reduction, `"sum_over_batch_size"`); see `whole_batch_loss`. Keras's
-    TensorFlow trainer divides the regularization losses by the replica count
-    too, so one factor restores the whole sum.
-    """
-    if "training" in inspect.signature(model.compute_loss).parameters:
-        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
-    else:  # overrides written before Keras 3.3
-        loss = model.compute_loss(x=x, y=y, y_pred=y_pred)
-    return whole_batch_loss(loss)
-
-
-def loss_scale(model: keras.Model) -> tf.Tensor:
-    """The factor the model's optimizer multiplies the loss by (1 if none)."""
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
-        return tf.constant(1.0)
-    return tf.cast(optimizer.scale_loss(tf.constant(1.0)), "float32")
-
-
-def dense_gradient(gradient, variable) -> tf.Tensor:
-    """A float32 dense tensor for a gradient that may be None or sparse."""
-    if gradient is None:
-        return tf.zeros(variable.shape, "float32")
-    if isinstance(gradient, tf.IndexedSlices):
-        gradient = tf.convert_to_tensor(gradient)
-    return tf.cast(gradient, "float32")
 
 
 def _tag(name: str) -> str:
@@ -279,8 +151,14 @@ class GradientHistograms(keras.callbacks.Callback):
       gradient `dL/dw` of the training loss `L` (the compiled loss plus the
       regularization losses, `model.compute_loss`);
     - scalars `gradient_norm/<layer>`, `||dL/dW||_2`, and
-      `gradient_to_weight/<layer>`, `||dL/dW||_2 / ||W||_2`, for every layer
-      with a kernel (Dense, Conv, ...; the Frobenius norm of the kernel);
+      `gradient_to_weight/<layer>`, `||dL/dW||_2 / ||W||_2`, for every
+      kernel-like weight at any depth (`keras_weightinit.graph`: Dense, Conv,
+      EinsumDense and `MultiHeadAttention`'s query/key/value/output,
+      Depthwise and Separable convolutions, RNN cells, Embedding; the
+      Frobenius norms). `<layer>` is the layer path
+      (`multi_head_attention/query`); a layer holding several kernel-like
+      weights gets one tag per weight, `<layer>/<role>`
+      (`separable_conv2d/pointwise_kernel`, `lstm/lstm_cell/recurrent_kernel`);
     - with `activations=True`, histogram `<layer>/activation` and scalar
       `activation_std/<layer>` of the output of every top-level layer of
       `model.layers` whose output is one tensor.
@@ -406,22 +284,7 @@ class GradientHistograms(keras.callbacks.Callback):
                 "those of the compiled training loss. Call `model.compile(...)` "
                 f"first. Received: model={model.name!r}, which is not compiled."
             )
-        try:
-            inputs = list(model.inputs)
-        except (AttributeError, ValueError):  # subclassed or unbuilt model
-            inputs = []
-        if len(inputs) == 1:
-            expected = tuple(inputs[0].shape)[1:]
-            received = tuple(self.x.shape[1:])
-            if len(expected) != len(received) or any(
-                e is not None and e != r
-                for e, r in zip(expected, received, strict=True)
-            ):
-                raise ValueError(
-                    "Argument `data` does not fit the model: the model takes "
-                    f"inputs of shape {(None, *expected)}, the probe batch `x` "
-                    f"has shape {self.x.shape}."
-                )
+        fit_model_input(model, self.x, "GradientHistograms", name="data")
 
     def _build(self):
         """The probe `tf.function`: loss, gradients and layer outputs.
@@ -431,51 +294,48 @@ class GradientHistograms(keras.callbacks.Callback):
         """
         model = self.model
         variables = list(model.trainable_variables)
-        norms = self.norms
-        want_grads = self.histograms or norms
+        want_grads = self.histograms or self.norms
         act_layers = list(model.layers) if self.activations else []
         self._variables = variables
-        kernels = self._kernels = [
-            (layer.name, i)
-            for layer in kernel_layers(model)
-            for i, v in enumerate(variables)
-            if v is layer.kernel
+        kernels = graph.kernel_weights(model)
+        position = {id(v): i for i, v in enumerate(variables)}
+        per_layer: dict[int, int] = {}
+        for weight in kernels:
+            per_layer[id(weight.layer)] = per_layer.get(id(weight.layer), 0) + 1
+        self._kernels = [
+            (
+                weight.name
+                if per_layer[id(weight.layer)] == 1
+                else f"{weight.name}/{weight.role}",
+                position[id(weight.variable)],
+            )
+            for weight in kernels
+            if id(weight.variable) in position
         ]
 
-        def probe(x, y, scale):
-            outputs: dict = {}
-            values = [tf.identity(v.value) for v in variables]
-            with (
-                capture_outputs(act_layers, outputs),
-                tf.GradientTape() as tape,
-                keras.StatelessScope(
-                    state_mapping=list(zip(variables, values, strict=True)),
-                    collect_losses=True,
-                ),
-            ):
-                tape.watch(values)
-                y_pred = model(x, training=True)
-                loss = training_loss(model, x, y, y_pred)
-                scaled = loss * scale
-            grads = []
-            if want_grads:
-                grads = [
-                    dense_gradient(g, v) / scale
-                    for g, v in zip(
-                        tape.gradient(scaled, values), variables, strict=True
-                    )
-                ]
+        def run(x, y, scale):
+            result = probe(
+                model,
+                x,
+                y,
+                units=act_layers,
+                variables=variables if want_grads else (),
+                loss="fit",
+                training=True,
+                scale=scale,
+            )
             activations = {
-                layer.name: tf.cast(outputs[id(layer)], "float32")
+                layer.name: tf.cast(result.outputs[id(layer)], "float32")
                 for layer in act_layers
-                if id(layer) in outputs
+                if id(layer) in result.outputs
             }
             kernel_norms = [
-                tf.norm(tf.cast(values[i], "float32")) for _, i in kernels if norms
+                tf.norm(tf.cast(variables[i].value, "float32"))
+                for _, i in (self._kernels if self.norms else ())
             ]
-            return loss, grads, activations, kernel_norms
+            return result.loss, result.weight_grads, activations, kernel_norms
 
-        return tf.function(probe, autograph=False, reduce_retracing=True)
+        return tf.function(run, autograph=False, reduce_retracing=True)
 
     # -- Keras hooks ------------------------------------------------------
 
@@ -524,9 +384,7 @@ class GradientHistograms(keras.callbacks.Callback):
         # Read now, not traced: a dynamic loss scale changes during `fit` (and
         # before the optimizer is built, `scale_loss` gives its initial value).
         scale = loss_scale(self.model)
-        loss, grads, activations, kernel_norms = self._function(
-            self._x_tensor, self._y_tensor, scale
-        )
+        loss, grads, activations, kernel_norms = self._function(self._x_tensor, self._y_tensor, scale)
         grads = [g.numpy() for g in grads]
         histograms, scalars = {}, {}
         if self.histograms:

@@ -7,18 +7,25 @@ string and saved models reload after `import keras_weightinit`.
 
 Seeds differ from Keras on purpose. A Keras initializer created without a seed
 returns the same values on every call, so one instance shared by two layers
-gives both the same kernel: the symmetry that the article warns about. Here:
+gives both the same kernel: the symmetry that the article warns about. And a
+Keras initializer with an int seed gives the same values to every copy of it,
+so the query, key and value projections of a `MultiHeadAttention` (which
+clones its initializer for each) start equal. Here:
 
 - `seed=None`: fresh values on every call. The stream is seeded from Python's
   `random` module, so `keras.utils.set_random_seed` still makes a run
   reproducible.
-- `seed=<int>`: the whole sequence of calls is reproducible; a new instance, a
-  `clone()` or a deserialized copy with the same seed replays it from the start.
-  So a model rebuilt from its config (`keras.models.clone_model`,
-  `model_from_json`) gives layers that shared one int-seeded instance equal
-  starting kernels, since each layer gets its own copy: give each layer its
-  own seed, or use `seed=None` with `keras.utils.set_random_seed`, in models
-  that will be cloned. (A saved model reloads its weights, not its draws.)
+- `seed=<int>`: the whole sequence of calls is reproducible; a new instance
+  with the same seed replays it from the start, and so does a `clone()` or a
+  deserialized copy called directly (`init(shape)`).
+- A copy that a layer creates its weight with (the copies
+  `MultiHeadAttention` makes for its query, key, value and output
+  projections, those of `keras.models.clone_model` and of deserializing a
+  model whose layers shared one instance) draws instead from the seed, the
+  name of that layer (`"query"`, `"dense_1"`) and how many weights that layer
+  has drawn from the seed before. So no two variables get the same values
+  from copies of one instance, and the same code with the same seeds still
+  gives the same weights.
 - `seed=keras.random.SeedGenerator(...)`: each call draws from the generator.
 """
 
@@ -27,6 +34,8 @@ from __future__ import annotations
 import contextlib
 import math
 import random as python_random
+import weakref
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -35,10 +44,12 @@ import numpy as np
 
 from keras_weightinit.checks import is_int, is_number, positive_number
 from keras_weightinit.gains import calculate_gain, compute_fans, nonlinearity_name
+from keras_weightinit.graph import current_scope
 from keras_weightinit.seeds import Seed, check_seed
 
 __all__ = [
     "DeltaOrthogonal",
+    "draw_with_fans",
     "HeNormal",
     "HeUniform",
     "Orthogonal",
@@ -112,6 +123,9 @@ class _Initializer(keras.initializers.Initializer):
     """Checks shape and dtype, samples in NumPy, returns a backend tensor."""
 
     def __call__(self, shape, dtype=None):
+        return self._call(shape, dtype, None)
+
+    def _call(self, shape, dtype, fans: tuple[int, int] | None):
         shape = _shape(shape)
         dtype = keras.backend.standardize_dtype(dtype or keras.config.floatx())
         if not keras.backend.is_float_dtype(dtype):
@@ -120,10 +134,10 @@ class _Initializer(keras.initializers.Initializer):
                 f"Received: dtype={dtype}"
             )
         np_dtype = np.float64 if dtype == "float64" else np.float32
-        values = self._sample(shape, np_dtype)
+        values = self._sample(shape, np_dtype, fans or compute_fans(shape))
         return keras.ops.cast(keras.ops.convert_to_tensor(values), dtype)
 
-    def _sample(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+    def _sample(self, shape: tuple[int, ...], dtype, fans) -> np.ndarray:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -137,12 +151,28 @@ class _RandomInitializer(_Initializer):
     def __init__(self, seed: Seed = None):
         self.seed = check_seed(seed)
         self._rng = None
+        self._copy = False
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """A copy from `get_config()`: see the module docstring for its draws."""
+        copy = cls(**config)
+        copy._copy = True
+        return copy
 
     def _generator(self) -> np.random.Generator:
         if isinstance(self.seed, keras.random.SeedGenerator):
             with _eager_scope():  # the layer may be built inside `fit`'s graph
                 key = keras.random.randint((), 0, 2**31 - 1, seed=self.seed)
                 return np.random.default_rng(int(key))
+        if self.seed is not None and self._copy:
+            layer = current_scope()
+            if layer is not None:  # a layer is creating its weight
+                drawn = _LAYER_DRAWS.setdefault(layer, {})
+                count = drawn.get(self.seed, 0)
+                drawn[self.seed] = count + 1
+                entropy = [self.seed, zlib.crc32(layer.name.encode()), count]
+                return np.random.default_rng(entropy)
         if self._rng is None:
             entropy = self.seed
             if entropy is None:
@@ -159,6 +189,10 @@ class _RandomInitializer(_Initializer):
 
     def get_config(self) -> dict:
         return {"seed": keras.saving.serialize_keras_object(self.seed)}
+
+
+# layer -> {int seed: weights that layer has drawn from the seed}
+_LAYER_DRAWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _eager_scope():
@@ -217,7 +251,7 @@ class RandomNormal(_RandomInitializer):
         super().__init__(seed)
         self.stddev = positive_number("stddev", stddev)
 
-    def _sample(self, shape, dtype):
+    def _sample(self, shape, dtype, fans):
         return self._draw(shape, dtype, self.stddev, "normal")
 
     def get_config(self) -> dict:
@@ -263,8 +297,8 @@ class _Xavier(_RandomInitializer):
         self._scale, self.gain = _gain(gain)
         self.mode = _choice("mode", mode, ("fan_in", "fan_out", "fan_avg"))
 
-    def _sample(self, shape, dtype):
-        fan_in, fan_out = compute_fans(shape)
+    def _sample(self, shape, dtype, fans):
+        fan_in, fan_out = fans
         fan = {"fan_in": fan_in, "fan_out": fan_out}.get(self.mode)
         if fan is None:
             fan = (fan_in + fan_out) / 2
@@ -344,8 +378,8 @@ class _He(_RandomInitializer):
         self.negative_slope = float(negative_slope)
         self.mode = _choice("mode", mode, ("fan_in", "fan_out"))
 
-    def _sample(self, shape, dtype):
-        fan = compute_fans(shape)[0 if self.mode == "fan_in" else 1]
+    def _sample(self, shape, dtype, fans):
+        fan = fans[0 if self.mode == "fan_in" else 1]
         std = math.sqrt(2.0 / ((1.0 + self.negative_slope**2) * fan))
         return self._draw(shape, dtype, std, self.distribution)
 
@@ -435,7 +469,7 @@ class Orthogonal(_RandomInitializer):
         super().__init__(seed)
         self._scale, self.gain = _gain(gain)
 
-    def _sample(self, shape, dtype):
+    def _sample(self, shape, dtype, fans):
         if len(shape) < 2:
             raise ValueError(
                 f"Orthogonal needs a kernel of rank 2 or more. Received: shape={shape}"
@@ -477,7 +511,7 @@ class DeltaOrthogonal(_RandomInitializer):
         super().__init__(seed)
         self._scale, self.gain = _gain(gain)
 
-    def _sample(self, shape, dtype):
+    def _sample(self, shape, dtype, fans):
         if not 3 <= len(shape) <= 5:
             raise ValueError(
                 "DeltaOrthogonal needs a conv kernel of rank 3, 4 or 5 "
@@ -532,7 +566,7 @@ class ZerO(_Initializer):
         only Zeros and Ones", TMLR 2022.
     """
 
-    def _sample(self, shape, dtype):
+    def _sample(self, shape, dtype, fans):
         if not 2 <= len(shape) <= 5:
             raise ValueError(
                 "ZerO needs a Dense kernel (rank 2) or a conv kernel (rank 3 "
@@ -550,6 +584,43 @@ class ZerO(_Initializer):
 
     def get_config(self) -> dict:
         return {}
+
+
+# --------------------------------------------------------------------------
+# drawing with given fans
+
+
+def draw_with_fans(init, shape, dtype, fans: tuple[int, int]):
+    """`init`'s values for a weight of `shape` whose fans are `fans`.
+
+    The initializers of this module and Keras's `VarianceScaling` family
+    (Glorot, He, LeCun) scale by the given fans instead of the ones Keras
+    reads from the shape (which miscounts EinsumDense, depthwise and
+    recurrent kernels); any other initializer is called as it is.
+
+    Example:
+
+    >>> values = draw_with_fans(HeNormal(seed=0), (3, 3, 8, 1), "float32", (9, 9))
+    >>> tuple(values.shape)
+    (3, 3, 8, 1)
+    """
+    if isinstance(init, _Initializer):
+        return init._call(shape, dtype, fans)
+    if isinstance(init, keras.initializers.VarianceScaling):
+
+        def fan(pair):
+            return {"fan_in": pair[0], "fan_out": pair[1]}.get(
+                init.mode, (pair[0] + pair[1]) / 2
+            )
+
+        scaled = keras.initializers.VarianceScaling(
+            scale=init.scale * fan(compute_fans(shape)) / fan(fans),
+            mode=init.mode,
+            distribution=init.distribution,
+            seed=init.seed,
+        )
+        return scaled(shape, dtype)
+    return init(shape, dtype=dtype)
 
 
 # --------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 Neither fits `kernel_initializer=`: `initialize(model, "auto")` looks at the
 activation that follows each layer, and `lsuv` needs a built model and a batch
-of data (keras-team/keras#3608). Both re-initialize, in place, the kernels of
-the model's Dense and Conv layers (`Dense`, `Conv1D/2D/3D` and their
-`Transpose` versions) and leave every other weight alone; both either finish
-or leave the model exactly as it was.
+of data (keras-team/keras#3608). Both read the model through
+`keras_weightinit.graph`, so they reach every kernel-like weight at any depth
+(Dense, Conv, ConvTranspose, EinsumDense and `MultiHeadAttention`'s
+projections, Depthwise and Separable convolutions, LSTM/GRU/SimpleRNN cells,
+Embedding tables, inside nested models, subclassed models and custom layers),
+and both either finish or leave the model exactly as it was.
 """
 
 from __future__ import annotations
@@ -16,36 +18,24 @@ import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_weightinit import graph
 from keras_weightinit.checks import positive_int, positive_number
-from keras_weightinit.data import as_array, check_model_input
-from keras_weightinit.gains import CONV_TRANSPOSE, activation_name
+from keras_weightinit.data import as_array, fit_model_input
+from keras_weightinit.gains import CONV_TRANSPOSE
+from keras_weightinit.graph import Weight
 from keras_weightinit.initializers import (
     HeNormal,
     Orthogonal,
     XavierNormal,
+    draw_with_fans,
     get_scheme,
     scheme_names,
 )
+from keras_weightinit.probe import forward
 from keras_weightinit.seeds import Seed, check_seed, spawn_seeds
 
-__all__ = ["LSUVReport", "check_lsuv_args", "initialize", "lsuv"]
-
-
-_CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
-_KERNEL_LAYERS = (keras.layers.Dense, *_CONV, *CONV_TRANSPOSE)
-
-# Layers that may sit between a linear Dense/Conv and its activation layer.
-_PASS_THROUGH = (
-    keras.layers.BatchNormalization,
-    keras.layers.LayerNormalization,
-    keras.layers.GroupNormalization,
-    keras.layers.Dropout,
-    keras.layers.GaussianNoise,
-    keras.layers.GaussianDropout,
-    keras.layers.AlphaDropout,
-)
+__all__ = ["LSUVReport", "check_lsuv_args", "draw", "initialize", "lsuv"]
 
 # Samples LSUV collects from a tf.data.Dataset or PyDataset.
 _DATASET_SAMPLES = 1024
@@ -95,11 +85,19 @@ def _auto_initializer(family: str, slope: float, seed: Seed):
 # argument checks
 
 
-def _check_model(model) -> keras.Model:
+def check_model(model, caller: str) -> keras.Model:
+    """Returns `model` if it is a built `keras.Model`, else `ValueError`."""
     if not isinstance(model, keras.Model):
         raise ValueError(
             "Argument `model` must be a `keras.Model`. "
             f"Received: model of type {type(model).__name__}"
+        )
+    unbuilt = [layer.name for layer in graph.layers(model) if not layer.built]
+    if not model.built or unbuilt:
+        raise ValueError(
+            f"{caller} needs a built model, but model {model.name!r} is not built"
+            + (f" (layers {unbuilt})" if unbuilt else "")
+            + ". Call `model.build(input_shape)` or call the model on data first."
         )
     return model
 
@@ -129,142 +127,61 @@ def check_lsuv_args(tol=0.1, max_iters=10, orthogonal=True, verbose=0, seed=None
 
 
 # --------------------------------------------------------------------------
-# finding the layers
+# drawing a weight with its fans
 
 
-def _has_kernel(layer) -> bool:
-    kernel = getattr(layer, "kernel", None)
-    return isinstance(kernel, keras.Variable) and keras.backend.is_float_dtype(
-        kernel.dtype
-    )
+def _matrix_view(weight: Weight):
+    """`(shape to draw, function mapping the draw back to the weight)`.
 
-
-def _walk(model: keras.Model):
-    """Yields `(layer, container)` for the kernel layers, nested models included."""
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _walk(layer)
-        elif isinstance(layer, _KERNEL_LAYERS):
-            yield layer, model
-
-
-def _kernel_layers(model: keras.Model, what: str) -> list:
-    """The built Dense/Conv layers of `model`; raises if none or one unbuilt."""
-    pairs = list(_walk(model))
-    unbuilt = [layer.name for layer, _ in pairs if not layer.built]
-    if not model.built or unbuilt:
-        raise ValueError(
-            f"{what} needs a built model, but model {model.name!r} is not built"
-            + (f" (layers {unbuilt})" if unbuilt else "")
-            + ". Call `model.build(input_shape)` or call the model on data first."
-        )
-    pairs = [(layer, container) for layer, container in pairs if _has_kernel(layer)]
-    if not pairs:
-        raise ValueError(
-            f"{what} needs a model with Dense or Conv layers holding float "
-            f"kernels. Received: model {model.name!r} with layers "
-            f"{[layer.name for layer in model.layers]}"
-        )
-    return pairs
-
-
-def _consumers(container: keras.Model) -> dict[int, list]:
-    """`id(tensor) -> layers that take it`, for a functional container."""
-    consumers: dict[int, list] = {}
-    for layer in container.layers:
-        try:
-            inputs = keras.tree.flatten(layer.input)
-        except (AttributeError, ValueError):  # never called, or shared
-            continue
-        for tensor in inputs:
-            consumers.setdefault(id(tensor), []).append(layer)
-    return consumers
-
-
-def _next_layer(layer, container, cache: dict):
-    """The only layer fed by `layer`'s output, or None."""
-    if isinstance(container, keras.Sequential):
-        layers = container.layers
-        index = layers.index(layer)
-        return layers[index + 1] if index + 1 < len(layers) else None
-    if id(container) not in cache:
-        cache[id(container)] = _consumers(container)
-    try:
-        users = cache[id(container)].get(id(layer.output), [])
-    except (AttributeError, ValueError):
-        return None
-    return users[0] if len(users) == 1 else None
-
-
-# --------------------------------------------------------------------------
-# activations
-
-
-def _function_activation(function) -> tuple[str | None, float]:
-    """`(name, negative slope)` of an activation function or layer."""
-    if isinstance(function, keras.layers.Layer):
-        return _layer_activation(function)
-    name = activation_name(function)
-    if name is None:
-        return None, 0.0
-    return name, (0.2 if name == "leaky_relu" else 0.0)  # Keras's default slope
-
-
-def _layer_activation(layer) -> tuple[str | None, float]:
-    """`(name, negative slope)` of an activation layer, `(None, 0)` otherwise."""
-    if isinstance(layer, (keras.layers.ReLU, keras.layers.LeakyReLU)):
-        slope = float(layer.negative_slope)
-        if isinstance(layer, keras.layers.LeakyReLU) or slope > 0:
-            return "leaky_relu", slope
-        return "relu", 0.0
-    if isinstance(layer, keras.layers.PReLU):  # alpha starts at 0: a ReLU
-        return "relu", 0.0
-    if isinstance(layer, keras.layers.ELU):
-        return "elu", 0.0
-    if isinstance(layer, keras.layers.Softmax):
-        return "softmax", 0.0
-    if isinstance(layer, keras.layers.Activation):
-        return _function_activation(layer.activation)
-    return None, 0.0
-
-
-def _activation(layer, container, cache: dict) -> tuple[str, float]:
-    """The activation applied to `layer`'s output: its own, else a later layer's.
-
-    A linear layer followed (possibly through normalization or dropout
-    layers) by exactly one `Activation`, `ReLU`, `LeakyReLU`, `PReLU`, `ELU`
-    or `Softmax` layer takes that layer's activation.
+    A ConvTranspose kernel is drawn as `(*k, in, out)` and swapped back; an
+    EinsumDense kernel as the matrix `(fan_in, fan_out)` of its input and
+    output axes; any other weight as it is.
     """
-    name, slope = _function_activation(getattr(layer, "activation", None))
-    if name != "linear":
-        return name, slope
-    follower = _next_layer(layer, container, cache)
-    while isinstance(follower, _PASS_THROUGH):
-        follower = _next_layer(follower, container, cache)
-    if follower is not None:
-        found, found_slope = _layer_activation(follower)
-        if found is not None:
-            return found, found_slope
-    return "linear", 0.0
+    shape = weight.shape
+    if weight.role == "kernel" and isinstance(weight.layer, CONV_TRANSPOSE):
+        return (*shape[:-2], shape[-1], shape[-2]), lambda v: np.swapaxes(v, -1, -2)
+    if weight.role == "kernel" and isinstance(weight.layer, keras.layers.EinsumDense):
+        ins, outs = graph.einsum_axes(weight.layer.equation)
+        order = ins + outs
+        if sorted(order) == list(range(len(shape))):
+            permuted = [shape[i] for i in order]
+
+            def back(values):
+                return values.reshape(permuted).transpose(np.argsort(order))
+
+            return (weight.fan_in, weight.fan_out), back
+    return shape, lambda v: v
 
 
-# --------------------------------------------------------------------------
-# seeds and assignment
+def draw(init, weight: Weight, seed: Seed = None) -> np.ndarray:
+    """`init`'s values for `weight`, drawn with the weight's fans and gates.
 
+    Each gate block of a recurrent kernel is drawn on its own, from a copy of
+    `init` with a seed derived from `seed`.
 
-def _draw_kernel(init, layer) -> np.ndarray:
-    """`init`'s kernel for `layer`, with the fans of its forward pass.
+    Example:
 
-    A `ConvTranspose` kernel is stored `(*kernel_size, out, in)`; it is drawn
-    as `(*kernel_size, in, out)` and swapped, so that `fan_in` counts the
-    input channels (see `compute_fans(..., transposed=True)`).
+    >>> model = keras.Sequential([keras.Input((5, 3)), keras.layers.LSTM(4)])
+    >>> recurrent = [w for w in graph.weights(model)
+    ...              if w.role == "recurrent_kernel"][0]
+    >>> q = draw(Orthogonal(), recurrent, seed=0)
+    >>> bool(np.allclose(q[:, :4].T @ q[:, :4], np.eye(4), atol=1e-5))
+    True
     """
-    shape = tuple(layer.kernel.shape)
-    transposed = isinstance(layer, CONV_TRANSPOSE)
-    if transposed:
-        shape = (*shape[:-2], shape[-1], shape[-2])
-    kernel = keras.ops.convert_to_numpy(init(shape, dtype=layer.kernel.dtype))
-    return np.swapaxes(kernel, -1, -2) if transposed else kernel
+    view, back = _matrix_view(weight)
+    dtype = weight.variable.dtype
+    fans = (weight.fan_in, weight.fan_out)
+    if weight.gates == 1:
+        values = draw_with_fans(init, view, dtype, fans)
+        return back(np.asarray(keras.ops.convert_to_numpy(values)))
+    block = (*view[:-1], view[-1] // weight.gates)
+    parts = [
+        keras.ops.convert_to_numpy(
+            draw_with_fans(_clone(init, block_seed), block, dtype, fans)
+        )
+        for block_seed in spawn_seeds(seed, weight.gates)
+    ]
+    return back(np.concatenate(parts, axis=-1))
 
 
 def _clone(initializer, seed: Seed):
@@ -278,18 +195,53 @@ def _clone(initializer, seed: Seed):
     return type(initializer).from_config(config)
 
 
-def _snapshot(layers) -> list:
-    variables = []
-    for layer in layers:
-        variables.append(layer.kernel)
-        if getattr(layer, "bias", None) is not None:
-            variables.append(layer.bias)
-    return [(variable, keras.ops.convert_to_numpy(variable)) for variable in variables]
+def _set_value(weight: Weight) -> np.ndarray:
+    """The value `initialize` sets a bias, gamma or beta to.
+
+    Biases and betas are 0, gammas 1; an LSTM bias gets 1 on its forget gate
+    when the cell has `unit_forget_bias=True` (Jozefowicz et al. 2015).
+    """
+    shape = weight.shape
+    if weight.role == "gamma":
+        return np.ones(shape, "float32")
+    value = np.zeros(shape, "float32")
+    layer = weight.layer
+    if weight.role == "bias" and getattr(layer, "unit_forget_bias", False):
+        units = shape[-1] // 4
+        value[..., units : 2 * units] = 1.0
+    return value
 
 
-def _restore(snapshot) -> None:
-    for variable, value in snapshot:
-        variable.assign(value)
+def _auto(weight: Weight, model: keras.Model, seed: Seed, unknown: list):
+    """The initializer of the "auto" rule for a kernel-like weight."""
+    layer = weight.layer
+    if weight.role == "embeddings":
+        return XavierNormal(mode="fan_in", seed=seed)  # fan_in 1: N(0, 1)
+    if weight.role == "recurrent_kernel":
+        return Orthogonal(seed=seed)
+    if isinstance(getattr(layer, "recurrent_kernel", None), keras.Variable):
+        return XavierNormal(seed=seed)  # an RNN cell's input kernel, per gate
+    if weight.role == "depthwise_kernel" and isinstance(
+        getattr(layer, "pointwise_kernel", None), keras.Variable
+    ):
+        return XavierNormal(seed=seed)  # linear: the pointwise conv follows
+    name, slope = graph.following_activation(layer, model)
+    family = _FAMILIES.get(name)
+    if family is None:
+        unknown.append(f"{weight.name} ({name})")
+    return _auto_initializer(family or "glorot", slope, seed)
+
+
+def _assign_all(values: list) -> None:
+    """Assigns `(variable, value)` pairs, or restores every one on failure."""
+    snapshot = [(v, keras.ops.convert_to_numpy(v)) for v, _ in values]
+    try:
+        for variable, value in values:
+            variable.assign(value)
+    except BaseException:
+        for variable, value in snapshot:
+            variable.assign(value)
+        raise
 
 
 # --------------------------------------------------------------------------
@@ -301,57 +253,65 @@ def initialize(
     scheme: str | keras.initializers.Initializer = "auto",
     seed: Seed = None,
 ) -> dict[str, keras.initializers.Initializer]:
-    """Re-initializes every Dense and Conv kernel of a built model, in place.
+    """Re-initializes every kernel-like weight of a built model, in place.
 
-    Each kernel gets fresh values from the scheme and each bias is set to 0;
-    other weights (BatchNorm, embeddings, ...) are left alone. Layers inside
-    nested models are included. With `scheme="auto"` the initializer follows
-    the activation `f` after the layer, so that `Var(f(x W))` stays near
-    `Var(x)`, e.g. `std = sqrt(2 / ((1 + a^2) * fan_in))` for a ReLU-like `f`:
+    Every kernel-like weight at any depth is re-drawn with the fans of its
+    layer (`keras_weightinit.graph.fans_of`): kernels of Dense, Conv,
+    ConvTranspose (forward fans) and EinsumDense (its contracted axes,
+    `MultiHeadAttention`'s projections included), depthwise and pointwise
+    kernels, RNN cell kernels and recurrent kernels (each gate block on its
+    own), and Embedding tables. Biases are set to 0 (an LSTM's forget gate
+    to 1 with `unit_forget_bias`), normalization gammas to 1 and betas to 0.
 
-    | activation after the layer          | initializer                       |
-    |-------------------------------------|-----------------------------------|
-    | relu, relu6, elu, celu, gelu,       | `HeNormal()`: `sqrt(2 / fan_in)`  |
-    | silu/swish, hard_silu, mish,        |                                   |
-    | softplus, sparse_plus, squareplus,  |                                   |
-    | PReLU (its alpha starts at 0)       |                                   |
-    | leaky_relu with slope `a`           | `HeNormal(negative_slope=a)`      |
-    | tanh, hard_tanh                     | `XavierNormal(gain="tanh")`:      |
-    |                                     | gain 5/3, fan_avg                 |
-    | selu                                | `XavierNormal(mode="fan_in")`:    |
-    |                                     | LeCun, `1 / sqrt(fan_in)`         |
-    | linear, sigmoid, hard_sigmoid,      | `XavierNormal()`: Glorot,         |
-    | softsign, softmax, log_softmax      | `sqrt(2 / (fan_in + fan_out))`    |
-    | anything else (custom)              | `XavierNormal()`, and a warning   |
+    With `scheme="auto"` the initializer follows the weight and the
+    activation `f` after the layer, so that `Var(f(x W))` stays near
+    `Var(x)`:
 
-    ELU, GELU, swish and the other smooth rectifiers are treated as ReLU: they
-    are close to it for the inputs a unit-variance signal gives. The
-    activation is the layer's own `activation=`; when that is linear, a
-    single `Activation`, `ReLU`, `LeakyReLU` (its `negative_slope`), `PReLU`,
-    `ELU` or `Softmax` layer that takes the layer's output, possibly through
-    BatchNormalization, LayerNormalization, GroupNormalization or dropout
-    layers, is used instead. Keras's `"leaky_relu"` function has slope 0.2.
-    A `ConvTranspose` kernel gets the fans of its forward pass (`fan_in`
-    counts its input channels), where `kernel_initializer=` would swap them.
+    | weight, activation after the layer    | initializer                       |
+    |---------------------------------------|-----------------------------------|
+    | relu, relu6, elu, celu, gelu,         | `HeNormal()`: `sqrt(2 / fan_in)`  |
+    | silu/swish, hard_silu, mish,          |                                   |
+    | softplus, sparse_plus, squareplus,    |                                   |
+    | PReLU (its alpha starts at 0)         |                                   |
+    | leaky_relu with slope `a`             | `HeNormal(negative_slope=a)`      |
+    | tanh, hard_tanh                       | `XavierNormal(gain="tanh")`       |
+    | selu                                  | `XavierNormal(mode="fan_in")`     |
+    | linear, sigmoid, hard_sigmoid,        | `XavierNormal()`: Glorot,         |
+    | softsign, softmax, log_softmax        | `sqrt(2 / (fan_in + fan_out))`    |
+    | anything else (custom)                | `XavierNormal()`, and a warning   |
+    | Separable depthwise kernel            | `XavierNormal()` (linear)         |
+    | RNN cell kernel                       | `XavierNormal()` per gate block   |
+    | RNN recurrent kernel                  | `Orthogonal()` per gate block     |
+    | Embedding table (fan_in 1)            | `XavierNormal(mode="fan_in")`:    |
+    |                                       | `N(0, 1)`                         |
+
+    The activation is the layer's own `activation=`; when that is linear, a
+    single `Activation`, `ReLU`, `LeakyReLU`, `PReLU`, `ELU` or `Softmax`
+    layer that takes the layer's output in the layer graph, possibly through
+    normalization, dropout or noise layers, is used instead. A named scheme
+    or an initializer is applied to every kernel-like weight with the same
+    fans and gate blocks.
 
     Args:
-        model: A built `keras.Model`.
+        model: A built `keras.Model`: Sequential, functional or subclassed.
         scheme: `"auto"`, a name from `get_scheme` (`"he"`, `"orthogonal"`,
-            ...) or a `keras.initializers.Initializer`. An initializer with a
-            seed is cloned for each layer with a seed of its own, so layers
-            never share values.
+            ...) or a `keras.initializers.Initializer`, which is cloned for
+            each weight with a seed of its own.
         seed: None (fresh values; `keras.utils.set_random_seed` still makes
             the run reproducible), an int (the same values on every call with
-            that int; each layer gets its own seed derived from it) or a
+            that int; each weight gets its own seed derived from it) or a
             `keras.random.SeedGenerator`. When None and `scheme` is an
             initializer with an int seed, that seed is used instead.
 
     Returns:
-        A dict `layer name -> initializer used`, in the order of the layers.
+        A dict `variable path -> initializer used`, one entry per re-drawn
+        weight, in the order of the model's weights.
 
     Raises:
         ValueError: For an unknown scheme, a bad seed, a model that is not
-            built or has no Dense or Conv kernels. The model is unchanged.
+            built, has no kernel-like weight, or holds a weight of a layer
+            type the core does not know (named in the message). The model is
+            unchanged.
 
     Example:
 
@@ -363,11 +323,13 @@ def initialize(
     ['HeNormal', 'XavierNormal']
 
     Reference:
-        He et al., "Delving Deep into Rectifiers", ICCV 2015; Bingham &
-        Miikkulainen, "AutoInit: Analytic Signal-Preserving Weight
-        Initialization for Neural Networks", AAAI 2023 (arXiv 2022).
+        He et al., "Delving Deep into Rectifiers", ICCV 2015; Saxe et al.,
+        "Exact solutions to the nonlinear dynamics of learning in deep linear
+        neural networks", ICLR 2014 (orthogonal recurrent kernels);
+        Jozefowicz et al., "An Empirical Exploration of Recurrent Network
+        Architectures", ICML 2015 (forget-gate bias 1).
     """
-    _check_model(model)
+    check_model(model, "initialize")
     seed = check_seed(seed)
     if isinstance(scheme, str):
         known = ["auto", *scheme_names()]
@@ -382,42 +344,31 @@ def initialize(
             "`keras.initializers.Initializer`. "
             f"Received: scheme of type {type(scheme).__name__}"
         )
-    pairs = _kernel_layers(model, "initialize")
+    found = graph.check_known(model, "initialize")
+    kernels = [w for w in found if w.kernel_like]
     if seed is None and isinstance(scheme, keras.initializers.Initializer):
         own = scheme.get_config().get("seed")
         seed = own if isinstance(own, int) and not isinstance(own, bool) else None
-    seeds = spawn_seeds(seed, len(pairs))
+    seeds = spawn_seeds(seed, len(kernels))
 
-    used, values, cache, unknown = {}, [], {}, []
-    for (layer, container), layer_seed in zip(pairs, seeds, strict=True):
+    used, values, unknown = {}, [], []
+    for weight, weight_seed in zip(kernels, seeds, strict=True):
         if scheme == "auto":
-            name, slope = _activation(layer, container, cache)
-            family = _FAMILIES.get(name)
-            if family is None:
-                unknown.append(f"{layer.name} ({name})")
-            init = _auto_initializer(family or "glorot", slope, layer_seed)
+            init = _auto(weight, model, weight_seed, unknown)
         elif isinstance(scheme, str):
-            init = get_scheme(scheme, layer_seed)
+            init = get_scheme(scheme, weight_seed)
         else:
-            init = _clone(scheme, layer_seed)
-        values.append((layer, _draw_kernel(init, layer)))
-        used[layer.name] = init
+            init = _clone(scheme, weight_seed)
+        values.append((weight.variable, draw(init, weight, weight_seed)))
+        used[weight.path] = init
+    values += [(w.variable, _set_value(w)) for w in found if not w.kernel_like]
     if unknown:
         warnings.warn(
             "initialize: unknown activation after layers "
             f"{', '.join(unknown)}; used XavierNormal() (Glorot) for them.",
             stacklevel=2,
         )
-
-    snapshot = _snapshot(layer for layer, _ in values)
-    try:
-        for layer, kernel in values:
-            layer.kernel.assign(kernel)
-            if getattr(layer, "bias", None) is not None:
-                layer.bias.assign(keras.ops.zeros_like(layer.bias))
-    except BaseException:
-        _restore(snapshot)
-        raise
+    _assign_all(values)
     return used
 
 
@@ -426,26 +377,32 @@ def initialize(
 
 
 class LSUVReport(dict):
-    """What `lsuv` did: `layer name -> {"var_before", "var_after", "iterations",
-    "converged"}`, in forward order.
+    """What `lsuv` did: `layer path -> {"weight", "var_before", "var_after",
+    "iterations", "converged"}`, in forward order.
 
-    A plain dict with two helpers: `not_converged` (the names of the layers
-    whose variance is still more than `tol` away from 1) and `str(report)`, a
+    A plain dict with `not_converged` (the layers whose variance is still more
+    than `tol` away from 1), `skipped` (`layer path -> why`, the layers with
+    kernel-like weights that `lsuv` could not scale) and `str(report)`, a
     table.
 
     Example:
 
     >>> report = lsuv(model, x[:256], seed=0)
-    >>> report["dense"]["converged"], report.not_converged
-    (True, [])
+    >>> report["dense"]["converged"], report.not_converged, report.skipped
+    (True, [], {})
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skipped: dict[str, str] = {}
 
     @property
     def not_converged(self) -> list[str]:
+        """The layers whose variance is still more than `tol` away from 1."""
         return [name for name, row in self.items() if not row["converged"]]
 
     def __str__(self) -> str:
-        width = max([len("layer"), *map(len, self)])
+        width = max([len("layer"), *map(len, self), *map(len, self.skipped)])
         lines = [f"{'layer':<{width}}  var before   var after  iters  converged"]
         for name, row in self.items():
             lines.append(
@@ -453,54 +410,63 @@ class LSUVReport(dict):
                 f"{row['var_after']:10.4g}  {row['iterations']:5d}  "
                 f"{'yes' if row['converged'] else 'NO'}"
             )
+        for name, why in self.skipped.items():
+            lines.append(f"{name:<{width}}  not scaled: {why}")
         return "\n".join(lines)
 
 
-def _pre_activation(layer, inputs):
-    """`inputs @ W + b` (or the convolution) of `layer`, before its activation."""
-    ops = keras.ops
-    kernel = ops.cast(layer.kernel, "float32")
-    channels_first = getattr(layer, "data_format", None) == "channels_first"
-    if isinstance(layer, keras.layers.Dense):
-        outputs = ops.matmul(inputs, kernel)
-    elif isinstance(layer, CONV_TRANSPOSE):
-        outputs = ops.conv_transpose(
-            inputs,
-            kernel,
-            strides=list(layer.strides),
-            padding=layer.padding,
-            output_padding=layer.output_padding,
-            dilation_rate=layer.dilation_rate,
-            data_format=layer.data_format,
+def _why_not(unit: keras.Layer) -> str | None:
+    """Why LSUV cannot scale `unit`, None if it can."""
+    if isinstance(unit, keras.layers.RNN) and not isinstance(
+        getattr(unit.cell, "kernel", None), keras.Variable
+    ):
+        return "an RNN cell without a `kernel`"
+    if isinstance(unit, keras.layers.RNN) and len(unit.cell.kernel.shape) != 2:
+        return "a convolutional RNN cell (its input kernel is not a matrix)"
+    return None
+
+
+def _linear_in_weight(unit: keras.Layer) -> bool:
+    """Whether the output LSUV measures is its weight times the input alone.
+
+    True for an RNN's input projection and for layers without a bias or with
+    an all-zero one (after the orthogonal pre-initialization): their output
+    after a rescaling is the measured one times the factor, no pass needed.
+    """
+    if isinstance(unit, keras.layers.RNN):
+        return True
+    bias = getattr(unit, "bias", None)
+    if not isinstance(bias, keras.Variable):
+        return True
+    return not bool(keras.ops.any(keras.ops.not_equal(bias, 0)))
+
+
+def _unit_output(unit: keras.Layer, weight: Weight, seen) -> object:
+    """The output whose variance LSUV sets to 1 for `unit`.
+
+    The pre-activation for a layer with its own `activation=`; for an RNN,
+    the input projection `x W` of its cell's kernel over every time step (the
+    recurrent kernel keeps its orthogonal scale); the output otherwise.
+    """
+    key = id(unit)
+    if isinstance(unit, keras.layers.RNN):
+        inputs = seen.inputs.get(key)
+        return keras.ops.matmul(
+            keras.ops.cast(inputs, "float32"),
+            keras.ops.cast(weight.variable, "float32"),
         )
-    else:
-        padding = layer.padding
-        if padding == "causal":  # Conv1D: pad on the left, then "valid"
-            left = layer.dilation_rate[0] * (layer.kernel_size[0] - 1)
-            pad = [[0, 0], [0, 0], [left, 0]] if channels_first else None
-            inputs = ops.pad(inputs, pad or [[0, 0], [left, 0], [0, 0]])
-            padding = "valid"
-        outputs = ops.conv(
-            inputs,
-            kernel,
-            strides=list(layer.strides),
-            padding=padding,
-            dilation_rate=layer.dilation_rate,
-            data_format=layer.data_format,
-        )
-    if getattr(layer, "bias", None) is not None:
-        bias = ops.cast(layer.bias, "float32")
-        if channels_first:
-            bias = ops.reshape(bias, (-1,) + (1,) * (len(outputs.shape) - 2))
-        outputs = ops.add(outputs, bias)
-    return outputs
+    if key in seen.pre:
+        return seen.pre[key]
+    return seen.outputs.get(key)
 
 
 def _lsuv_input(model: keras.Model, x) -> np.ndarray:
-    """`x` as a float32 array that fits the model's one input."""
-    from_dataset = isinstance(x, (tf.data.Dataset, keras.utils.PyDataset))
-    x = as_array(x, "x", max_samples=_DATASET_SAMPLES if from_dataset else None)
-    check_model_input(model, x, "lsuv")
+    """`x` as an array that fits the model's one input."""
+    from_dataset = not isinstance(x, np.ndarray) and hasattr(x, "__iter__")
+    x = as_array(
+        x, "x", max_samples=_DATASET_SAMPLES if from_dataset else None, dtype=None
+    )
+    fit_model_input(model, x, "lsuv")
     return x
 
 
@@ -515,48 +481,68 @@ def lsuv(
 ) -> LSUVReport:
     """Layer-sequential unit-variance (LSUV) initialization of a built model.
 
-    1. Pre-initialize each Dense/Conv kernel with a random orthogonal matrix
-       (`Orthogonal(gain=1)`) and set its bias to 0 (`orthogonal=True`).
-    2. For each such layer in forward order, run the batch `x` through the
-       model up to the layer, compute the layer's pre-activation output
-       `B = x_in @ W + b` (the convolution for Conv layers, without the
-       layer's fused `activation=`) and, while `|Var(B) - 1| >= tol` and at
-       most `max_iters` times, set `W <- W / sqrt(Var(B))`. `Var` is over all
-       entries of `B` on the batch.
+    1. With `orthogonal=True`, pre-initialize every kernel-like weight with
+       a random orthogonal matrix (`Orthogonal(gain=1)`, each gate block of
+       a recurrent kernel on its own, with the fans of `initialize`) and set
+       the biases as `initialize` does (0; an LSTM's forget gate 1).
+    2. For each layer with a kernel-like weight, in the order the model calls
+       them, run the batch `x` through the model up to that layer, take the
+       variance `v` of its output `B` over all entries and, while
+       `|v - 1| >= tol` and at most `max_iters` times, scale the weight by
+       `1 / sqrt(v)`:
 
-    Layers without kernels (pooling, Flatten, activations, ...) are skipped.
-    BatchNormalization is handled as in the paper: LSUV scales the Dense/Conv
-    output that feeds the BN layer and leaves the BN weights alone. The
-    forward passes run in inference mode, so dropout is off and BN uses its
-    moving statistics, which for a new model (mean 0, variance 1, gamma 1,
-    beta 0) pass the signal through unchanged; no statistics are updated.
+    | layer                        | `B`                   | scaled weight     |
+    |------------------------------|-----------------------|-------------------|
+    | Dense, Conv, ConvTranspose,  | pre-activation output | kernel            |
+    | EinsumDense (MHA's q/k/v/o)  |                       |                   |
+    | DepthwiseConv                | pre-activation output | depthwise kernel  |
+    | SeparableConv                | pre-activation output | pointwise kernel  |
+    | LSTM, GRU, SimpleRNN         | `x W` over all steps  | the cell's kernel |
+    | Embedding                    | the looked-up vectors | the table         |
+
+    The recurrent kernel of an RNN keeps its orthogonal scale (gain 1): it
+    maps the state to itself, so unit variance of the state is kept by its
+    orthogonality, not by rescaling. A layer the model never calls on `x`,
+    or one `lsuv` cannot scale (a ConvLSTM cell), is named in
+    `report.skipped` and in a warning, never left out silently.
+
+    A layer whose output is linear in the scaled weight (no bias, or a zero
+    one, as after the orthogonal pre-initialization) has its output after a
+    rescaling computed from the same pass, exactly; the others run the batch
+    again.
+
+    BatchNormalization is handled as in the paper: LSUV scales the layer
+    that feeds the BN layer and leaves the BN weights alone. The forward
+    passes run in inference mode, so dropout is off and BN uses its moving
+    statistics, which for a new model (mean 0, variance 1) pass the signal
+    through unchanged; no statistics are updated.
 
     Args:
-        model: A Sequential or functional model with one input. An unbuilt
-            Sequential model is built for `x`'s shape first.
+        model: A Sequential, functional or subclassed model, nested models
+            and custom layers included. An unbuilt Sequential model is built
+            for `x`'s shape first.
         x: A batch of inputs (an array; from a batched `tf.data.Dataset` or
             `PyDataset`, the first 1024 samples); a few hundred samples
-            suffice. Must be finite and fit the model's input shape.
+            suffice. Must be finite and fit the model's input.
         tol: The tolerance on `|Var(B) - 1|`, positive.
         max_iters: The most rescalings per layer, a positive int.
-        orthogonal: Whether to pre-initialize with orthogonal kernels; if
-            False the current kernels (and biases) are only rescaled.
+        orthogonal: Whether to pre-initialize with orthogonal weights; if
+            False the current weights are only rescaled.
         verbose: 1 prints the report table, 0 is silent.
         seed: Seed of the orthogonal pre-initialization, as in `initialize`.
 
     Returns:
-        An `LSUVReport`, a dict `layer name -> {"var_before": float,
-        "var_after": float, "iterations": int, "converged": bool}` in forward
-        order: the variance of the layer's pre-activation output when its
-        turn came (after the pre-initialization and the rescaling of the
-        earlier layers) and at the end, and the number of rescalings. Layers
+        An `LSUVReport`, a dict `layer path -> {"weight": variable path,
+        "var_before": float, "var_after": float, "iterations": int,
+        "converged": bool}` in forward order, and `report.skipped`. Layers
         that did not converge are also reported with a warning.
 
     Raises:
-        ValueError: For a bad argument, NaN/inf or empty data, data whose
-            shape does not fit, a model without Dense/Conv kernels, or a layer
-            whose output has zero or non-finite variance on the batch. On any
-            error (or KeyboardInterrupt) the weights are restored.
+        ValueError: For a bad argument, NaN/inf or empty data, data that does
+            not fit, a model without kernel-like weights or with weights of a
+            layer type the core does not know, or a layer whose output has
+            zero or non-finite variance on the batch. On any error (or
+            KeyboardInterrupt) the weights are restored.
 
     Example:
 
@@ -569,81 +555,77 @@ def lsuv(
         Algorithm 1; Saxe et al., "Exact solutions to the nonlinear dynamics
         of learning in deep linear neural networks", ICLR 2014 (orthogonal).
     """
-    _check_model(model)
+    if not isinstance(model, keras.Model):
+        check_model(model, "lsuv")
     tol, max_iters, orthogonal, verbose, seed = check_lsuv_args(
         tol, max_iters, orthogonal, verbose, seed
     )
     x = _lsuv_input(model, x)
-    nested = [
-        layer.name
-        for layer in model.layers
-        if isinstance(layer, keras.Model) and any(True for _ in _walk(layer))
-    ]
-    if nested:
-        raise ValueError(
-            "lsuv works on the model's own layers, but nested models "
-            f"{nested} hold Dense/Conv layers: build the model without nesting."
-        )
-    layers = [layer for layer, _ in _kernel_layers(model, "lsuv")]
-    extractors = None if isinstance(model, keras.Sequential) else []
-    for layer in layers if extractors is not None else []:
-        try:
-            extractors.append(keras.Model(model.inputs[0], layer.input))
-        except (AttributeError, ValueError) as error:
-            raise ValueError(
-                f"lsuv cannot find the input of layer {layer.name!r} of model "
-                f"{model.name!r} (is it used more than once?): {error}"
-            ) from error
+    check_model(model, "lsuv")
+    found = graph.check_known(model, "lsuv")
+    kernels = [w for w in found if w.kernel_like]
+    units = list(dict.fromkeys(w.unit for w in kernels))
     x = keras.ops.convert_to_tensor(x)
 
-    def layer_inputs():
-        """`(layer, its input on x)`, each computed after the earlier rescaling."""
-        if extractors is None:  # a Sequential chain: one pass, layer by layer
-            wanted, outputs = {id(layer) for layer in layers}, x
-            for layer in model.layers:
-                if id(layer) in wanted:
-                    yield layer, outputs
-                outputs = layer(outputs, training=False)
-        else:
-            for layer, extractor in zip(layers, extractors, strict=True):
-                yield layer, extractor(x, training=False)
+    def measure(unit, weight):
+        seen = forward(model, x, [unit], stop_after=unit)
+        return check(weight, _unit_output(unit, weight, seen))
 
-    def variance(layer, inputs) -> float:
-        value = float(keras.ops.var(_pre_activation(layer, inputs)))
+    def check(weight, output):
+        value = float(keras.ops.var(output))
         if not math.isfinite(value) or value <= 0:
             raise ValueError(
-                f"The output of layer {layer.name!r} has variance {value} on "
+                f"The output of layer {weight.name!r} has variance {value} on "
                 "the batch `x`, so it cannot be scaled to 1: check that `x` "
                 "varies and that the earlier layers do not zero it."
             )
-        return value
+        return output, value
 
     report = LSUVReport()
-    snapshot = _snapshot(layers)
+    snapshot = [(w.variable, keras.ops.convert_to_numpy(w.variable)) for w in found]
     try:
         if orthogonal:
-            for layer, layer_seed in zip(
-                layers, spawn_seeds(seed, len(layers)), strict=True
-            ):
-                layer.kernel.assign(_draw_kernel(Orthogonal(seed=layer_seed), layer))
-                if getattr(layer, "bias", None) is not None:
-                    layer.bias.assign(keras.ops.zeros_like(layer.bias))
-        for layer, inputs in layer_inputs():
-            inputs = keras.ops.cast(inputs, "float32")
-            var = before = variance(layer, inputs)
-            iterations = 0
+            seeds = spawn_seeds(seed, len(kernels))
+            values = [
+                (w.variable, draw(Orthogonal(seed=s), w, s))
+                for w, s in zip(kernels, seeds, strict=True)
+            ]
+            values += [(w.variable, _set_value(w)) for w in found if w.role == "bias"]
+            for variable, value in values:
+                variable.assign(value)
+        order = forward(model, x, units).order
+        for unit in units:
+            if unit not in order:
+                report.skipped[graph.layer_path(unit, model)] = (
+                    "the model does not call it on `x`"
+                )
+        for unit in order:
+            weight = graph.primary_weight(unit, kernels)
+            why = _why_not(unit) if weight is not None else "no weight to scale"
+            if why is not None:
+                report.skipped[graph.layer_path(unit, model)] = why
+                continue
+            output, var = measure(unit, weight)
+            before, iterations = var, 0
+            linear = _linear_in_weight(unit)
             while abs(var - 1.0) >= tol and iterations < max_iters:
-                layer.kernel.assign(layer.kernel / math.sqrt(var))
+                scale = 1.0 / math.sqrt(var)
+                weight.variable.assign(weight.variable * scale)
                 iterations += 1
-                var = variance(layer, inputs)
-            report[layer.name] = {
+                if linear:  # the output scales exactly with the weight
+                    output, var = check(weight, keras.ops.multiply(output, scale))
+                else:
+                    output, var = measure(unit, weight)
+            report[graph.layer_path(unit, model)] = {
+                "weight": weight.path,
                 "var_before": before,
                 "var_after": var,
                 "iterations": iterations,
                 "converged": abs(var - 1.0) < tol,
             }
     except BaseException:
-        _restore(snapshot)
+        for variable, value in snapshot:
+            variable.assign(value)
         raise
     if verbose:
         print(f"LSUV initialization of {model.name!r} (tol={tol}):")
@@ -652,6 +634,12 @@ def lsuv(
         warnings.warn(
             f"lsuv: layers {report.not_converged} did not reach variance "
             f"1 +- {tol} within max_iters={max_iters} rescalings.",
+            stacklevel=2,
+        )
+    if report.skipped:
+        warnings.warn(
+            "lsuv: did not scale "
+            + "; ".join(f"{name} ({why})" for name, why in report.skipped.items()),
             stacklevel=2,
         )
     return report

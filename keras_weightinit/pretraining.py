@@ -42,8 +42,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_weightinit.data import as_array, check_model_input
-from keras_weightinit.gains import activation_name
+from keras_weightinit import graph
+from keras_weightinit.data import as_array, fit_model_input
+from keras_weightinit.probe import forward
 from keras_weightinit.rbm import RBM
 from keras_weightinit.seeds import spawn_seeds
 
@@ -94,12 +95,13 @@ def check_pretrain_args(layers=None, visible: str = "auto", **rbm_args) -> None:
         raise ValueError(f"Unknown RBM argument: {error}") from error
 
 
-def _activation_name(layer) -> str | None:
-    return activation_name(layer.activation)
-
-
 def _select_layers(model: keras.Model, layers) -> list[keras.layers.Dense]:
-    dense = [lay for lay in model.layers if isinstance(lay, keras.layers.Dense)]
+    """The Dense layers to pretrain, at any depth, in the model's order."""
+    dense = [
+        w.layer
+        for w in graph.kernel_weights(model)
+        if w.role == "kernel" and isinstance(w.layer, keras.layers.Dense)
+    ]
     if layers is None:
         targets = dense[:-1]
         if not targets:
@@ -109,7 +111,10 @@ def _select_layers(model: keras.Model, layers) -> list[keras.layers.Dense]:
                 f"and it has {len(dense)} Dense layer(s)."
             )
     else:
-        by_name = {lay.name: lay for lay in model.layers}
+        by_name = {}
+        for layer in graph.layers(model):
+            by_name.setdefault(layer.name, layer)
+            by_name.setdefault(graph.layer_path(layer, model), layer)
         targets = []
         for name in layers:
             if name not in by_name:
@@ -129,7 +134,7 @@ def _select_layers(model: keras.Model, layers) -> list[keras.layers.Dense]:
                 f"Argument `layers` names a layer twice. Received: layers={layers!r}"
             )
     for layer in targets:
-        act = _activation_name(layer)
+        act = graph.own_activation(layer)[0]
         if act not in UNITS_FOR_ACTIVATION:
             raise ValueError(
                 f"Layer {layer.name!r} has activation {act!r}; pretraining "
@@ -145,46 +150,22 @@ def _select_layers(model: keras.Model, layers) -> list[keras.layers.Dense]:
 
 
 def _layer_inputs(model: keras.Model, layer, data: np.ndarray) -> np.ndarray:
-    """The input of `layer` for `data`, as a `(samples, features)` array."""
-    try:
-        extractor = keras.Model(model.inputs[0], layer.input)
-    except Exception as error:  # noqa: BLE001 - re-raised with context
-        raise ValueError(
-            f"Cannot compute the input of layer {layer.name!r} (is it used "
-            f"more than once?): {error}"
-        ) from error
-    chunks = [
-        keras.ops.convert_to_numpy(extractor(data[i : i + _CHUNK], training=False))
-        for i in range(0, len(data), _CHUNK)
-    ]
+    """The input of `layer` for `data`, as a `(samples, features)` array.
+
+    The model runs in inference mode up to `layer` (`probe.observe`), so the
+    layer may sit at any depth, in a nested or subclassed model.
+    """
+    chunks = []
+    for i in range(0, len(data), _CHUNK):
+        seen = forward(model, data[i : i + _CHUNK], [layer], stop_after=layer)
+        if id(layer) not in seen.inputs:
+            raise ValueError(
+                f"pretrain_dbn: the model does not call layer {layer.name!r} "
+                "on `x`, so it has no input to pretrain on."
+            )
+        chunks.append(keras.ops.convert_to_numpy(seen.inputs[id(layer)]))
     inputs = np.concatenate(chunks).astype("float32")
     return inputs.reshape(-1, inputs.shape[-1])
-
-
-def _producers(model: keras.Model) -> dict:
-    """`id(output tensor) -> layer` for the model's layers with one output."""
-    producers = {}
-    for layer in model.layers:
-        try:
-            producers[id(layer.output)] = layer
-        except (AttributeError, ValueError):  # shared, or never called
-            continue
-    return producers
-
-
-def _dense_below(layer, producers: dict):
-    """The Dense layer whose output feeds `layer`, possibly through
-    single-input layers (Flatten, Dropout, ...); None for the model's input,
-    a merge of several tensors or a nested model."""
-    tensor = layer.input
-    while isinstance(tensor, keras.KerasTensor):
-        producer = producers.get(id(tensor))
-        if producer is None or isinstance(producer, keras.Model):
-            return None
-        if isinstance(producer, keras.layers.Dense):
-            return producer
-        tensor = producer.input
-    return None
 
 
 def _plan_visible(u: np.ndarray, mode: str, below: str | None, name: str):
@@ -228,8 +209,8 @@ def _fold(rbm: RBM, shift, scale, activation: str):
     return kernel.astype("float32"), bias.astype("float32")
 
 
-def _image_shape(model: keras.Model, n_visible: int):
-    shape = tuple(model.inputs[0].shape[1:])
+def _image_shape(data: np.ndarray, n_visible: int):
+    shape = tuple(data.shape[1:])
     if len(shape) == 3 and shape[-1] in (1, 3) and math.prod(shape) == n_visible:
         return shape
     if len(shape) == 2 and math.prod(shape) == n_visible:
@@ -322,14 +303,13 @@ def pretrain_dbn(
     """
     check_pretrain_args(layers, visible, **rbm_args)
     data = as_array(x, "x")
-    check_model_input(model, data, "pretrain_dbn")
+    fit_model_input(model, data, "pretrain_dbn")
     targets = _select_layers(model, layers)
     first_input = _layer_inputs(model, targets[0], data)
-    producers = _producers(model)
 
     def below(layer) -> str | None:
-        dense = _dense_below(layer, producers)
-        return None if dense is None else _activation_name(dense)
+        dense = graph.layer_below(layer, model, keras.layers.Dense)
+        return None if dense is None else graph.own_activation(dense)[0]
 
     first_plan = _plan_visible(first_input, visible, below(targets[0]), targets[0].name)
 
@@ -339,7 +319,7 @@ def pretrain_dbn(
     seeds = spawn_seeds(rbm_args.pop("seed", None), len(targets))
     try:
         for k, layer in enumerate(targets):
-            activation = _activation_name(layer)
+            activation = graph.own_activation(layer)[0]
             if k == 0:
                 u, plan = first_input, first_plan
             else:
@@ -370,7 +350,7 @@ def pretrain_dbn(
             layer.kernel.assign(kernel)
             layer.bias.assign(bias)
             if writer is not None and k == 0:
-                shape = _image_shape(model, u.shape[1])
+                shape = _image_shape(data, u.shape[1])
                 if shape is not None:
                     with writer.as_default():
                         tf.summary.image(

@@ -42,3 +42,11 @@ def test_bench_callbacks_times_the_hooks_inside_the_fit(digits, tmp_path):
     assert (tmp_path / "gradients").is_dir()
     plain, none = bench_callbacks.timed_fit(x, y, 1, None)
     assert plain > 0 and none == 0
+
+
+def test_diagnose_cases_tells_a_net_that_trains_from_one_that_does_not(capsys):
+    cases = _load("diagnose_cases")
+    rows = cases.main(["--quick"])
+    verdicts = {row["case"]: row["verdict"] for row in rows}
+    assert verdicts == {"mlp20 he": "healthy", "mlp20 lecun": "vanishing"}
+    assert "| mlp20 he | healthy |" in capsys.readouterr().out

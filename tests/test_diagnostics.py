@@ -229,14 +229,49 @@ def test_state_and_weights_unchanged(digits):
 def test_explicit_loss_for_uncompiled_model(digits):
     x, y = digits
     model = _mlp(3, HeNormal, compile=False)
-    with pytest.raises(ValueError, match="not compiled"):
-        diagnose(model, x, y)
     report = diagnose(model, x, y, loss="sparse_categorical_crossentropy")
     compiled = _mlp(3, HeNormal)
     expected = diagnose(compiled, x, y)
     assert report.loss == pytest.approx(expected.loss, rel=1e-5)
     assert report.rows[0]["grad_norm"] == pytest.approx(
         expected.rows[0]["grad_norm"], rel=1e-5
+    )
+    assert expected.loss_name == "compiled loss"
+
+
+def test_an_uncompiled_model_gets_the_documented_default_loss(digits):
+    x, y = digits
+    # integer labels, softmax output: sparse categorical cross-entropy
+    report = diagnose(_mlp(3, HeNormal, compile=False), x, y)
+    assert report.loss_name == "sparse_categorical_crossentropy"
+    assert report.loss == pytest.approx(
+        diagnose(_mlp(3, HeNormal), x, y).loss, rel=1e-5
+    )
+    assert "sparse_categorical_crossentropy" in report.to_json()
+
+    # integer labels, linear output: the same loss from logits
+    logits = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
+    report = diagnose(logits, x, y)
+    assert report.loss_name == "sparse_categorical_crossentropy(from_logits=True)"
+    z = np.asarray(logits(x))
+    expected = np.mean(
+        np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y.astype(int)]
+    )
+    assert report.loss == pytest.approx(expected, rel=1e-4)
+
+    # one sigmoid unit: binary cross-entropy; real targets: mean squared error
+    binary = keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(1, activation="sigmoid")]
+    )
+    assert diagnose(binary, x, (y > 4)[:, None].astype("float32")).loss_name == (
+        "binary_crossentropy"
+    )
+    regression = keras.Sequential([keras.Input((64,)), keras.layers.Dense(3)])
+    targets = np.ones((len(x), 3), "float32")
+    report = diagnose(regression, x, targets)
+    assert report.loss_name == "mean_squared_error"
+    assert report.loss == pytest.approx(
+        np.mean((np.asarray(regression(x)) - 1.0) ** 2), rel=1e-5
     )
 
 

@@ -515,3 +515,70 @@ def test_a_gain_given_as_a_keras_activation_serializes_by_name():
     np.testing.assert_array_equal(
         _values(restored, (4, 4)), _values(init.clone(), (4, 4))
     )
+
+
+# --------------------------------------------------------------------------
+# seeds: no symmetry through copies
+
+
+def _mha_kernels(init):
+    x = keras.Input((5, 8))
+    mha = keras.layers.MultiHeadAttention(2, 4, kernel_initializer=init)
+    keras.Model(x, mha(x, x))
+    return [
+        np.asarray(layer.kernel)
+        for layer in (mha._query_dense, mha._key_dense, mha._value_dense)
+    ]
+
+
+@pytest.mark.parametrize(
+    "make", [kwi.HeNormal, kwi.XavierUniform, kwi.Orthogonal, kwi.RandomNormal]
+)
+def test_an_int_seeded_multi_head_attention_gets_three_different_projections(make):
+    query, key, value = _mha_kernels(make(seed=1))
+    assert not np.allclose(query, key)
+    assert not np.allclose(key, value)
+    assert not np.allclose(query, value)
+    # the same code with the same seed: the same weights
+    for a, b in zip(_mha_kernels(make(seed=1)), (query, key, value), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Keras's own initializers replay the seed in every copy: the symmetry
+    keras_query, keras_key, _ = _mha_kernels(keras.initializers.HeNormal(seed=1))
+    np.testing.assert_array_equal(keras_query, keras_key)
+
+
+def _shared_models():
+    shared = kwi.HeNormal(seed=4)
+    sequential = keras.Sequential(
+        [
+            keras.Input((8,)),
+            *[keras.layers.Dense(8, kernel_initializer=shared) for _ in range(3)],
+        ]
+    )
+    inp = keras.Input((8,))
+    h = inp
+    for _ in range(3):
+        h = keras.layers.Dense(8, kernel_initializer=kwi.HeNormal(seed=5))(h)
+    return sequential, keras.Model(inp, h)
+
+
+def _kernels(model):
+    return [
+        np.asarray(layer.kernel) for layer in model.layers if hasattr(layer, "kernel")
+    ]
+
+
+@pytest.mark.parametrize("how", ["clone_model", "model_from_json"])
+def test_copies_of_one_instance_give_every_layer_its_own_kernel(how):
+    for model in _shared_models():
+        if how == "clone_model":
+            copies = [keras.models.clone_model(model) for _ in range(2)]
+        else:
+            copies = [keras.models.model_from_json(model.to_json()) for _ in range(2)]
+        kernels = _kernels(copies[0])
+        for i in range(len(kernels)):
+            for j in range(i + 1, len(kernels)):
+                assert not np.allclose(kernels[i], kernels[j]), (how, i, j)
+        # two copies of the same model, layer names kept: the same weights
+        for a, b in zip(kernels, _kernels(copies[1]), strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -1,0 +1,664 @@
+"""Reading a Keras model: its layers at any depth, their weights, fans and graph.
+
+Every tool of the package (`initialize`, `lsuv`, `diagnose`,
+`GradientHistograms`, `pretrain_dbn`, `compare`) reads models through this
+module, so they all see the same layers with the same roles and fans.
+
+- `layers(model)`: every layer at any depth (nested models, layers holding
+  sublayers such as `MultiHeadAttention`, `Bidirectional`, RNN cells, custom
+  blocks), each once.
+- `weights(model)`: every trainable float weight with its owner layer, its
+  role (`kernel`, `depthwise_kernel`, `pointwise_kernel`, `recurrent_kernel`,
+  `embeddings`, `bias`, `gamma`, `beta`, or `unknown`), its fans and its
+  gate blocks (recurrent kernels hold one block per gate along the last
+  axis).
+- `following_activation(layer, model)`: the activation applied to a layer's
+  output, its own or that of an activation layer after it in the layer graph.
+- `producer`, `consumers` and `residual_adds`: the layer graph of functional
+  and Sequential containers.
+
+Private Keras names are used only here, where no public route exists:
+`Layer._flatten_layers` (the sublayers of any layer, tracked by Keras),
+`Operation._inbound_nodes` (whether a layer is shared) and the
+name-scope stack (the layer that is creating a variable, read by the
+initializers' seed rule for copies). `tests/test_graph.py` fails loudly if Keras changes
+either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Callable
+
+import keras
+
+from keras_weightinit.gains import CONV_TRANSPOSE, activation_name, compute_fans
+
+__all__ = [
+    "KERNEL_ROLES",
+    "Weight",
+    "check_known",
+    "consumers",
+    "current_scope",
+    "following_activation",
+    "kernel_weights",
+    "layer_activation",
+    "layer_below",
+    "layer_path",
+    "layers",
+    "normalization_after",
+    "own_activation",
+    "primary_weight",
+    "producer",
+    "residual_adds",
+    "weights",
+]
+
+#: The roles whose weights are drawn from an initializer (the others are set).
+KERNEL_ROLES = (
+    "kernel",
+    "depthwise_kernel",
+    "pointwise_kernel",
+    "recurrent_kernel",
+    "embeddings",
+)
+_SET_ROLES = ("bias", "gamma", "beta")
+# attribute of the owner layer -> role
+_ATTRIBUTES = {
+    "kernel": "kernel",
+    "depthwise_kernel": "depthwise_kernel",
+    "pointwise_kernel": "pointwise_kernel",
+    "recurrent_kernel": "recurrent_kernel",
+    "embeddings": "embeddings",
+    "bias": "bias",
+    "gamma": "gamma",
+    "beta": "beta",
+}
+# Weights of Keras layers that no initialization rule covers: left as they are.
+_LEFT_ALONE = {
+    "PReLU": ("alpha",),
+    "Attention": ("scale", "concat_score_weight"),
+    "AdditiveAttention": ("scale",),
+}
+_NORMALIZATION = (
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+    keras.layers.RMSNormalization,
+)
+_DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+# Layers that may sit between a layer and the activation layer that follows it.
+PASS_THROUGH = (
+    *_NORMALIZATION,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.SpatialDropout3D,
+    keras.layers.GaussianNoise,
+    keras.layers.GaussianDropout,
+    keras.layers.AlphaDropout,
+)
+
+
+# --------------------------------------------------------------------------
+# private Keras names, in one place
+
+
+def _sublayers(layer: keras.Layer, recursive: bool = True) -> list[keras.Layer]:
+    """The layers tracked below `layer`, depth first (Keras's own walk)."""
+    return list(layer._flatten_layers(include_self=False, recursive=recursive))
+
+
+def called_once(layer: keras.Layer) -> bool:
+    """Whether `layer` has one node in a layer graph (is not shared)."""
+    return len(getattr(layer, "_inbound_nodes", ())) == 1
+
+
+def current_scope() -> keras.Layer | None:
+    """The layer of the innermost Keras name scope: the layer creating a
+    variable when an initializer is called from `add_weight`; None outside
+    any layer.
+    """
+    from keras.src.backend.common import global_state
+
+    stack = global_state.get_global_attribute("name_scope_stack") or []
+    caller = getattr(stack[-1], "caller", None) if stack else None
+    return caller if isinstance(caller, keras.Layer) else None
+
+
+# --------------------------------------------------------------------------
+# layers and weights
+
+
+def layers(model: keras.Layer) -> list[keras.Layer]:
+    """Every layer of `model` at any depth, each once, in Keras's order.
+
+    Nested models and the sublayers of layers that hold layers
+    (`MultiHeadAttention`'s projections, an RNN's cell, `Bidirectional`'s two
+    RNNs, a custom block) are included; input layers are not.
+
+    Example:
+
+    >>> block = keras.layers.MultiHeadAttention(2, 4)
+    >>> out = block(keras.ops.zeros((1, 3, 8)), keras.ops.zeros((1, 3, 8)))
+    >>> sorted(layer.name for layer in layers(block))[:3]
+    ['attention_output', 'dropout', 'key']
+    """
+    return [
+        layer
+        for layer in _sublayers(model)
+        if not isinstance(layer, keras.layers.InputLayer)
+    ]
+
+
+def layer_path(layer: keras.Layer, model: keras.Layer | None = None) -> str:
+    """The path a user recognises: the layer's variable path, model prefix off.
+
+    `"multi_head_attention/query"`, `"lstm"` (whose weights sit in
+    `"lstm/lstm_cell"`), `"block/dense"`; a layer without weights gives its
+    name.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> layer_path(model.layers[0], model)
+    'dense'
+    """
+    path = layer.name
+    for variable in layer.weights:
+        parts = variable.path.split("/")[:-1]
+        if layer.name in parts:
+            parts = parts[: len(parts) - parts[::-1].index(layer.name)]
+        path = "/".join(parts)
+        break
+    if model is not None and path.startswith(model.name + "/"):
+        path = path[len(model.name) + 1 :]
+    return path
+
+
+def primary_weight(unit: keras.Layer, kernels: list[Weight]) -> Weight | None:
+    """The kernel-like weight that sets `unit`'s output scale.
+
+    The pointwise kernel of a separable convolution, an RNN cell's input
+    kernel, else the layer's kernel, depthwise kernel or embedding table.
+    """
+    own = {w.role: w for w in kernels if w.unit is unit}
+    for role in ("pointwise_kernel", "kernel", "depthwise_kernel", "embeddings"):
+        if role in own:
+            return own[role]
+    return None
+
+
+def normalization_after(layer: keras.Layer, model: keras.Layer):
+    """The normalization layer that alone takes `layer`'s output, or None."""
+    after = consumers(layer, model)
+    if len(after) == 1 and isinstance(after[0], _NORMALIZATION):
+        return after[0]
+    return None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Weight:
+    """One trainable weight of a model, as the tools read it.
+
+    Attributes:
+        variable: The `keras.Variable`.
+        layer: The layer that owns it (the innermost one).
+        role: `kernel`, `depthwise_kernel`, `pointwise_kernel`,
+            `recurrent_kernel`, `embeddings`, `bias`, `gamma`, `beta`, or
+            `unknown` (a weight of a layer type the core does not know).
+        name: The layer path of the owner (see `layer_path`), the name the
+            tools report.
+        fan_in: Inputs one output unit sums over (see the table in
+            `fans_of`); None for the roles that are set, not drawn.
+        fan_out: Outputs one input unit feeds.
+        gates: Blocks along the last axis that are initialized separately
+            (4 for LSTM kernels, 3 for GRU, 1 otherwise).
+        unit: The layer whose call computes this weight's output: the RNN
+            layer for a cell's weights, else the owner.
+    """
+
+    variable: keras.Variable
+    layer: keras.Layer
+    role: str
+    name: str
+    fan_in: int | None = None
+    fan_out: int | None = None
+    gates: int = 1
+    unit: keras.Layer | None = None
+
+    @property
+    def path(self) -> str:
+        """The variable's path, the key every tool reports it by."""
+        return self.variable.path
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The variable's shape."""
+        return tuple(int(d) for d in self.variable.shape)
+
+    @property
+    def kernel_like(self) -> bool:
+        """Whether the weight is drawn from an initializer (`KERNEL_ROLES`)."""
+        return self.role in KERNEL_ROLES
+
+
+def einsum_axes(equation: str) -> tuple[list[int], list[int]]:
+    """`(input axes, output axes)` of an `EinsumDense` kernel.
+
+    The kernel axes contracted with the input (in the input, not in the
+    output) count in `fan_in`, the kernel axes that reach the output in
+    `fan_out`; an axis in all three is a batch axis of the kernel and counts
+    in neither.
+
+    Example:
+
+    >>> einsum_axes("abc,cde->abde")  # MultiHeadAttention's query kernel
+    ([0], [1, 2])
+    """
+    match = re.fullmatch(r"([\w.]*),([\w.]*)->([\w.]*)", equation.replace(" ", ""))
+    if match is None:
+        raise ValueError(f"Cannot read the EinsumDense equation {equation!r}.")
+    source, kernel, target = (s.replace("...", "") for s in match.groups())
+    inputs = [i for i, a in enumerate(kernel) if a in source and a not in target]
+    outputs = [i for i, a in enumerate(kernel) if a in target and a not in source]
+    return inputs, outputs
+
+
+def fans_of(layer: keras.Layer, role: str, shape: tuple[int, ...]):
+    """`(fan_in, fan_out, gates)` of a kernel-like weight of `layer`.
+
+    | weight                                   | fan_in             | fan_out
+    |------------------------------------------|--------------------|--------
+    | Dense, Conv `(*k, in, out)`              | `prod(k) * in`     | `prod(k) * out`
+    | ConvTranspose `(*k, out, in)`            | `prod(k) * in`     | `prod(k) * out`
+    | EinsumDense                              | contracted axes    | other axes
+    | DepthwiseConv / Separable depthwise      | `prod(k)`          | `prod(k) * mult`
+    |   `(*k, in, mult)`                       |                    |
+    | Separable pointwise `(1.., in, out)`     | `in`               | `out`
+    | RNN cell kernel `(in, g * u)`            | `in` (per gate)    | `u`
+    | RNN cell recurrent kernel `(u, g * u)`   | `u` (per gate)     | `u`
+    | Embedding `(vocab, dim)`                 | `1`                | `dim`
+
+    An Embedding is a Dense layer on a one-hot input: each output sums over
+    one non-zero input, so its fan-in is 1.
+    """
+    if role == "embeddings":
+        return 1, shape[-1], 1
+    if role == "depthwise_kernel" or (
+        role == "kernel" and isinstance(layer, _DEPTHWISE)
+    ):
+        field = math.prod(shape[:-2])
+        return field, field * shape[-1], 1
+    if role == "kernel" and isinstance(layer, keras.layers.EinsumDense):
+        ins, outs = einsum_axes(layer.equation)
+        return (
+            math.prod(shape[i] for i in ins),
+            math.prod(shape[i] for i in outs),
+            1,
+        )
+    if role == "kernel" and isinstance(layer, CONV_TRANSPOSE):
+        return (*compute_fans(shape, transposed=True), 1)
+    recurrent = getattr(layer, "recurrent_kernel", None)
+    if role in ("kernel", "recurrent_kernel") and isinstance(recurrent, keras.Variable):
+        units = int(recurrent.shape[-2])
+        gates = max(1, int(recurrent.shape[-1]) // units)
+        block = (*shape[:-1], shape[-1] // gates)
+        return (*compute_fans(block), gates)
+    return (*compute_fans(shape), 1)
+
+
+def _owners(model: keras.Layer) -> dict[int, tuple[keras.Layer, str]]:
+    """`id(variable) -> (owner layer, attribute)` for named weights."""
+    owners: dict[int, tuple[keras.Layer, str]] = {}
+    for layer in [model, *layers(model)]:
+        for attribute in (*_ATTRIBUTES, *_LEFT_ALONE.get(type(layer).__name__, ())):
+            try:
+                value = getattr(layer, attribute, None)
+            except Exception:  # noqa: BLE001 - a property of an unbuilt layer
+                continue
+            if isinstance(value, keras.Variable):
+                owners[id(value)] = (layer, attribute)
+    return owners
+
+
+def _unit(layer: keras.Layer, parents: dict[int, keras.Layer]) -> keras.Layer:
+    """The RNN layer around a cell (its call is what can be observed)."""
+    parent = parents.get(id(layer))
+    if isinstance(parent, keras.layers.RNN) and getattr(parent, "cell", None) is layer:
+        return parent
+    return layer
+
+
+def weights(model: keras.Layer) -> list[Weight]:
+    """Every trainable float weight of a built model, with role and fans.
+
+    Weights Keras's own layers hold that no rule covers (PReLU's `alpha`,
+    `Attention`'s `scale`) are left out; a weight of another name held by a
+    custom layer has role `unknown` (`check_known` names them).
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> [(w.role, w.fan_in, w.fan_out) for w in weights(model)]
+    [('kernel', 3, 2), ('bias', None, None)]
+    """
+    owners = _owners(model)
+    parents: dict[int, keras.Layer] = {}
+    for layer in [model, *layers(model)]:
+        for sub in _sublayers(layer, recursive=False):
+            parents.setdefault(id(sub), layer)
+        cell = getattr(layer, "cell", None)
+        if isinstance(cell, keras.Layer):
+            parents[id(cell)] = layer
+    found, seen = [], set()
+    for variable in model.trainable_variables:
+        if id(variable) in seen or not keras.backend.is_float_dtype(variable.dtype):
+            continue
+        seen.add(id(variable))
+        owner, attribute = owners.get(id(variable), (None, None))
+        if owner is None:
+            found.append(
+                Weight(variable, model, "unknown", variable.path.rsplit("/", 1)[0])
+            )
+            continue
+        if attribute not in _ATTRIBUTES:
+            continue
+        role = _ATTRIBUTES[attribute]
+        if role == "kernel" and isinstance(owner, _DEPTHWISE):
+            role = "depthwise_kernel"
+        if role in ("gamma", "beta") and not isinstance(owner, _NORMALIZATION):
+            role = "unknown"
+        if isinstance(owner, keras.layers.RMSNormalization) and attribute == "scale":
+            role = "gamma"
+        name = layer_path(owner, model)
+        if role in KERNEL_ROLES:
+            fan_in, fan_out, gates = fans_of(owner, role, tuple(variable.shape))
+            found.append(
+                Weight(
+                    variable,
+                    owner,
+                    role,
+                    name,
+                    fan_in,
+                    fan_out,
+                    gates,
+                    _unit(owner, parents),
+                )
+            )
+        else:
+            found.append(
+                Weight(variable, owner, role, name, unit=_unit(owner, parents))
+            )
+    return found
+
+
+def kernel_weights(model: keras.Layer) -> list[Weight]:
+    """The weights of `weights(model)` that are drawn (`KERNEL_ROLES`)."""
+    return [w for w in weights(model) if w.kernel_like]
+
+
+def check_known(model: keras.Layer, caller: str) -> list[Weight]:
+    """`weights(model)`, or `ValueError` naming the weights of unknown role.
+
+    Args:
+        model: A built model.
+        caller: The tool's name, used in the message.
+    """
+    found = weights(model)
+    unknown = [w for w in found if w.role == "unknown"]
+    if unknown:
+        listed = ", ".join(
+            f"{w.path} (in a {type(_owner_of(w, model)).__name__})" for w in unknown
+        )
+        raise ValueError(
+            f"{caller} does not know how to initialize weights {listed}: the "
+            "core knows kernel, depthwise_kernel, pointwise_kernel, "
+            "recurrent_kernel, embeddings, bias and normalization gamma/beta "
+            "held under those attribute names. Store the weight as "
+            "`self.kernel` (its fans are read from its shape) or leave it out "
+            f"of the model. Received: model={model.name!r}"
+        )
+    if not any(w.kernel_like for w in found):
+        raise ValueError(
+            f"{caller} needs a model with at least one kernel-like weight "
+            f"({', '.join(KERNEL_ROLES)}). Received: model={model.name!r} "
+            f"with layers {[layer.name for layer in layers(model)]}"
+        )
+    return found
+
+
+def _owner_of(weight: Weight, model: keras.Layer) -> keras.Layer:
+    """The innermost layer whose weights hold `weight.variable`."""
+    owner = model
+    for layer in layers(model):
+        if any(v is weight.variable for v in layer.weights):
+            owner = layer
+    return owner
+
+
+# --------------------------------------------------------------------------
+# the layer graph
+
+
+def _containers(model: keras.Layer) -> list[keras.Layer]:
+    return [m for m in [model, *layers(model)] if isinstance(m, keras.Model)]
+
+
+def _inputs(layer: keras.Layer) -> list:
+    try:
+        return keras.tree.flatten(layer.input)
+    except (AttributeError, ValueError):  # never called, or called twice
+        return []
+
+
+def _output(layer: keras.Layer):
+    if not called_once(layer):
+        return None
+    try:
+        return layer.output
+    except (AttributeError, ValueError):
+        return None
+
+
+def _operations(container: keras.Layer) -> list:
+    """The layers and ops (`x * 2`, ...) of a functional container."""
+    return list(getattr(container, "operations", None) or container.layers)
+
+
+def consumers(layer: keras.Layer, model: keras.Layer) -> list[keras.Layer]:
+    """The layers of the container holding `layer` that take its output."""
+    output = _output(layer)
+    if output is None:
+        return []
+    found = []
+    for container in _containers(model):
+        for other in _operations(container):
+            if any(t is output for t in _inputs(other)):
+                found.append(other)
+    return found
+
+
+def producer(tensor, model: keras.Layer) -> keras.Layer | None:
+    """The layer of `model` (at any depth of its containers) that made `tensor`."""
+    for container in _containers(model):
+        for layer in _operations(container):
+            if _output(layer) is tensor and not isinstance(
+                layer, keras.layers.InputLayer
+            ):
+                return layer
+    return None
+
+
+def layer_below(layer: keras.Layer, model: keras.Layer, kind: type):
+    """The layer of type `kind` whose output feeds `layer`, possibly through
+    single-input layers (Flatten, Dropout, ...); None for the model's input,
+    a merge of several tensors, a nested model, or a layer outside any layer
+    graph.
+
+    Example:
+
+    >>> x = keras.Input((4,))
+    >>> first, second = keras.layers.Dense(3), keras.layers.Dense(2)
+    >>> model = keras.Model(x, second(keras.layers.Dropout(0.1)(first(x))))
+    >>> layer_below(second, model, keras.layers.Dense) is first
+    True
+    """
+    inputs = _inputs(layer)
+    while len(inputs) == 1:
+        below = producer(inputs[0], model)
+        if below is None or isinstance(below, keras.Model):
+            return None
+        if isinstance(below, kind):
+            return below
+        inputs = _inputs(below)
+    return None
+
+
+def residual_adds(model: keras.Layer) -> list[keras.Layer]:
+    """The `Add` layers of the layer graph that close a residual block.
+
+    An `Add` is residual when one of its inputs, or the tensor a shortcut of
+    at most two single-input layers (a projection and its normalization)
+    starts from, is an ancestor of another of its inputs: `x + f(x)` or
+    `P(x) + f(x)`.
+
+    Example:
+
+    >>> x = keras.Input((4,))
+    >>> add = keras.layers.Add()
+    >>> model = keras.Model(x, add([x, keras.layers.Dense(4)(x)]))
+    >>> residual_adds(model) == [add]
+    True
+    """
+    found = []
+    for container in _containers(model):
+        for layer in container.layers:
+            if not isinstance(layer, keras.layers.Add):
+                continue
+            inputs = _inputs(layer)
+            ancestry = [_ancestors(t, container) for t in inputs]
+            for i, tensor in enumerate(inputs):
+                starts = _shortcut_starts(tensor, container)
+                if any(
+                    id(start) in ancestry[j]
+                    for start in starts
+                    for j in range(len(inputs))
+                    if j != i
+                ):
+                    found.append(layer)
+                    break
+    return found
+
+
+def _shortcut_starts(tensor, container, depth: int = 2) -> list:
+    """`tensor` and the tensors up to `depth` single-input layers below it."""
+    starts = [tensor]
+    for _ in range(depth):
+        layer = producer(starts[-1], container)
+        inputs = [] if layer is None else _inputs(layer)
+        if len(inputs) != 1:
+            break
+        starts.append(inputs[0])
+    return starts
+
+
+def _ancestors(tensor, container) -> set[int]:
+    """`id`s of the tensors `tensor` is computed from, itself excluded."""
+    seen: set[int] = set()
+    layer = producer(tensor, container)
+    stack = [] if layer is None else list(_inputs(layer))
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        layer = producer(t, container)
+        if layer is not None:
+            stack.extend(_inputs(layer))
+    return seen
+
+
+# --------------------------------------------------------------------------
+# activations
+
+
+def _function_activation(function: Callable | keras.Layer | None):
+    """`(name, negative slope)` of an activation function or layer."""
+    if isinstance(function, keras.layers.Layer):
+        return layer_activation(function)
+    name = activation_name(function)
+    if name is None:
+        return None, 0.0
+    return name, (0.2 if name == "leaky_relu" else 0.0)  # Keras's default slope
+
+
+def layer_activation(layer: keras.Layer) -> tuple[str | None, float]:
+    """`(name, negative slope)` of an activation layer, `(None, 0)` otherwise.
+
+    Example:
+
+    >>> layer_activation(keras.layers.LeakyReLU(0.1))
+    ('leaky_relu', 0.1)
+    """
+    if isinstance(layer, (keras.layers.ReLU, keras.layers.LeakyReLU)):
+        slope = float(layer.negative_slope)
+        if isinstance(layer, keras.layers.LeakyReLU) or slope > 0:
+            return "leaky_relu", slope
+        return "relu", 0.0
+    if isinstance(layer, keras.layers.PReLU):  # alpha starts at 0: a ReLU
+        return "relu", 0.0
+    if isinstance(layer, keras.layers.ELU):
+        return "elu", 0.0
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax", 0.0
+    if isinstance(layer, keras.layers.Activation):
+        return _function_activation(layer.activation)
+    return None, 0.0
+
+
+def own_activation(layer: keras.Layer) -> tuple[str | None, float]:
+    """`(name, slope)` of the layer's own `activation=`; linear without one.
+
+    An RNN layer gives its cell's activation; `(None, 0)` for an unnamed
+    callable.
+    """
+    if isinstance(layer, keras.layers.RNN):
+        layer = layer.cell
+    return _function_activation(getattr(layer, "activation", None))
+
+
+def following_activation(
+    layer: keras.Layer, model: keras.Layer
+) -> tuple[str | None, float]:
+    """The activation applied to `layer`'s output: its own, else a later layer's.
+
+    A linear layer followed in the layer graph (possibly through
+    normalization, dropout or noise layers) by exactly one `Activation`,
+    `ReLU`, `LeakyReLU`, `PReLU`, `ELU` or `Softmax` layer takes that layer's
+    activation. A layer inside a subclassed model or custom layer has no
+    graph: its own activation counts. `(None, 0)` for an unnamed activation.
+
+    Example:
+
+    >>> x = keras.Input((4,))
+    >>> dense = keras.layers.Dense(3)
+    >>> model = keras.Model(x, keras.layers.ReLU()(dense(x)))
+    >>> following_activation(dense, model)
+    ('relu', 0.0)
+    """
+    name, slope = own_activation(layer)
+    if name != "linear":
+        return name, slope
+    follower = layer
+    while True:
+        after = consumers(follower, model)
+        if len(after) != 1:
+            return "linear", 0.0
+        follower = after[0]
+        if not isinstance(follower, PASS_THROUGH):
+            break
+    found, found_slope = layer_activation(follower)
+    return (found, found_slope) if found is not None else ("linear", 0.0)

@@ -1,0 +1,166 @@
+"""The model-reading core: layers at any depth, roles, fans, the layer graph."""
+
+import keras
+import numpy as np
+import pytest
+import zoo
+
+import keras_weightinit as kw
+from keras_weightinit import graph
+
+
+def test_the_private_keras_names_the_core_uses_still_exist():
+    # If this fails, Keras changed `Layer._flatten_layers` or the name-scope
+    # stack: graph.layers and the initializers' seed rule for copies break.
+    block = keras.layers.MultiHeadAttention(2, 4)
+    block(np.zeros((1, 3, 8), "float32"), np.zeros((1, 3, 8), "float32"))
+    names = {layer.name for layer in graph.layers(block)}
+    assert {"query", "key", "value", "attention_output"} <= names
+
+    seen = []
+
+    class Spy(keras.initializers.Initializer):
+        def __call__(self, shape, dtype=None):
+            seen.append(graph.current_scope())
+            return keras.ops.zeros(shape, dtype)
+
+    dense = keras.layers.Dense(2, kernel_initializer=Spy(), name="spied")
+    dense.build((None, 3))
+    assert seen == [dense]
+    assert graph.current_scope() is None
+
+    x = keras.Input((3,))
+    shared = keras.layers.Dense(3)
+    keras.Model(x, shared(shared(x)))
+    assert not graph.called_once(shared)
+    assert graph.called_once(dense) is False  # built, never called in a graph
+
+
+def test_roles_and_fans_of_every_kernel_like_weight():
+    model, _, _ = zoo.transformer(dim=16, heads=2)
+    by_layer = {}
+    for w in graph.weights(model):
+        by_layer.setdefault(type(w.layer).__name__, []).append(w)
+    (table,) = by_layer["Embedding"]
+    assert (table.role, table.fan_in, table.fan_out) == ("embeddings", 1, 16)
+    einsum = {w.layer.name: w for w in by_layer["EinsumDense"] if w.role == "kernel"}
+    assert (einsum["query"].fan_in, einsum["query"].fan_out) == (16, 2 * 8)
+    output = einsum["attention_output"]
+    assert output.shape == (2, 8, 16)
+    assert (output.fan_in, output.fan_out) == (2 * 8, 16)
+    norms = [w.role for w in by_layer["LayerNormalization"]]
+    assert sorted(norms) == ["beta", "beta", "gamma", "gamma"]
+
+
+@pytest.mark.parametrize(
+    "layer, input_shape, expected",
+    [
+        (keras.layers.DepthwiseConv2D(3, depth_multiplier=2), (8, 8, 5), [(9, 18)]),
+        (
+            keras.layers.SeparableConv2D(4, 3, depth_multiplier=2),
+            (8, 8, 3),
+            [(9, 18), (6, 4)],
+        ),
+        (keras.layers.Conv2DTranspose(7, 3), (8, 8, 2), [(18, 63)]),
+        (keras.layers.Conv1D(4, 5, groups=2), (9, 6), [(15, 20)]),
+        (keras.layers.EinsumDense("abc,cd->abd", (None, 12)), (5, 8), [(8, 12)]),
+    ],
+    ids=["depthwise", "separable", "transpose", "grouped", "einsum"],
+)
+def test_fans_follow_what_one_output_sees(layer, input_shape, expected):
+    model = keras.Sequential([keras.Input(input_shape), layer])
+    kernels = graph.kernel_weights(model)
+    assert [(w.fan_in, w.fan_out) for w in kernels] == expected
+
+
+@pytest.mark.parametrize(
+    "rnn, gates",
+    [(keras.layers.LSTM, 4), (keras.layers.GRU, 3), (keras.layers.SimpleRNN, 1)],
+)
+def test_recurrent_kernels_are_split_per_gate(rnn, gates):
+    model = keras.Sequential([keras.Input((6, 5)), rnn(8)])
+    kernel, recurrent = graph.kernel_weights(model)
+    assert (kernel.role, kernel.gates, kernel.fan_in, kernel.fan_out) == (
+        "kernel",
+        gates,
+        5,
+        8,
+    )
+    assert (recurrent.role, recurrent.gates) == ("recurrent_kernel", gates)
+    assert kernel.unit is model.layers[0]  # the RNN layer, not its cell
+
+
+def test_layers_and_weights_reach_custom_blocks_and_nested_models():
+    model, _, _ = zoo.subclassed()
+    names = [w.name for w in graph.kernel_weights(model)]
+    assert len(names) == 6  # stem, 2 x (inner, outer), head
+    assert sum("block" in name for name in names) == 4
+    nested, _, _ = zoo.nested()
+    assert [w.name.split("/")[0] for w in graph.kernel_weights(nested)][:2] == [
+        "inner",
+        "inner",
+    ]
+
+
+def test_following_activation_reads_the_graph_through_normalization():
+    x = keras.Input((4,))
+    dense = keras.layers.Dense(3)
+    h = keras.layers.BatchNormalization()(dense(x))
+    h = keras.layers.Dropout(0.1)(h)
+    model = keras.Model(x, keras.layers.LeakyReLU(0.3)(h))
+    assert graph.following_activation(dense, model) == ("leaky_relu", 0.3)
+    assert graph.normalization_after(dense, model) is model.layers[2]
+
+    branch = keras.layers.Dense(4)
+    y = keras.Input((4,))
+    two = keras.Model(y, [keras.layers.ReLU()(branch(y)), branch(y) * 2])
+    assert graph.following_activation(branch, two) == ("linear", 0.0)
+
+
+def test_residual_adds_are_found_in_resnets_and_transformers():
+    model, _, _ = zoo.transformer()
+    adds = graph.residual_adds(model)
+    assert len(adds) == 2  # attention and FFN blocks
+    x = keras.Input((4,))
+    plain = keras.Model(x, keras.layers.Add()([x * 1.0, x * 2.0]))
+    two_inputs = keras.Input((4,)), keras.Input((4,))
+    merge = keras.Model(two_inputs, keras.layers.Add()(list(two_inputs)))
+    assert graph.residual_adds(merge) == []
+    assert len(graph.residual_adds(plain)) == 1
+
+
+def test_a_weight_of_an_unknown_layer_type_is_named():
+    class Scaled(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1], 3), name="w")
+
+        def call(self, x):
+            return x @ self.w
+
+    model = keras.Sequential([keras.Input((4,)), Scaled(name="scaled")])
+    (weight,) = graph.weights(model)
+    assert weight.role == "unknown"
+    before = [np.array(v) for v in model.weights]
+    for tool in (kw.initialize, lambda m: kw.lsuv(m, np.ones((4, 4), "float32"))):
+        with pytest.raises(ValueError, match=r"scaled/w \(in a Scaled\)"):
+            tool(model)
+    for a, b in zip(before, model.weights, strict=True):
+        np.testing.assert_array_equal(a, np.asarray(b))
+
+
+def test_a_model_with_nothing_to_initialize_is_refused():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
+    for tool in (
+        kw.initialize,
+        lambda m: kw.lsuv(m, np.ones((4, 4), "float32")),
+        lambda m: kw.diagnose(m, np.ones((4, 4), "float32")),
+    ):
+        with pytest.raises(ValueError, match="at least one kernel-like weight"):
+            tool(model)
+
+
+def test_layer_paths_drop_the_model_name():
+    model, _, _ = zoo.lstm()
+    assert graph.layer_path(model.layers[0], model) == model.layers[0].name
+    cell = model.layers[0].cell
+    assert graph.layer_path(cell, model) == f"{model.layers[0].name}/{cell.name}"
