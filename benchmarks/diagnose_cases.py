@@ -1,4 +1,4 @@
-"""The cases `diagnose`'s verdict is calibrated on: nets that train and nets that do not.
+"""The cases `diagnose`'s verdict is checked on: nets that train and ones that do not.
 
 For each case: the verdict at initialization, the two ratios it reads, the
 raw gradient ratio (first kernel layer over last, normalization ignored: the

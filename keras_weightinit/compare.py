@@ -21,6 +21,14 @@ import keras
 import numpy as np
 
 from keras_weightinit.callbacks import DBNPretrain, LSUVInit
+from keras_weightinit.config import (  # defined there to need no Keras
+    ARTICLE_SCHEMES,
+    DATA_DEPENDENT,
+    DATASETS,
+    CompareConfig,
+    check_config,
+)
+from keras_weightinit.config import OPTIMIZERS as OPTIMIZERS
 from keras_weightinit.diagnostics import diagnose
 from keras_weightinit.gains import activation_name
 from keras_weightinit.gradients import GradientHistograms
@@ -37,53 +45,6 @@ __all__ = [
     "resolve_scheme",
     "validate",
 ]
-
-ARTICLE_SCHEMES = ("zeros", "random", "small_random", "xavier", "he", "dbn")
-DATA_DEPENDENT = ("dbn", "lsuv", "auto")
-DATASETS = ("digits", "mnist", "fashion_mnist")
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
-
-
-@dataclasses.dataclass
-class CompareConfig:
-    """Settings of one comparison; the defaults are the README's run.
-
-    Attributes:
-        schemes: Scheme names (`get_scheme`'s, `dbn`, `lsuv`, `auto`) or
-            initializer strings (`"keras_weightinit>HeNormal"`, `"glorot_uniform"`).
-        dataset: `digits`, `mnist`, `fashion_mnist` or a path to an `.npz`
-            with `x_train, y_train, x_test, y_test`.
-        depth: Number of hidden Dense layers.
-        width: Units per hidden layer.
-        activation: Activation of the hidden layers.
-        optimizer: `sgd` (with momentum 0.9), `adam` or `rmsprop`.
-        learning_rate: The optimizer's learning rate.
-        epochs: Training epochs per run.
-        batch_size: Minibatch size.
-        seeds: Runs per scheme, with seeds `0 .. seeds - 1`.
-        logdir: Where the runs and the summary go.
-        target_accuracy: The validation accuracy whose first epoch is reported.
-        dbn_epochs: RBM epochs per layer for the `dbn` scheme.
-        max_train: Use at most this many training samples (None: all).
-        verbose: 1 prints a progress line per run, 0 is silent.
-    """
-
-    schemes: tuple[str, ...] = ARTICLE_SCHEMES
-    dataset: str = "digits"
-    depth: int = 10
-    width: int = 128
-    activation: str = "relu"
-    optimizer: str = "sgd"
-    learning_rate: float = 0.003
-    epochs: int = 20
-    batch_size: int = 32
-    seeds: int = 3
-    logdir: str = "logs/compare"
-    target_accuracy: float = 0.9
-    dbn_epochs: int = 5
-    max_train: int | None = None
-    verbose: int = 1
-
 
 # ------------------------------------------------------------ validation
 
@@ -106,61 +67,56 @@ def resolve_scheme(name: str):
     try:
         return keras.initializers.get(name)
     except (ValueError, TypeError) as error:
-        known = ", ".join(scheme_names() + list(DATA_DEPENDENT))
         raise ValueError(
-            f"unknown scheme {name!r}; known schemes: {known}, or an initializer "
-            "string such as 'keras_weightinit>HeNormal' or 'glorot_uniform'"
+            f"Unknown scheme {name!r}. {_known_schemes()}. Received: name={name!r}"
         ) from error
 
 
+def _known_schemes() -> str:
+    return (
+        f"Known schemes: {', '.join(scheme_names() + list(DATA_DEPENDENT))}, or "
+        "an initializer string such as 'keras_weightinit>HeNormal' or "
+        "'glorot_uniform'"
+    )
+
+
 def validate(config: CompareConfig) -> None:
-    """Raises `ValueError` with a one-line message for any bad setting."""
-    checks = [
-        (config.depth >= 1, f"--depth must be at least 1, got {config.depth}"),
-        (config.width >= 1, f"--width must be at least 1, got {config.width}"),
-        (config.epochs >= 1, f"--epochs must be at least 1, got {config.epochs}"),
-        (
-            config.batch_size >= 1,
-            f"--batch-size must be at least 1, got {config.batch_size}",
-        ),
-        (config.seeds >= 1, f"--seeds must be at least 1, got {config.seeds}"),
-        (
-            config.learning_rate > 0 and math.isfinite(config.learning_rate),
-            f"--learning-rate must be positive, got {config.learning_rate}",
-        ),
-        (
-            config.optimizer in OPTIMIZERS,
-            f"--optimizer must be one of {', '.join(OPTIMIZERS)}, "
-            f"got {config.optimizer!r}",
-        ),
-        (len(config.schemes) > 0, "--schemes needs at least one scheme"),
-        (
-            config.dbn_epochs >= 1,
-            f"dbn_epochs must be at least 1, got {config.dbn_epochs}",
-        ),
-        (
-            0 < config.target_accuracy <= 1,
-            f"target_accuracy must be in (0, 1], got {config.target_accuracy}",
-        ),
-        (
-            config.max_train is None or config.max_train >= 1,
-            f"max_train must be None or at least 1, got {config.max_train}",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
+    """Checks every setting of `config`; `compare` calls it first.
+
+    `check_config`'s checks, which need no Keras, then the activation (one
+    Keras knows, with RBM hidden units for it if `schemes` has `dbn`) and
+    each scheme (`resolve_scheme`).
+
+    Args:
+        config: The settings.
+
+    Raises:
+        ValueError: For the first bad setting, naming it as the package names
+            an argument: ``Argument `depth` must be a positive int.
+            Received: depth=0``.
+    """
+    check_config(config)
     try:
         activation = activation_name(keras.activations.get(config.activation))
     except (ValueError, TypeError):
-        raise ValueError(f"unknown --activation {config.activation!r}") from None
+        raise ValueError(
+            "Argument `activation` must be the name of a Keras activation. "
+            f"Received: activation={config.activation!r}"
+        ) from None
     if "dbn" in config.schemes and activation not in UNITS_FOR_ACTIVATION:
         raise ValueError(
-            f"scheme 'dbn' needs --activation {', '.join(UNITS_FOR_ACTIVATION)} (RBM "
-            f"hidden units exist for those), got {config.activation!r}"
+            f"Argument `activation` must be one of {tuple(UNITS_FOR_ACTIVATION)} "
+            "with the 'dbn' scheme (RBM hidden units exist for those). "
+            f"Received: activation={config.activation!r}"
         )
     for name in config.schemes:
-        resolve_scheme(name)
+        try:
+            resolve_scheme(name)
+        except ValueError:
+            raise ValueError(
+                f"Argument `schemes` has an unknown scheme {name!r}. "
+                f"{_known_schemes()}. Received: schemes={tuple(config.schemes)!r}"
+            ) from None
 
 
 # ------------------------------------------------------------------ data

@@ -384,7 +384,9 @@ class GradientHistograms(keras.callbacks.Callback):
         # Read now, not traced: a dynamic loss scale changes during `fit` (and
         # before the optimizer is built, `scale_loss` gives its initial value).
         scale = loss_scale(self.model)
-        loss, grads, activations, kernel_norms = self._function(self._x_tensor, self._y_tensor, scale)
+        loss, grads, activations, kernel_norms = self._function(
+            self._x_tensor, self._y_tensor, scale
+        )
         grads = [g.numpy() for g in grads]
         histograms, scalars = {}, {}
         if self.histograms:

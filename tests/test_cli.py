@@ -1,5 +1,10 @@
-"""`keras-weightinit compare`: outputs, their agreement with the runs, errors."""
+"""`keras-weightinit compare`: outputs, their agreement with the runs, errors.
 
+`--help` and bad arguments answer before Keras or TensorFlow is imported.
+"""
+
+import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,8 +14,8 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import plugin_event_accumulator as pea
 
-from keras_weightinit.cli import main
-from keras_weightinit.compare import ARTICLE_SCHEMES
+from keras_weightinit.cli import OTHER_SCHEMES, QUICK, _config, _parser, main
+from keras_weightinit.compare import ARTICLE_SCHEMES, CompareConfig
 
 
 def _scalars(run_dir: Path, tag: str) -> list[float]:
@@ -156,20 +161,47 @@ def test_an_npz_dataset_and_an_initializer_string_work(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--schemes", "he,kaiming"], "unknown scheme 'kaiming'"),
-        (["--dataset", "cifar"], "unknown --dataset 'cifar'"),
-        (["--depth", "0"], "--depth must be at least 1, got 0"),
+        (
+            ["--schemes", "he,kaiming"],
+            "argument --schemes: has an unknown scheme 'kaiming'",
+        ),
+        (["--schemes", "he,he"], "argument --schemes: names 'he' twice"),
+        (["--schemes", ","], "argument --schemes: must be a non-empty tuple"),
+        (
+            ["--dataset", "cifar"],
+            "argument --dataset: must be one of ('digits', 'mnist', "
+            "'fashion_mnist') or a path to an .npz file. Received: 'cifar'",
+        ),
+        (["--depth", "0"], "argument --depth: must be a positive int. Received: 0"),
+        (["--quick", "--seeds", "0"], "argument --seeds: must be a positive int"),
         (["--depth", "two"], "argument --depth: invalid int value: 'two'"),
-        (["--optimizer", "lbfgs"], "--optimizer must be one of sgd, adam, rmsprop"),
-        (["--learning-rate", "-1"], "--learning-rate must be positive"),
-        (["--activation", "wiggle"], "unknown --activation 'wiggle'"),
+        (
+            ["--optimizer", "lbfgs"],
+            "argument --optimizer: must be one of ('sgd', 'adam', 'rmsprop'). "
+            "Received: 'lbfgs'",
+        ),
+        (
+            ["--learning-rate", "-1"],
+            "argument --learning-rate: must be a positive finite number. "
+            "Received: -1.0",
+        ),
+        (
+            ["--activation", "wiggle"],
+            "argument --activation: must be the name of a Keras activation. "
+            "Received: 'wiggle'",
+        ),
+        (["--logdir", ""], "argument --logdir: must be a non-empty path"),
         (["--dataset", "BROKEN"], "cannot read"),
         (["--dataset", "EMPTY"], "cannot read"),
         (["--dataset", "NPY"], "cannot read"),
         (["--dataset", "TRUNCATED"], "cannot read"),
         (["--verbose", "3"], "argument --verbose: invalid choice"),
         # the default schemes include dbn, which has no hidden units for gelu
-        (["--activation", "gelu"], "scheme 'dbn' needs --activation sigmoid"),
+        (
+            ["--activation", "gelu"],
+            "argument --activation: must be one of ('sigmoid', 'tanh', 'relu') "
+            "with the 'dbn' scheme",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line_and_write_nothing(
@@ -219,5 +251,142 @@ def test_module_entry_point_exits_2_without_traceback(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().endswith("--depth must be at least 1, got -3")
-    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "keras-weightinit: error: argument --depth: must be a positive int. "
+        "Received: -3"
+    ]
+
+
+# ------------------------------------------- no TensorFlow before it is needed
+
+_IMPORTS_AFTER_MAIN = """
+import json, sys
+from keras_weightinit.cli import main
+try:
+    code = main(json.loads(sys.argv[1]))
+except SystemExit as exit:
+    code = exit.code
+heavy = [m for m in ("keras", "tensorflow", "numpy") if m in sys.modules]
+print(json.dumps({"code": code, "imported": heavy}))
+"""
+
+
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["--help"], 0),
+        (["compare", "--help"], 0),
+        ([], 2),
+        (["compare", "--depth", "0"], 2),
+        (["compare", "--depth", "two"], 2),
+        (["compare", "--optimizer", "lbfgs"], 2),
+        (["compare", "--dataset", "cifar"], 2),
+        (["compare", "--quick", "--schemes", "he,he"], 2),
+    ],
+)
+def test_help_and_bad_arguments_import_neither_keras_nor_tensorflow(argv, code):
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_AFTER_MAIN, json.dumps(argv)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome == {"code": code, "imported": []}
+    if code == 2:
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_a_bad_argument_from_the_command_is_one_line_and_exit_2(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_weightinit", "compare", "--depth", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "keras-weightinit: error: argument --depth: must be a positive int. Received: 0"
+    ]
+    assert result.stdout == ""
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_package_imports_without_keras_and_lists_its_names():
+    script = """
+import sys
+import keras_weightinit as kwi
+assert "keras" not in sys.modules and "tensorflow" not in sys.modules
+assert set(kwi.__all__) <= set(dir(kwi)), set(kwi.__all__) - set(dir(kwi))
+print(kwi.__version__)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    import keras_weightinit
+
+    assert result.stdout.strip() == keras_weightinit.__version__
+
+
+def test_every_public_name_imports_from_the_package():
+    import keras_weightinit
+
+    namespace = {}
+    exec("from keras_weightinit import *", namespace)
+    for name in keras_weightinit.__all__:
+        assert namespace[name] is getattr(keras_weightinit, name), name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        keras_weightinit.nope  # noqa: B018
+
+
+@pytest.mark.slow
+def test_classes_are_registered_with_keras_imported_after_the_package():
+    # the lazy package registers its classes once Keras loads, in either order
+    # (test_initializers reloads a saved model importing keras first)
+    script = """
+import keras_weightinit
+import keras
+print(type(keras.initializers.get("keras_weightinit>HeNormal")).__name__)
+print(keras.saving.get_registered_object("keras_weightinit>RBM").__name__)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["HeNormal", "RBM"]
+
+
+# ------------------------------------------------ defaults: CompareConfig's
+
+
+def test_the_command_line_defaults_are_compare_configs():
+    parse = _parser().parse_args
+    assert _config(parse(["compare"])) == CompareConfig()
+    assert _config(parse(["compare", "--quick"])) == dataclasses.replace(
+        CompareConfig(), **QUICK
+    )
+    quick_deep = _config(parse(["compare", "--quick", "--depth", "7"]))
+    assert (quick_deep.depth, quick_deep.width) == (7, QUICK["width"])
+    commands = next(
+        a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    defaults = dataclasses.asdict(CompareConfig())
+    options = [a for a in commands.choices["compare"]._actions if a.dest in defaults]
+    assert len(options) == 12
+    for action in options:
+        assert action.default is None, action.dest  # CompareConfig fills it in
+        value = defaults[action.dest]
+        shown = ",".join(value) if isinstance(value, (list, tuple)) else str(value)
+        assert f"default {shown}" in action.help, action.dest
+
+
+def test_the_help_lists_every_known_scheme():
+    from keras_weightinit.compare import DATA_DEPENDENT
+    from keras_weightinit.initializers import scheme_names
+
+    assert set(ARTICLE_SCHEMES + OTHER_SCHEMES) == set(scheme_names()) | set(
+        DATA_DEPENDENT
+    )
