@@ -7,6 +7,7 @@ Arguments are parsed and checked before Keras or TensorFlow is imported, so
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 
@@ -110,6 +111,12 @@ def _parser() -> argparse.ArgumentParser:
     for name, keywords in _options().items():
         compare.add_argument(_flag(name), **keywords)
     compare.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="the Keras backend to run on (default: KERAS_BACKEND, else tensorflow)",
+    )
+    compare.add_argument(
         "--quick",
         action="store_true",
         help="a tiny smoke configuration ("
@@ -154,6 +161,29 @@ def _usage_error(error: ValueError) -> int:
     return 2
 
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _select_backend(backend: str | None) -> None:
+    """Sets `KERAS_BACKEND` for `--backend`, before Keras is imported.
+
+    Raises:
+        ValueError: If Keras is already imported with another backend.
+    """
+    if backend is None:
+        return
+    if "keras" in sys.modules:
+        current = sys.modules["keras"].backend.backend()
+        if current != backend:
+            raise ValueError(
+                f"Argument `backend`: Keras already runs on {current!r} in "
+                "this process; set KERAS_BACKEND before starting it. "
+                f"Received: backend={backend!r}"
+            )
+        return
+    os.environ["KERAS_BACKEND"] = backend
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `keras-weightinit` console script.
 
@@ -168,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     config = _config(args)
     try:  # no Keras needed: before TensorFlow starts
         check_config(config)
+    except ValueError as error:
+        return _usage_error(error)
+    try:
+        _select_backend(args.backend)
     except ValueError as error:
         return _usage_error(error)
     from keras_weightinit.compare import compare, format_summary, load_dataset, validate

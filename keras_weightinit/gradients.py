@@ -260,6 +260,7 @@ class GradientHistograms(keras.callbacks.Callback):
         self.x, self.y = first_batch(data, "data")
         self._writer = None
         self._function = None
+        self._first = None
         self._pending_initial = False
         self._last_step: int | None = None
         #: The training loss of the probe batch at the last logged step.
@@ -325,16 +326,22 @@ class GradientHistograms(keras.callbacks.Callback):
                 scale=scale,
             )
             activations = {
-                layer.name: tf.cast(result.outputs[id(layer)], "float32")
+                layer.name: keras.ops.cast(result.outputs[id(layer)], "float32")
                 for layer in act_layers
                 if id(layer) in result.outputs
             }
             kernel_norms = [
-                tf.norm(tf.cast(variables[i].value, "float32"))
+                keras.ops.sqrt(
+                    keras.ops.sum(
+                        keras.ops.square(keras.ops.cast(variables[i].value, "float32"))
+                    )
+                )
                 for _, i in (self._kernels if self.norms else ())
             ]
             return result.loss, result.weight_grads, activations, kernel_norms
 
+        if keras.backend.backend() != "tensorflow":
+            return run
         return tf.function(run, autograph=False, reduce_retracing=True)
 
     # -- Keras hooks ------------------------------------------------------
@@ -344,12 +351,17 @@ class GradientHistograms(keras.callbacks.Callback):
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.run_dir)
         self._function = self._build()
-        self._x_tensor = tf.constant(self.x)
-        self._y_tensor = None if self.y is None else tf.constant(self.y)
+        self._x_tensor = keras.ops.convert_to_tensor(self.x)
+        self._y_tensor = None if self.y is None else keras.ops.convert_to_tensor(self.y)
         try:
-            self._function.get_concrete_function(
-                self._x_tensor, self._y_tensor, tf.constant(1.0)
-            )
+            if isinstance(self._function, tf.types.experimental.PolymorphicFunction):
+                self._function.get_concrete_function(
+                    self._x_tensor, self._y_tensor, tf.constant(1.0)
+                )
+            else:  # run once: the first log (before any step) reuses it
+                self._first = self._function(
+                    self._x_tensor, self._y_tensor, loss_scale(self.model)
+                )
         except Exception as error:  # noqa: BLE001 - re-raised with context
             self._function = None
             y_shape = None if self.y is None else self.y.shape
@@ -384,10 +396,11 @@ class GradientHistograms(keras.callbacks.Callback):
         # Read now, not traced: a dynamic loss scale changes during `fit` (and
         # before the optimizer is built, `scale_loss` gives its initial value).
         scale = loss_scale(self.model)
-        loss, grads, activations, kernel_norms = self._function(
+        first, self._first = self._first, None
+        loss, grads, activations, kernel_norms = first or self._function(
             self._x_tensor, self._y_tensor, scale
         )
-        grads = [g.numpy() for g in grads]
+        grads = [keras.ops.convert_to_numpy(g) for g in grads]
         histograms, scalars = {}, {}
         if self.histograms:
             for variable, grad in zip(self._variables, grads, strict=True):
@@ -398,14 +411,16 @@ class GradientHistograms(keras.callbacks.Callback):
                 scalars[f"gradient_norm/{name}"] = g_norm
                 # inf or NaN for an all-zero kernel, as the graph division gave
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    ratio = np.float32(g_norm) / np.float32(w_norm)
+                    ratio = np.float32(g_norm) / np.float32(
+                        keras.ops.convert_to_numpy(w_norm)
+                    )
                 scalars[f"gradient_to_weight/{name}"] = ratio
         for name, out in activations.items():
-            out = out.numpy()
+            out = keras.ops.convert_to_numpy(out)
             histograms[f"{name}/activation"] = out
             scalars[f"activation_std/{name}"] = out.std(dtype="float64")
         with self._writer.as_default(step=step), tf.summary.record_if(True):
             tf.summary.experimental.write_raw_pb(summary_proto(histograms, scalars))
         self._writer.flush()
         self._last_step = step
-        self.last_loss = float(loss)
+        self.last_loss = float(keras.ops.convert_to_numpy(loss))

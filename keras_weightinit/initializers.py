@@ -3,7 +3,11 @@
 Every class here is a `keras.initializers.Initializer`, so it drops into
 `Dense(..., kernel_initializer=...)` or `Conv2D(...)` unchanged, and it is
 registered under the package name, so `"keras_weightinit>HeNormal"` works as a
-string and saved models reload after `import keras_weightinit`.
+string and saved models reload after `import keras_weightinit`. The values
+are drawn on the backend's device with `keras.random` (stateless draws from
+explicit seeds) and `keras.ops` (QR from `keras.ops.linalg` for
+`Orthogonal`), on TensorFlow, JAX and PyTorch alike: a traced draw is a few
+ops, never a constant holding the kernel.
 
 Seeds differ from Keras on purpose. A Keras initializer created without a seed
 returns the same values on every call, so one instance shared by two layers
@@ -12,9 +16,13 @@ Keras initializer with an int seed gives the same values to every copy of it,
 so the query, key and value projections of a `MultiHeadAttention` (which
 clones its initializer for each) start equal. Here:
 
-- `seed=None`: fresh values on every call. The stream is seeded from Python's
-  `random` module, so `keras.utils.set_random_seed` still makes a run
-  reproducible.
+- `seed=None`: fresh values on every call. Each call's seed comes from
+  Python's `random` module, so `keras.utils.set_random_seed` still makes a
+  run reproducible; inside a TensorFlow graph (a layer built in `fit`'s
+  traced step) the draw uses Keras's global `SeedGenerator`, a state
+  variable, so every run of the graph draws anew. (Inside a traced JAX
+  function, as for any JAX random op without a `SeedGenerator`, the values
+  are fixed when it is traced.)
 - `seed=<int>`: the whole sequence of calls is reproducible; a new instance
   with the same seed replays it from the start, and so does a `clone()` or a
   deserialized copy called directly (`init(shape)`).
@@ -31,7 +39,6 @@ clones its initializer for each) start equal. Here:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random as python_random
 import weakref
@@ -120,7 +127,7 @@ def _shape(shape) -> tuple[int, ...]:
 
 
 class _Initializer(keras.initializers.Initializer):
-    """Checks shape and dtype, samples in NumPy, returns a backend tensor."""
+    """Checks shape and dtype; draws on the backend's device with `keras.ops`."""
 
     def __call__(self, shape, dtype=None):
         return self._call(shape, dtype, None)
@@ -133,11 +140,11 @@ class _Initializer(keras.initializers.Initializer):
                 f"{type(self).__name__} only creates floating point weights. "
                 f"Received: dtype={dtype}"
             )
-        np_dtype = np.float64 if dtype == "float64" else np.float32
-        values = self._sample(shape, np_dtype, fans or compute_fans(shape))
-        return keras.ops.cast(keras.ops.convert_to_tensor(values), dtype)
+        work = "float64" if dtype == "float64" else "float32"
+        values = self._sample(shape, work, fans or compute_fans(shape))
+        return keras.ops.cast(values, dtype)
 
-    def _sample(self, shape: tuple[int, ...], dtype, fans) -> np.ndarray:
+    def _sample(self, shape: tuple[int, ...], dtype: str, fans):
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -150,7 +157,7 @@ class _RandomInitializer(_Initializer):
 
     def __init__(self, seed: Seed = None):
         self.seed = check_seed(seed)
-        self._rng = None
+        self._calls = 0
         self._copy = False
 
     @classmethod
@@ -160,32 +167,50 @@ class _RandomInitializer(_Initializer):
         copy._copy = True
         return copy
 
-    def _generator(self) -> np.random.Generator:
-        if isinstance(self.seed, keras.random.SeedGenerator):
-            with _eager_scope():  # the layer may be built inside `fit`'s graph
-                key = keras.random.randint((), 0, 2**31 - 1, seed=self.seed)
-                return np.random.default_rng(int(key))
-        if self.seed is not None and self._copy:
-            layer = current_scope()
-            if layer is not None:  # a layer is creating its weight
-                drawn = _LAYER_DRAWS.setdefault(layer, {})
-                count = drawn.get(self.seed, 0)
-                drawn[self.seed] = count + 1
-                entropy = [self.seed, zlib.crc32(layer.name.encode()), count]
-                return np.random.default_rng(entropy)
-        if self._rng is None:
-            entropy = self.seed
-            if entropy is None:
-                entropy = python_random.getrandbits(64)
-            self._rng = np.random.default_rng(entropy)
-        return self._rng
+    def _next_seed(self):
+        """The `seed` of this call's `keras.random` draw.
 
-    def _draw(self, shape, dtype, std: float, distribution: str) -> np.ndarray:
-        rng = self._generator()
+        A `SeedGenerator` (it advances); an int derived from the int seed and
+        the call (or, for a copy called by a layer, the layer's name and
+        draw count); for `seed=None`, an int from Python's `random`, or, while
+        TensorFlow traces a graph, None: Keras's global generator, a state
+        variable, so each run of the graph draws anew.
+        """
+        if isinstance(self.seed, keras.random.SeedGenerator):
+            return self.seed
+        if self.seed is None:
+            if _tracing_tensorflow():
+                return None
+            return python_random.getrandbits(31)
+        layer = current_scope() if self._copy else None
+        if layer is not None:  # a layer is creating its weight
+            drawn = _LAYER_DRAWS.setdefault(layer, {})
+            count = drawn.get(self.seed, 0)
+            drawn[self.seed] = count + 1
+            entropy = [self.seed, zlib.crc32(layer.name.encode()), count]
+        else:
+            entropy = [self.seed, self._calls]
+            self._calls += 1
+        return int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
+
+    def _draw(self, shape, dtype, std: float, distribution: str):
+        seed = self._next_seed()
         if distribution == "normal":
-            return rng.standard_normal(shape, dtype) * dtype(std)
+            return keras.random.normal(shape, stddev=std, dtype=dtype, seed=seed)
         limit = math.sqrt(3.0) * std  # U(-limit, limit) has standard deviation std
-        return (rng.random(shape, dtype) * 2 - 1) * dtype(limit)
+        return keras.random.uniform(
+            shape, minval=-limit, maxval=limit, dtype=dtype, seed=seed
+        )
+
+    def _orthogonal(self, rows: int, cols: int, dtype):
+        """A Haar-random `(rows, cols)` matrix with orthonormal rows or columns."""
+        a = keras.random.normal(
+            (max(rows, cols), min(rows, cols)), dtype=dtype, seed=self._next_seed()
+        )
+        q, r = keras.ops.linalg.qr(a)
+        # the signs of diag(r) make the distribution uniform (Haar)
+        q = q * keras.ops.where(keras.ops.diagonal(r) < 0, -1.0, 1.0)
+        return q if rows >= cols else keras.ops.transpose(q)
 
     def get_config(self) -> dict:
         return {"seed": keras.saving.serialize_keras_object(self.seed)}
@@ -195,29 +220,20 @@ class _RandomInitializer(_Initializer):
 _LAYER_DRAWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _eager_scope():
-    """Eager execution for drawing a seed, also while a graph is traced.
+def _tracing_tensorflow() -> bool:
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
 
-    Keras creates the weights of a layer built during `fit`'s first step in
-    that step's graph; a draw from a `SeedGenerator` there is symbolic, so it
-    is taken outside (`tf.init_scope`, the TensorFlow backend's way).
-    """
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.init_scope()
-    return contextlib.nullcontext()
+    return not tf.executing_eagerly()
 
 
-def _orthogonal(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
-    """A Haar-random `(rows, cols)` matrix with orthonormal rows or columns."""
-    q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
-    q *= np.where(np.diag(r) < 0, -1.0, 1.0)  # makes the distribution uniform
-    return q if rows >= cols else q.T
-
-
-def _conv_centre(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(k // 2 for k in shape[:-2])
+def _at_centre(matrix, shape: tuple[int, ...]):
+    """A conv kernel of `shape`: `matrix` at the spatial centre, 0 elsewhere."""
+    pads = [[k // 2, k - 1 - k // 2] for k in shape[:-2]] + [[0, 0], [0, 0]]
+    return keras.ops.pad(
+        keras.ops.reshape(matrix, (1,) * (len(shape) - 2) + tuple(matrix.shape)), pads
+    )
 
 
 # --------------------------------------------------------------------------
@@ -380,7 +396,7 @@ class _He(_RandomInitializer):
 
     def _sample(self, shape, dtype, fans):
         fan = fans[0 if self.mode == "fan_in" else 1]
-        std = math.sqrt(2.0 / ((1.0 + self.negative_slope**2) * fan))
+        std = math.sqrt(2.0 / ((1.0 + self.negative_slope * self.negative_slope) * fan))
         return self._draw(shape, dtype, std, self.distribution)
 
     def get_config(self) -> dict:
@@ -475,8 +491,8 @@ class Orthogonal(_RandomInitializer):
                 f"Orthogonal needs a kernel of rank 2 or more. Received: shape={shape}"
             )
         rows, cols = math.prod(shape[:-1]), shape[-1]
-        q = _orthogonal(self._generator(), rows, cols)
-        return (self._scale * q).reshape(shape).astype(dtype)
+        q = self._orthogonal(rows, cols, dtype)
+        return keras.ops.reshape(self._scale * q, shape)
 
     def get_config(self) -> dict:
         return {"gain": self.gain, **super().get_config()}
@@ -522,20 +538,24 @@ class DeltaOrthogonal(_RandomInitializer):
                 "DeltaOrthogonal needs in_channels <= out_channels to be "
                 f"orthogonal. Received: shape={shape}"
             )
-        kernel = np.zeros(shape, dtype)
-        q = _orthogonal(self._generator(), shape[-2], shape[-1])
-        kernel[_conv_centre(shape)] = self._scale * q
-        return kernel
+        q = self._orthogonal(shape[-2], shape[-1], dtype)
+        return _at_centre(self._scale * q, shape)
 
     def get_config(self) -> dict:
         return {"gain": self.gain, **super().get_config()}
 
 
-def _hadamard(order: int) -> np.ndarray:
+def _hadamard(order: int, dtype):
     """Sylvester's Hadamard matrix of size `2**order`, entries +-1."""
-    h = np.ones((1, 1))
+    h = keras.ops.ones((1, 1), dtype=dtype)
     for _ in range(order):
-        h = np.block([[h, h], [h, -h]])
+        h = keras.ops.concatenate(
+            [
+                keras.ops.concatenate([h, h], axis=1),
+                keras.ops.concatenate([h, -h], axis=1),
+            ],
+            axis=0,
+        )
     return h
 
 
@@ -574,13 +594,12 @@ class ZerO(_Initializer):
             )
         n_in, n_out = shape[-2:]
         if n_out <= n_in:
-            matrix = np.eye(n_in, n_out)
+            matrix = keras.ops.eye(n_in, n_out, dtype=dtype)
         else:
             order = math.ceil(math.log2(n_out))
-            matrix = 2 ** (-(order - 1) / 2) * _hadamard(order)[:n_in, :n_out]
-        kernel = np.zeros(shape, dtype)
-        kernel[_conv_centre(shape)] = matrix
-        return kernel
+            scale = 2 ** (-(order - 1) / 2)
+            matrix = scale * _hadamard(order, dtype)[:n_in, :n_out]
+        return matrix if len(shape) == 2 else _at_centre(matrix, shape)
 
     def get_config(self) -> dict:
         return {}

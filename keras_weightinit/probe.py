@@ -25,6 +25,12 @@ the loss of `fit` (`model.compute_loss`, regularization included) or a given
 one, the optimizer's loss scale applied and divided out, and every state
 change (BatchNorm statistics, seed generators, metrics) made inside a
 `keras.StatelessScope` and discarded.
+
+The gradients come from the backend's own autodiff, behind one small
+function each (`_tensorflow`: a tape watching the recorded tensors;
+`_torch`: `torch.autograd.grad` on them; `_jax`: `jax.value_and_grad` of the
+pass as a function, the recorded tensors perturbed by zeros whose gradients
+are the signals, after a first pass that finds their shapes).
 """
 
 from __future__ import annotations
@@ -36,7 +42,6 @@ from collections.abc import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_weightinit.gains import activation_name
 
@@ -83,6 +88,7 @@ def observe(
     layers: Sequence[keras.Layer],
     watch: Callable | None = None,
     stop_after: keras.Layer | None = None,
+    perturb: dict | None = None,
 ) -> Iterator[Observed]:
     """Records the first call of each layer in `layers` while active.
 
@@ -92,6 +98,9 @@ def observe(
             example `tape.watch`).
         stop_after: Raise `Stop` once this layer has returned, ending the
             forward pass (for `lsuv`, which needs one layer's output).
+        perturb: `(id(layer), "out" | "pre") ->` a tensor added to that
+            output or pre-activation (zeros whose gradient is the signal
+            there, for backends that differentiate functions, not tapes).
 
     Yields:
         An `Observed`, filled as the model runs.
@@ -104,7 +113,7 @@ def observe(
                 continue
             activation = vars(layer).get("activation")
             object.__setattr__(
-                layer, "call", _call_hook(layer, seen, watch, stop_after)
+                layer, "call", _call_hook(layer, seen, watch, stop_after, perturb)
             )
             restore.append((layer, activation))
             if callable(activation):
@@ -112,7 +121,7 @@ def observe(
                 object.__setattr__(
                     layer,
                     "activation",
-                    _activation_hook(layer, activation, seen, watch),
+                    _activation_hook(layer, activation, seen, watch, perturb),
                 )
         yield seen
     finally:
@@ -122,14 +131,17 @@ def observe(
                 object.__setattr__(layer, "activation", activation)
 
 
-def _call_hook(layer, seen: Observed, watch, stop_after):
+def _call_hook(layer, seen: Observed, watch, stop_after, perturb):
     key, original = id(layer), layer.call
+    delta = (perturb or {}).get((key, "out"))
 
     def call(*args, **kwargs):
         if key not in seen.inputs:
             seen.inputs[key] = _first_tensor(args)
         outputs = original(*args, **kwargs)
         if key not in seen.outputs and keras.ops.is_tensor(outputs):
+            if delta is not None:
+                outputs = outputs + delta
             if watch is not None:
                 watch(outputs)
             seen.outputs[key] = outputs
@@ -141,11 +153,14 @@ def _call_hook(layer, seen: Observed, watch, stop_after):
     return call
 
 
-def _activation_hook(layer, original, seen: Observed, watch):
+def _activation_hook(layer, original, seen: Observed, watch, perturb):
     key = id(layer)
+    delta = (perturb or {}).get((key, "pre"))
 
     def activation(z, *args, **kwargs):
         if key not in seen.pre:
+            if delta is not None:
+                z = z + delta
             if watch is not None:
                 watch(z)
             seen.pre[key] = z
@@ -194,7 +209,11 @@ def whole_batch_loss(value, reduction: str | None = "sum_over_batch_size"):
     computed whole, on one device, so the division is undone. Sums are
     left as they are.
     """
-    value = tf.cast(value, "float32")
+    value = keras.ops.cast(value, "float32")
+    if keras.backend.backend() != "tensorflow":
+        return value
+    import tensorflow as tf
+
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     if replicas > 1 and reduction in _MEAN_REDUCTIONS:
         value = value * float(replicas)
@@ -220,8 +239,9 @@ def loss_scale(model: keras.Model):
     """The factor the model's optimizer multiplies the loss by (1 if none)."""
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
-        return tf.constant(1.0)
-    return tf.cast(optimizer.scale_loss(tf.constant(1.0)), "float32")
+        return keras.ops.convert_to_tensor(1.0, "float32")
+    one = keras.ops.convert_to_tensor(1.0, "float32")
+    return keras.ops.cast(optimizer.scale_loss(one), "float32")
 
 
 def default_loss(y: np.ndarray, activation: str | None, units: int):
@@ -256,15 +276,6 @@ def default_loss(y: np.ndarray, activation: str | None, units: int):
     if units == 1 and activation == "sigmoid":
         return keras.losses.BinaryCrossentropy(), "binary_crossentropy"
     return keras.losses.MeanSquaredError(), "mean_squared_error"
-
-
-def dense_gradient(gradient, variable):
-    """A float32 dense tensor for a gradient that may be None or sparse."""
-    if gradient is None:
-        return tf.zeros(variable.shape, "float32")
-    if isinstance(gradient, tf.IndexedSlices):
-        gradient = tf.convert_to_tensor(gradient)
-    return tf.cast(gradient, "float32")
 
 
 # --------------------------------------------------------------------------
@@ -346,63 +357,40 @@ def probe(
         A `ProbeResult`.
     """
     trainable = list(model.trainable_variables)
-    values = [tf.identity(v.value) for v in trainable]
     position = {id(v): i for i, v in enumerate(trainable)}
+    wanted = [position[id(v)] for v in variables]
     if scale is None:
-        scale = loss_scale(model) if loss == "fit" else 1.0
-    scale = tf.cast(scale, "float32")
-    with tf.GradientTape() as tape:
-        tape.watch(values)
+        scale = loss_scale(model) if isinstance(loss, str) and loss == "fit" else 1.0
+    scale = keras.ops.cast(scale, "float32")
+
+    def run(values, watch=None, perturb=None):
+        """The forward pass and the scaled loss at `values`, observed."""
         with (
-            observe(units, watch=tape.watch) as seen,
+            observe(units, watch=watch, perturb=perturb) as seen,
             keras.StatelessScope(
                 state_mapping=list(zip(trainable, values, strict=True)),
                 collect_losses=True,
             ),
         ):
             y_pred = model(x, training=training)
-            if isinstance(loss, str) and loss == "sum":
-                total = tf.add_n(
-                    [
-                        tf.reduce_sum(tf.cast(t, "float32"))
-                        for t in _output_logits(y_pred, seen)
-                    ]
-                )
-                value = None
-            elif isinstance(loss, str) and loss == "fit":
-                total = value = training_loss(model, x, y, y_pred)
-            else:
-                total = tf.reduce_mean(
-                    whole_batch_loss(loss(y, y_pred), getattr(loss, "reduction", None))
-                )
-                if model.losses:
-                    total += tf.add_n([tf.cast(v, "float32") for v in model.losses])
-                value = total
-        scaled = total * scale
+            total, value = _loss(model, x, y, y_pred, loss, seen)
+        return total * scale, value, seen, _logit_layers(y_pred, seen)
+
+    value, seen, logits, grads = _AUTODIFF[keras.backend.backend()](
+        run, trainable, wanted
+    )
     observed = [layer for layer in seen.order if id(layer) in seen.outputs]
-    logits = {
-        id(layer)
-        for layer in map(lambda t: _producer(t, seen), keras.tree.flatten(y_pred))
-        if layer is not None and id(layer) in seen.pre
-    }
-    targets = [
-        seen.pre[id(layer)] if id(layer) in logits else seen.outputs[id(layer)]
-        for layer in observed
-    ]
-    wanted = [values[position[id(v)]] for v in variables]
-    grads = tape.gradient(scaled, targets + wanted)
-    signal = {
-        id(layer): (
-            tf.zeros_like(tf.cast(t, "float32"))
-            if g is None
-            else tf.cast(g, "float32") / scale
+    signal = {}
+    for layer in observed:
+        key = (id(layer), "pre" if id(layer) in logits else "out")
+        target = (seen.pre if key[1] == "pre" else seen.outputs)[id(layer)]
+        grad = grads.get(key)
+        signal[id(layer)] = (
+            keras.ops.zeros(keras.ops.shape(target), "float32")
+            if grad is None
+            else keras.ops.cast(grad, "float32") / scale
         )
-        for layer, t, g in zip(observed, targets, grads[: len(targets)], strict=True)
-    }
-    weight_grads = [
-        dense_gradient(g, v) / scale
-        for g, v in zip(grads[len(targets) :], variables, strict=True)
-    ]
+    weight_grads = [_dense(grads.get(i), trainable[i]) / scale for i in wanted]
     return ProbeResult(
         loss=value,
         order=observed,
@@ -411,3 +399,118 @@ def probe(
         signal=signal,
         weight_grads=weight_grads,
     )
+
+
+def _loss(model, x, y, y_pred, loss, seen: Observed):
+    """`(total, value)`: the loss to differentiate and the one to report."""
+    ops = keras.ops
+    if isinstance(loss, str) and loss == "sum":
+        total = sum(
+            ops.sum(ops.cast(t, "float32")) for t in _output_logits(y_pred, seen)
+        )
+        return total, None
+    if isinstance(loss, str) and loss == "fit":
+        total = training_loss(model, x, y, y_pred)
+        return total, total
+    total = ops.mean(
+        whole_batch_loss(loss(y, y_pred), getattr(loss, "reduction", None))
+    )
+    for extra in model.losses:
+        total = total + ops.cast(extra, "float32")
+    return total, total
+
+
+def _logit_layers(y_pred, seen: Observed) -> set[int]:
+    """`id`s of the softmax/sigmoid layers making an output, logits recorded."""
+    return {
+        id(layer)
+        for layer in map(lambda t: _producer(t, seen), keras.tree.flatten(y_pred))
+        if layer is not None and id(layer) in seen.pre
+    }
+
+
+def _targets(seen: Observed, logits: set[int]) -> dict:
+    """`(id(layer), "pre" | "out") ->` the tensor whose gradient is the signal."""
+    targets = {}
+    for layer in seen.order:
+        key = id(layer)
+        if key in logits:
+            targets[(key, "pre")] = seen.pre[key]
+        elif key in seen.outputs:
+            targets[(key, "out")] = seen.outputs[key]
+    return {
+        k: t
+        for k, t in targets.items()
+        if keras.backend.is_float_dtype(keras.backend.standardize_dtype(t.dtype))
+    }
+
+
+# --------------------------------------------------------------------------
+# each backend's autodiff: `(value, seen, logits, grads)`, grads keyed by
+# `(id(layer), "pre" | "out")` for the signals and by variable index
+
+
+def _tensorflow(run, trainable, wanted):
+    import tensorflow as tf
+
+    values = [tf.identity(v.value) for v in trainable]
+    with tf.GradientTape() as tape:
+        tape.watch(values)
+        scaled, value, seen, logits = run(values, watch=tape.watch)
+    targets = _targets(seen, logits)
+    sources = list(targets.values()) + [values[i] for i in wanted]
+    found = tape.gradient(scaled, sources)
+    return value, seen, logits, dict(zip([*targets, *wanted], found, strict=True))
+
+
+def _torch(run, trainable, wanted):
+    import torch
+
+    values = [v.value.detach().clone().requires_grad_(True) for v in trainable]
+    scaled, value, seen, logits = run(values)
+    targets = _targets(seen, logits)
+    keys = [k for k, t in targets.items() if t.requires_grad]
+    sources = [targets[k] for k in keys] + [values[i] for i in wanted]
+    found = (
+        torch.autograd.grad(scaled, sources, allow_unused=True)
+        if scaled.requires_grad
+        else [None] * len(sources)
+    )
+    value = None if value is None else value.detach()
+    seen.outputs = {k: t.detach() for k, t in seen.outputs.items()}
+    seen.pre = {k: t.detach() for k, t in seen.pre.items()}
+    return value, seen, logits, dict(zip([*keys, *wanted], found, strict=True))
+
+
+def _jax(run, trainable, wanted):
+    import jax
+
+    values = [v.value for v in trainable]
+    _, _, first, logits = run(values)  # the shapes of the signals
+    deltas = {k: keras.ops.zeros_like(t) for k, t in _targets(first, logits).items()}
+
+    def loss(values, deltas):
+        scaled, value, seen, _ = run(values, perturb=deltas)
+        return scaled, (value, dict(seen.outputs), dict(seen.pre))
+
+    (_, (value, outputs, pre)), (weight_grads, signal_grads) = jax.value_and_grad(
+        loss, argnums=(0, 1), has_aux=True
+    )(values, deltas)
+    first.outputs, first.pre = outputs, pre
+    grads = dict(signal_grads)
+    grads.update({i: weight_grads[i] for i in wanted})
+    return value, first, logits, grads
+
+
+_AUTODIFF = {"tensorflow": _tensorflow, "torch": _torch, "jax": _jax}
+
+
+def _dense(gradient, variable):
+    """A float32 dense tensor for a gradient that may be None or sparse."""
+    if gradient is None:
+        return keras.ops.zeros(variable.shape, "float32")
+    if type(gradient).__name__ == "IndexedSlices":  # TensorFlow's sparse gradient
+        import tensorflow as tf
+
+        gradient = tf.convert_to_tensor(gradient)
+    return keras.ops.cast(gradient, "float32")

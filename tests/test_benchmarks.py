@@ -50,3 +50,16 @@ def test_diagnose_cases_tells_a_net_that_trains_from_one_that_does_not(capsys):
     verdicts = {row["case"]: row["verdict"] for row in rows}
     assert verdicts == {"mlp20 he": "healthy", "mlp20 lecun": "vanishing"}
     assert "| mlp20 he | healthy |" in capsys.readouterr().out
+
+
+def test_bench_initializers_measures_every_ratio():
+    bench = _load("bench_initializers")
+    result = bench.main(["--quick"])
+    assert [row["case"].split()[0] for row in result["draws"]] == [
+        "HeNormal",
+        "XavierUniform",
+        "Orthogonal",
+    ]
+    assert all(row["ours"] > 0 and row["keras"] > 0 for row in result["draws"])
+    assert all(row["bytes"] < 100_000 for row in result["graphs"])
+    assert result["fit"]["ours"]["seconds"] > 0

@@ -20,7 +20,9 @@ def test_observing_leaves_every_layer_as_it_was_also_on_an_error():
     for layer, attributes in zip(layers, before, strict=True):
         assert "call" not in vars(layer)
         assert vars(layer).get("activation") is attributes.get("activation")
-    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(model(x)))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(model(x))
+    )
 
 
 def test_observe_records_the_sublayers_of_a_subclassed_model_in_call_order():
@@ -32,8 +34,8 @@ def test_observe_records_the_sublayers_of_a_subclassed_model_in_call_order():
     block = model.blocks[0]
     inner = seen.outputs[id(block.inner)]
     np.testing.assert_allclose(
-        np.asarray(inner),
-        np.asarray(
+        keras.ops.convert_to_numpy(inner),
+        keras.ops.convert_to_numpy(
             keras.ops.relu(
                 seen.inputs[id(block.inner)] @ block.inner.kernel + block.inner.bias
             )
@@ -78,10 +80,12 @@ def test_probe_takes_the_gradient_at_a_softmax_outputs_logits_and_changes_nothin
     for a, b in zip(state, model.variables, strict=True):
         np.testing.assert_array_equal(a, np.asarray(b))
     # d(mean cross-entropy)/d(logits) = (softmax - onehot) / batch
-    probs = np.asarray(result.outputs[id(out)])
+    probs = keras.ops.convert_to_numpy(result.outputs[id(out)])
     onehot = np.eye(3)[y]
     np.testing.assert_allclose(
-        np.asarray(result.signal[id(out)]), (probs - onehot) / 8, atol=1e-6
+        keras.ops.convert_to_numpy(result.signal[id(out)]),
+        (probs - onehot) / 8,
+        atol=1e-6,
     )
     assert float(result.loss) == pytest.approx(
         -np.mean(np.log(probs[np.arange(8), y])), rel=1e-5
