@@ -41,6 +41,8 @@ __all__ = [
     "CompareConfig",
     "compare",
     "format_summary",
+    "build_mlp",
+    "build_resmlp",
     "load_dataset",
     "resolve_scheme",
     "validate",
@@ -111,7 +113,7 @@ def validate(config: CompareConfig) -> None:
         )
     for name in config.schemes:
         try:
-            resolve_scheme(name)
+            resolve_scheme(name.partition("+")[0])
         except ValueError:
             raise ValueError(
                 f"Argument `schemes` has an unknown scheme {name!r}. "
@@ -191,6 +193,30 @@ def build_mlp(
     return keras.Sequential(layers, name="mlp")
 
 
+def build_resmlp(
+    n_inputs: int, n_classes: int, depth: int, width: int, activation: str
+) -> keras.Model:
+    """A residual MLP: a stem, `depth` blocks `x + W2 f(W1 x)`, a softmax.
+
+    No normalization, so every block adds its branch's variance to the
+    trunk: the network the residual recipes are for.
+
+    Example:
+
+    >>> model = build_resmlp(64, 10, depth=2, width=16, activation="relu")
+    >>> len(model.layers)
+    9
+    """
+    inputs = keras.Input((n_inputs,))
+    h = keras.layers.Dense(width, activation=activation, name="stem")(inputs)
+    for i in range(depth):
+        branch = keras.layers.Dense(width, activation=activation, name=f"block{i}_a")(h)
+        branch = keras.layers.Dense(width, name=f"block{i}_b")(branch)
+        h = keras.layers.Add(name=f"block{i}_add")([h, branch])
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="output")(h)
+    return keras.Model(inputs, outputs, name="resmlp")
+
+
 def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=0.9)
@@ -251,12 +277,14 @@ def _run(scheme: str, seed: int, data, config: CompareConfig, label: str) -> dic
     x_train, y_train, x_val, y_val = data
     keras.utils.set_random_seed(seed)
     n_classes = _n_classes(data)
-    model = build_mlp(
+    build = build_resmlp if config.model == "resmlp" else build_mlp
+    model = build(
         x_train.shape[1], n_classes, config.depth, config.width, config.activation
     )
-    if scheme not in ("dbn", "lsuv"):
+    base, _, recipe = scheme.partition("+")
+    if base not in ("dbn", "lsuv"):
         # one initializer per layer, each with a seed of its own
-        initialize(model, resolve_scheme(scheme), seed=seed)
+        initialize(model, resolve_scheme(base), seed=seed, residual=recipe or None)
     model.compile(
         _optimizer(config.optimizer, config.learning_rate),
         "sparse_categorical_crossentropy",
@@ -361,7 +389,8 @@ def format_summary(summary: dict) -> str:
     lines = [
         "# keras-weightinit compare",
         "",
-        f"{c['dataset']}, {c['depth']} x {c['width']} {c['activation']} MLP, "
+        f"{c['dataset']}, {c['depth']} x {c['width']} {c['activation']} "
+        f"{'residual blocks' if c.get('model') == 'resmlp' else 'MLP'}, "
         f"{c['optimizer']} lr {c['learning_rate']}, batch {c['batch_size']}, "
         f"{c['epochs']} epochs, {c['seeds']} seed(s). Mean ± std over seeds.",
         "",

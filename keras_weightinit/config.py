@@ -32,6 +32,11 @@ DATASETS = ("digits", "mnist", "fashion_mnist")
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 
 
+MODELS = ("mlp", "resmlp")
+# keras_weightinit.residual.RECIPES, here without importing Keras
+RECIPES = ("zero", "fixup", "scaled", "deepnorm")
+
+
 @dataclasses.dataclass
 class CompareConfig:
     """Settings of one comparison; the defaults are the README's run.
@@ -44,6 +49,11 @@ class CompareConfig:
             initializer strings (`"keras_weightinit>HeNormal"`, `"glorot_uniform"`).
         dataset: `digits`, `mnist`, `fashion_mnist` or a path to an `.npz`
             with `x_train, y_train, x_test, y_test`.
+        model: `mlp` (`depth` hidden Dense layers) or `resmlp` (a stem, then
+            `depth` residual blocks `x + Dense(f(Dense(x)))` without
+            normalization). With `resmlp` a scheme may carry a residual
+            recipe: `he+zero`, `he+fixup`, `he+scaled`, `auto+deepnorm`
+            (`initialize(..., residual=...)`).
         depth: Number of hidden Dense layers.
         width: Units per hidden layer.
         activation: Activation of the hidden layers.
@@ -67,6 +77,7 @@ class CompareConfig:
 
     schemes: tuple[str, ...] = ARTICLE_SCHEMES
     dataset: str = "digits"
+    model: str = "mlp"
     depth: int = 10
     width: int = 128
     activation: str = "relu"
@@ -139,6 +150,26 @@ def check_config(config: CompareConfig) -> None:
         )
     _check_schemes(config.schemes)
     _check_dataset(config.dataset)
+    if config.model not in MODELS:
+        raise ValueError(
+            f"Argument `model` must be one of {MODELS}. "
+            f"Received: model={config.model!r}"
+        )
+    for scheme in config.schemes:
+        base, _, recipe = scheme.partition("+")
+        if recipe and (recipe not in RECIPES or config.model != "resmlp"):
+            raise ValueError(
+                f"Argument `schemes`: {scheme!r} asks for the residual recipe "
+                f"{recipe!r}; recipes ({', '.join(RECIPES)}) need "
+                f"model='resmlp'. Received: schemes={tuple(config.schemes)!r}, "
+                f"model={config.model!r}"
+            )
+        if recipe and base in ("dbn", "lsuv"):
+            raise ValueError(
+                f"Argument `schemes`: a residual recipe goes with a scheme "
+                f"initialize draws, not {base!r}. Received: "
+                f"schemes={tuple(config.schemes)!r}"
+            )
     for name in ("depth", "width", "epochs", "batch_size", "seeds", "dbn_epochs"):
         positive_int(name, getattr(config, name))
     if not isinstance(config.activation, str) or not config.activation:

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from keras_weightinit import graph
 from keras_weightinit.data import as_array, check_finite, first_batch, fit_model_input
-from keras_weightinit.probe import default_loss, probe
+from keras_weightinit.probe import Projection, default_loss, probe
 
 __all__ = ["DiagnosisReport", "diagnose"]
 
@@ -81,7 +81,7 @@ class DiagnosisReport:
             output; for a softmax or sigmoid output layer at its logits, which
             is where Keras's cross-entropy takes the gradient) and
             `kernel_grad_ratio` (`||dL/dW|| / ||W||`).
-        verdict: `"vanishing"`, `"exploding"` or `"healthy"`.
+        verdict: `"symmetric"`, `"vanishing"`, `"exploding"` or `"healthy"`.
         gradient_ratio: `grad_norm` of the first row over that of the last
             (nan or inf when a value is not finite).
         activation_ratio: `std` of the last hidden row (the last but one; the
@@ -91,6 +91,10 @@ class DiagnosisReport:
         reasons: Why the verdict, in words, and what was not measured.
         loss_name: The loss differentiated: the compiled loss, `loss`'s
             name, or the default loss for a model that is not compiled.
+        identical: Groups of kernel-like variable paths whose values are
+            equal (an unseeded Keras initializer instance shared by several
+            layers, MultiHeadAttention's projections from a Keras int seed,
+            copied weights); constant tensors are left out.
 
     Example:
 
@@ -108,6 +112,7 @@ class DiagnosisReport:
     loss: float | None = None
     reasons: list[str] = dataclasses.field(default_factory=list)
     loss_name: str | None = None
+    identical: list[list[str]] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dict; non-finite floats become None."""
@@ -117,6 +122,7 @@ class DiagnosisReport:
             "activation_ratio": _finite_or_none(self.activation_ratio),
             "loss": None if self.loss is None else _finite_or_none(self.loss),
             "loss_name": self.loss_name,
+            "identical": [list(group) for group in self.identical],
             "reasons": list(self.reasons),
             "thresholds": {
                 "vanishing_gradient_ratio": VANISHING_GRADIENT_RATIO,
@@ -164,6 +170,8 @@ class DiagnosisReport:
             f"{self.activation_ratio:.3g})"
         )
         lines.extend(f"  - {reason}" for reason in self.reasons)
+        for group in self.identical:
+            lines.append(f"  - identical values: {', '.join(group)}")
         return "\n".join(lines)
 
     def plot(self, path: str | os.PathLike) -> str:
@@ -376,33 +384,51 @@ def diagnose(
         )
     else:
         loss_fn, loss_name = "fit", "compiled loss"
-    try:
-        result = probe(
-            model,
-            keras.ops.convert_to_tensor(x),
-            None if y is None else keras.ops.convert_to_tensor(y),
-            units=observed,
-            variables=[graph.primary_weight(u, kernels).variable for u in units],
-            loss=loss_fn,
-            training=training,
-        )
-    except Exception as error:  # noqa: BLE001 - re-raised with context
-        y_shape = None if y is None else y.shape
-        raise ValueError(
-            "Arguments `x` and `y` do not fit the model or its loss. Received: "
-            f"x of shape {x.shape}, y of shape {y_shape}. The forward pass "
-            f"failed with: {error}"
-        ) from error
+    x_tensor = keras.ops.convert_to_tensor(x)
+    y_tensor = None if y is None else keras.ops.convert_to_tensor(y)
+    primaries = {id(u): graph.primary_weight(u, kernels) for u in units}
 
-    grads = dict(zip(map(id, units), result.weight_grads, strict=True))
-    rows = []
+    def run(loss):
+        try:
+            return probe(
+                model,
+                x_tensor,
+                y_tensor,
+                units=observed,
+                variables=[primaries[id(u)].variable for u in units],
+                loss=loss,
+                training=training,
+            )
+        except Exception as error:  # noqa: BLE001 - re-raised with context
+            y_shape = None if y is None else y.shape
+            raise ValueError(
+                "Arguments `x` and `y` do not fit the model or its loss. "
+                f"Received: x of shape {x.shape}, y of shape {y_shape}. The "
+                f"forward pass failed with: {error}"
+            ) from error
+
+    result = run(loss_fn)
+    order = [u for u in result.order if id(u) in primaries]
+    zero = {id(u): not bool(np.any(_numpy(primaries[id(u)].variable))) for u in order}
+    signal, probed, reference = result, None, None
+    if order and zero[id(order[-1])] and not all(zero.values()):
+        # A zero classifier (Fixup) lets no loss gradient through before the
+        # first step: follow instead the features it takes, projected.
+        probed = order[-1]
+        features = int(keras.ops.shape(result.inputs[id(probed)])[-1])
+        direction = np.random.default_rng(0).standard_normal(features)
+        signal = run(Projection(probed, direction.astype("float32")))
+        # the signal at the features themselves: the projection, per position
+        positions = math.prod(keras.ops.shape(result.inputs[id(probed)])[:-1])
+        reference = float(np.linalg.norm(direction) * math.sqrt(positions))
+
+    grads = dict(zip(map(id, units), signal.weight_grads, strict=True))
+    rows, symmetric = [], []
     with np.errstate(all="ignore"):  # overflowing nets still get rows
-        for unit in result.order:
-            if id(unit) not in grads:
-                continue
-            weight = graph.primary_weight(unit, kernels)
+        for unit in order:
+            weight = primaries[id(unit)]
             h = _numpy(result.outputs[id(unit)])
-            dh = _numpy(result.signal[id(unit)])
+            dh = _numpy(signal.signal.get(id(unit), np.zeros(h.shape)))
             kernel_value = _numpy(weight.variable)
             dw = _numpy(grads[id(unit)])
             norm = float(np.linalg.norm(kernel_value))
@@ -413,9 +439,12 @@ def diagnose(
             effective = h
             if after is not None and id(after) in result.outputs:
                 effective = _numpy(result.outputs[id(after)])
+            path = graph.layer_path(unit, model)
+            if unit is not order[-1] and _symmetric(kernel_value, dw):
+                symmetric.append(path)
             rows.append(
                 {
-                    "name": graph.layer_path(unit, model),
+                    "name": path,
                     "activation": name,
                     "fan_in": int(weight.fan_in),
                     "fan_out": int(weight.fan_out),
@@ -428,6 +457,7 @@ def diagnose(
                     "kernel_grad_ratio": kernel_ratio,
                     "normalized_by": None if after is None else after.name,
                     "effective_std": float(np.std(effective)),
+                    "zero_kernel": zero[id(unit)],
                 }
             )
     if not rows:
@@ -439,8 +469,16 @@ def diagnose(
     missing = [graph.layer_path(u, model) for u in units if u not in result.order]
     unknown = [w.path for w in found if w.role == "unknown"]
     loss_float = None if result.loss is None else float(result.loss)
-    report = _judge(rows, loss_float)
+    report = _judge(rows, loss_float, symmetric, reference)
     report.loss_name = loss_name
+    report.identical = _identical(kernels)
+    if probed is not None:
+        report.reasons.append(
+            "the output layer's kernel is zero, so no loss gradient passes "
+            "before the first step: the backward signal is that of a random "
+            f"projection of the features {graph.layer_path(probed, model)!r} "
+            "takes"
+        )
     if missing:
         report.reasons.append(f"not measured: layers {missing} were not called on `x`")
     if unknown:
@@ -458,13 +496,51 @@ def _ratio(a: float, b: float) -> float:
     return a / b
 
 
-def _judge(rows: list[dict], loss: float | None) -> DiagnosisReport:
-    free = [row for row in rows if not row.get("normalized_by")] or rows[-1:]
-    gradient_ratio = _ratio(free[0]["grad_norm"], free[-1]["grad_norm"])
-    hidden = rows[-2] if len(rows) > 1 else rows[-1]
+def _symmetric(kernel: np.ndarray, gradient: np.ndarray) -> bool:
+    """Whether a layer's units start equal and stay equal after a step.
+
+    Its kernel's columns (each unit's incoming weights) are all equal, and so
+    are its gradient's: every unit computes the same thing and gets the same
+    update. A zero kernel whose units get different gradients (the last layer
+    of a zero-initialized residual branch) is not symmetric.
+    """
+    if kernel.ndim < 2 or kernel.shape[-1] < 2:
+        return False
+    w = kernel.reshape(-1, kernel.shape[-1])
+    g = gradient.reshape(-1, gradient.shape[-1])
+    return bool(np.all(w == w[:, :1]) and np.allclose(g, g[:, :1], rtol=1e-6, atol=0))
+
+
+def _identical(kernels) -> list[list[str]]:
+    """Groups of kernel-like variable paths whose values are equal.
+
+    Constant tensors (all zeros, all ones) are left out: their equality says
+    nothing of a shared draw, and `symmetric` covers them.
+    """
+    groups: dict[tuple, list[str]] = {}
+    for weight in kernels:
+        value = _numpy(weight.variable)
+        if value.size < 2 or np.all(value == value.flat[0]):
+            continue
+        key = (value.shape, value.tobytes())
+        groups.setdefault(key, []).append(weight.path)
+    return [paths for paths in groups.values() if len(paths) > 1]
+
+
+def _judge(
+    rows: list[dict],
+    loss: float | None,
+    symmetric: list[str] = (),
+    reference: float | None = None,
+) -> DiagnosisReport:
+    live = [row for row in rows if not row.get("zero_kernel")] or rows
+    free = [row for row in live if not row.get("normalized_by")] or live[-1:]
+    last = free[-1]["grad_norm"] if reference is None else reference
+    gradient_ratio = _ratio(free[0]["grad_norm"], last)
+    hidden = [row for row in live if row is not rows[-1]] or live
     activation_ratio = _ratio(
-        hidden.get("effective_std", hidden["std"]),
-        rows[0].get("effective_std", rows[0]["std"]),
+        hidden[-1].get("effective_std", hidden[-1]["std"]),
+        live[0].get("effective_std", live[0]["std"]),
     )
     reasons = []
     numeric = ("mean", "std", "grad_norm")
@@ -487,6 +563,13 @@ def _judge(rows: list[dict], loss: float | None) -> DiagnosisReport:
         )
     if reasons:
         verdict = "exploding"
+    elif symmetric:
+        verdict = "symmetric"
+        reasons.append(
+            f"layers {', '.join(symmetric[:5])} have units with equal incoming "
+            "weights and equal gradients: they compute the same thing and can "
+            "never become different"
+        )
     else:
         if gradient_ratio < VANISHING_GRADIENT_RATIO:
             reasons.append(

@@ -52,7 +52,10 @@ __all__ = [
     "own_activation",
     "primary_weight",
     "producer",
+    "ResidualBlock",
+    "attention_projections",
     "residual_adds",
+    "residual_blocks",
     "weights",
 ]
 
@@ -517,40 +520,89 @@ def layer_below(layer: keras.Layer, model: keras.Layer, kind: type):
     return None
 
 
-def residual_adds(model: keras.Layer) -> list[keras.Layer]:
-    """The `Add` layers of the layer graph that close a residual block.
+@dataclasses.dataclass(frozen=True, eq=False)
+class ResidualBlock:
+    """One residual addition `shortcut + branch` of a layer graph.
 
-    An `Add` is residual when one of its inputs, or the tensor a shortcut of
-    at most two single-input layers (a projection and its normalization)
-    starts from, is an ancestor of another of its inputs: `x + f(x)` or
-    `P(x) + f(x)`.
+    Attributes:
+        add: The `Add` layer.
+        branch: The layers computing the branch, in the container's order:
+            those between the block's input (`source`) and the `Add`.
+        source: The tensor both the shortcut and the branch start from.
+    """
+
+    add: keras.Layer
+    branch: tuple
+    source: object
+
+
+def residual_blocks(model: keras.Layer) -> list[ResidualBlock]:
+    """The residual additions of the layer graph, with their branches.
+
+    An `Add` closes a residual block when one of its inputs, or the tensor a
+    shortcut of at most two single-input layers (a projection and its
+    normalization) starts from, is an ancestor of its other input: `x + f(x)`
+    (identity shortcuts are looked for first) or `P(x) + f(x)`. Blocks built
+    inside a custom layer's `call` have no graph and are not found.
 
     Example:
 
     >>> x = keras.Input((4,))
-    >>> add = keras.layers.Add()
-    >>> model = keras.Model(x, add([x, keras.layers.Dense(4)(x)]))
-    >>> residual_adds(model) == [add]
+    >>> inner, outer = keras.layers.Dense(4, activation="relu"), keras.layers.Dense(4)
+    >>> model = keras.Model(x, keras.layers.Add()([x, outer(inner(x))]))
+    >>> [layer.name for layer in residual_blocks(model)[0].branch] == [
+    ...     inner.name, outer.name]
     True
     """
     found = []
     for container in _containers(model):
+        order = {id(op): i for i, op in enumerate(_operations(container))}
         for layer in container.layers:
             if not isinstance(layer, keras.layers.Add):
                 continue
-            inputs = _inputs(layer)
-            ancestry = [_ancestors(t, container) for t in inputs]
-            for i, tensor in enumerate(inputs):
-                starts = _shortcut_starts(tensor, container)
-                if any(
-                    id(start) in ancestry[j]
-                    for start in starts
-                    for j in range(len(inputs))
-                    if j != i
-                ):
-                    found.append(layer)
-                    break
+            block = _block(layer, container, order)
+            if block is not None:
+                found.append(block)
     return found
+
+
+def attention_projections(layer: keras.Layer) -> dict[str, keras.Layer]:
+    """`{"query", "key", "value", "output"} ->` a `MultiHeadAttention`'s
+    projection layers (Keras names them `query`, `key`, `value`,
+    `attention_output`); `{}` for any other layer."""
+    if not isinstance(layer, keras.layers.MultiHeadAttention):
+        return {}
+    names = {"query": "query", "key": "key", "value": "value"}
+    names["attention_output"] = "output"
+    return {names[sub.name]: sub for sub in layers(layer) if sub.name in names}
+
+
+def residual_adds(model: keras.Layer) -> list[keras.Layer]:
+    """The `Add` layers of `residual_blocks(model)`."""
+    return [block.add for block in residual_blocks(model)]
+
+
+def _block(add: keras.Layer, container, order: dict) -> ResidualBlock | None:
+    inputs = _inputs(add)
+    if len(inputs) != 2:
+        return None
+    ancestry = [_ancestors(t, container) for t in inputs]
+    starts = [_shortcut_starts(t, container) for t in inputs]
+    for depth in range(3):
+        for i in (0, 1):
+            branch = 1 - i
+            if depth < len(starts[i]) and id(starts[i][depth]) in ancestry[branch]:
+                source = starts[i][depth]
+                keep = ancestry[branch] | {id(inputs[branch])}
+                drop = _ancestors(source, container) | {id(source)}
+                layers = {}
+                for op in _operations(container):
+                    output = _output(op)
+                    if output is not None and id(output) in keep - drop:
+                        layers[id(op)] = op
+                branch_layers = sorted(layers.values(), key=lambda op: order[id(op)])
+                return ResidualBlock(add, tuple(branch_layers), source)
+    return None
 
 
 def _shortcut_starts(tensor, container, depth: int = 2) -> list:

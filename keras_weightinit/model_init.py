@@ -33,9 +33,10 @@ from keras_weightinit.initializers import (
     scheme_names,
 )
 from keras_weightinit.probe import forward
+from keras_weightinit.residual import check_recipe, plan
 from keras_weightinit.seeds import Seed, check_seed, spawn_seeds
 
-__all__ = ["LSUVReport", "check_lsuv_args", "draw", "initialize", "lsuv"]
+__all__ = ["InitReport", "LSUVReport", "check_lsuv_args", "draw", "initialize", "lsuv"]
 
 # Samples LSUV collects from a tf.data.Dataset or PyDataset.
 _DATASET_SAMPLES = 1024
@@ -232,6 +233,16 @@ def _auto(weight: Weight, model: keras.Model, seed: Seed, unknown: list):
     return _auto_initializer(family or "glorot", slope, seed)
 
 
+_SET_RULES = {"bias": "bias: 0", "gamma": "gamma: 1", "beta": "beta: 0"}
+
+
+def _describe(init) -> str:
+    """`HeNormal(negative_slope=0.0, mode='fan_in')`, seed left out."""
+    config = {k: v for k, v in init.get_config().items() if k != "seed"}
+    args = ", ".join(f"{k}={v!r}" for k, v in config.items())
+    return f"{type(init).__name__}({args})"
+
+
 def _assign_all(values: list) -> None:
     """Assigns `(variable, value)` pairs, or restores every one on failure."""
     snapshot = [(v, keras.ops.convert_to_numpy(v)) for v, _ in values]
@@ -248,11 +259,35 @@ def _assign_all(values: list) -> None:
 # initialize
 
 
+class InitReport(dict):
+    """What `initialize` did: `variable path -> initializer used`.
+
+    A plain dict (one entry per re-drawn weight) with `rules`, `variable path
+    -> the rule that set it, in words` (every weight `initialize` set, biases
+    and normalization weights included), and `alpha`, DeepNorm's residual
+    multiplier for the user's residual layers (None for other recipes).
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((4,)),
+    ...                           keras.layers.Dense(8, activation="relu")])
+    >>> report = initialize(model, "auto", seed=0)
+    >>> report.rules[model.layers[0].kernel.path]
+    "auto: HeNormal(negative_slope=0.0, mode='fan_in')"
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rules: dict[str, str] = {}
+        self.alpha: float | None = None
+
+
 def initialize(
     model: keras.Model,
     scheme: str | keras.initializers.Initializer = "auto",
     seed: Seed = None,
-) -> dict[str, keras.initializers.Initializer]:
+    residual: str | None = None,
+) -> InitReport:
     """Re-initializes every kernel-like weight of a built model, in place.
 
     Every kernel-like weight at any depth is re-drawn with the fans of its
@@ -302,15 +337,27 @@ def initialize(
             that int; each weight gets its own seed derived from it) or a
             `keras.random.SeedGenerator`. When None and `scheme` is an
             initializer with an int seed, that seed is used instead.
+        residual: None, or a residual-depth recipe applied on top of the
+            scheme to the residual blocks the layer graph holds
+            (`keras_weightinit.residual`): `"zero"` (the last kernel of each
+            branch, or its last normalization's gamma, is 0), `"fixup"`
+            (branch kernels x `L^(-1/(2m-2))`, the last of each branch and
+            the classifier 0), `"scaled"` (the last kernel of each branch x
+            `1/sqrt(M)`, M residual additions) or `"deepnorm"` (branch
+            kernels, of attention the value and output projections, x
+            `(4M)^(-1/4)`; `report.alpha = M^(1/4)` is for the residual
+            layers, `LN(alpha * x + f(x))`).
 
     Returns:
-        A dict `variable path -> initializer used`, one entry per re-drawn
-        weight, in the order of the model's weights.
+        An `InitReport`: a dict `variable path -> initializer used`, one
+        entry per re-drawn weight, in the order of the model's weights, with
+        `rules` (per variable, the rule that set it) and `alpha`.
 
     Raises:
-        ValueError: For an unknown scheme, a bad seed, a model that is not
-            built, has no kernel-like weight, or holds a weight of a layer
-            type the core does not know (named in the message). The model is
+        ValueError: For an unknown scheme or `residual`, a bad seed, a model
+            that is not built, has no kernel-like weight, holds a weight of a
+            layer type the core does not know (named in the message), or has
+            no residual addition when `residual` is set. The model is
             unchanged.
 
     Example:
@@ -331,6 +378,7 @@ def initialize(
     """
     check_model(model, "initialize")
     seed = check_seed(seed)
+    residual = check_recipe(residual)
     if isinstance(scheme, str):
         known = ["auto", *scheme_names()]
         if scheme not in known:
@@ -351,17 +399,32 @@ def initialize(
         seed = own if isinstance(own, int) and not isinstance(own, bool) else None
     seeds = spawn_seeds(seed, len(kernels))
 
-    used, values, unknown = {}, [], []
+    recipe = None if residual is None else plan(model, residual, found)
+    used, values, unknown = InitReport(), [], []
     for weight, weight_seed in zip(kernels, seeds, strict=True):
         if scheme == "auto":
             init = _auto(weight, model, weight_seed, unknown)
+            used.rules[weight.path] = f"auto: {_describe(init)}"
         elif isinstance(scheme, str):
             init = get_scheme(scheme, weight_seed)
+            used.rules[weight.path] = f"{scheme}: {_describe(init)}"
         else:
             init = _clone(scheme, weight_seed)
-        values.append((weight.variable, draw(init, weight, weight_seed)))
+            used.rules[weight.path] = _describe(init)
+        values.append((weight, draw(init, weight, weight_seed)))
         used[weight.path] = init
-    values += [(w.variable, _set_value(w)) for w in found if not w.kernel_like]
+    for weight in found:
+        if not weight.kernel_like:
+            values.append((weight, _set_value(weight)))
+            used.rules[weight.path] = _SET_RULES.get(weight.role, "set")
+            if getattr(weight.layer, "unit_forget_bias", False):
+                used.rules[weight.path] = "bias: 0, forget gate 1"
+    if recipe is not None:
+        used.alpha = recipe.alpha
+        values = [(w, value * recipe.factors.get(w.path, 1.0)) for w, value in values]
+        for path, rule in recipe.rules.items():
+            used.rules[path] = f"{used.rules[path]}; {rule}"
+    values = [(w.variable, value) for w, value in values]
     if unknown:
         warnings.warn(
             "initialize: unknown activation after layers "

@@ -47,6 +47,7 @@ from keras_weightinit.gains import activation_name
 
 __all__ = [
     "Observed",
+    "Projection",
     "forward",
     "ProbeResult",
     "Stop",
@@ -290,6 +291,7 @@ class ProbeResult:
         loss: The unscaled loss (None for the loss-free pass without `y`).
         order: The observed layers in the order they were first called.
         outputs: Each layer's output `h`.
+        inputs: Each layer's (first) input.
         pre: The pre-activation `z` of layers with their own `activation=`.
         signal: The backpropagated signal `dL/dh` at each output, and for a
             softmax or sigmoid output layer `dL/dz` at its logits, where a
@@ -300,6 +302,7 @@ class ProbeResult:
     loss: object
     order: list
     outputs: dict
+    inputs: dict
     pre: dict
     signal: dict
     weight_grads: list
@@ -347,8 +350,9 @@ def probe(
         loss: `"fit"` for `fit`'s loss (`model.compute_loss`); `"sum"` for
             the loss-free pass, the sum of the outputs (of the logits for a
             softmax or sigmoid output layer, since a softmax sums to 1
-            whatever its input); or a `keras.losses.Loss` / callable
-            `(y, y_pred)`, to which `model.losses` are added.
+            whatever its input); a `Projection` of an observed layer's
+            output; or a `keras.losses.Loss` / callable `(y, y_pred)`, to
+            which `model.losses` are added.
         training: The `training` argument of the model's call.
         scale: The loss scale (mixed precision); None reads the optimizer's
             for `"fit"` and uses 1 otherwise.
@@ -395,15 +399,33 @@ def probe(
         loss=value,
         order=observed,
         outputs=dict(seen.outputs),
+        inputs=dict(seen.inputs),
         pre=dict(seen.pre),
         signal=signal,
         weight_grads=weight_grads,
     )
 
 
+@dataclasses.dataclass
+class Projection:
+    """A loss-free probe target: `sum(h * weights)`, `h` a layer's input.
+
+    Its gradient is the Jacobian of the features `h` that `layer` takes,
+    projected on `weights` (over the last axis), with respect to everything
+    below: how the signal propagates where `layer` is zero (a
+    zero-initialized classifier) and lets no loss gradient through.
+    """
+
+    layer: keras.Layer
+    weights: np.ndarray
+
+
 def _loss(model, x, y, y_pred, loss, seen: Observed):
     """`(total, value)`: the loss to differentiate and the one to report."""
     ops = keras.ops
+    if isinstance(loss, Projection):
+        h = ops.cast(seen.inputs[id(loss.layer)], "float32")
+        return ops.sum(h * ops.convert_to_tensor(loss.weights, "float32")), None
     if isinstance(loss, str) and loss == "sum":
         total = sum(
             ops.sum(ops.cast(t, "float32")) for t in _output_logits(y_pred, seen)
@@ -479,6 +501,9 @@ def _torch(run, trainable, wanted):
     value = None if value is None else value.detach()
     seen.outputs = {k: t.detach() for k, t in seen.outputs.items()}
     seen.pre = {k: t.detach() for k, t in seen.pre.items()}
+    seen.inputs = {
+        k: t.detach() if hasattr(t, "detach") else t for k, t in seen.inputs.items()
+    }
     return value, seen, logits, dict(zip([*keys, *wanted], found, strict=True))
 
 

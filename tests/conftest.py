@@ -13,6 +13,7 @@ tf.config.set_logical_device_configuration(
 )
 
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
@@ -25,3 +26,17 @@ def mirrored_strategy():
     process normally has one, and so does the test session.
     """
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's digits in [0, 1], shuffled once: `(x, y)`, all 1797.
+
+    Test modules that want fewer samples define their own `digits`.
+    """
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    order = np.random.default_rng(0).permutation(len(data.data))
+    x = (data.data[order] / 16.0).astype("float32")
+    return x, data.target[order].astype("int32")

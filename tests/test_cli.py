@@ -375,7 +375,7 @@ def test_the_command_line_defaults_are_compare_configs():
     )
     defaults = dataclasses.asdict(CompareConfig())
     options = [a for a in commands.choices["compare"]._actions if a.dest in defaults]
-    assert len(options) == 12
+    assert len(options) == 13
     for action in options:
         assert action.default is None, action.dest  # CompareConfig fills it in
         value = defaults[action.dest]
