@@ -46,6 +46,16 @@ __all__ = [
     "lsuv",
     "pretrain_dbn",
     "scheme_names",
+    "CoordCheck",
+    "MuAdam",
+    "MuAdamW",
+    "MuMultiHeadAttention",
+    "MuReadout",
+    "MuSGD",
+    "coord_check",
+    "lr_transfer",
+    "mup_multipliers",
+    "set_base_shapes",
 ]
 
 # The module that defines each public name.
@@ -73,6 +83,16 @@ _SOURCES = {
     "lsuv": "model_init",
     "pretrain_dbn": "pretraining",
     "RBM": "rbm",
+    "CoordCheck": "mup_checks",
+    "coord_check": "mup_checks",
+    "lr_transfer": "mup_checks",
+    "MuAdam": "mup",
+    "MuAdamW": "mup",
+    "MuMultiHeadAttention": "mup",
+    "MuReadout": "mup",
+    "MuSGD": "mup",
+    "mup_multipliers": "mup",
+    "set_base_shapes": "mup",
 }
 
 # Submodules that `kwi.<name>` imports on first access, as the eager package
@@ -94,12 +114,15 @@ _SUBMODULES = frozenset(
         "pretraining",
         "probe",
         "rbm",
+        "mup",
+        "mup_checks",
+        "mup_cli",
         "seeds",
     }
 )
 
 # The modules whose import registers classes with Keras's serialization.
-_REGISTERING = ("initializers", "rbm")
+_REGISTERING = ("initializers", "rbm", "mup")
 
 if TYPE_CHECKING:  # what static tools see; at run time `__getattr__` imports
     from keras_weightinit.callbacks import DBNPretrain, LSUVInit
@@ -120,6 +143,16 @@ if TYPE_CHECKING:  # what static tools see; at run time `__getattr__` imports
         scheme_names,
     )
     from keras_weightinit.model_init import LSUVReport, initialize, lsuv
+    from keras_weightinit.mup import (
+        MuAdam,
+        MuAdamW,
+        MuMultiHeadAttention,
+        MuReadout,
+        MuSGD,
+        mup_multipliers,
+        set_base_shapes,
+    )
+    from keras_weightinit.mup_checks import CoordCheck, coord_check, lr_transfer
     from keras_weightinit.pretraining import pretrain_dbn
     from keras_weightinit.rbm import RBM
 

@@ -1,4 +1,4 @@
-"""Command line: `keras-weightinit compare [options]`.
+"""Command line: `keras-weightinit compare|coord-check|transfer [options]`.
 
 Arguments are parsed and checked before Keras or TensorFlow is imported, so
 `--help` and a bad argument answer at once; the defaults are `CompareConfig`'s.
@@ -56,7 +56,16 @@ def _options() -> dict[str, dict]:
             "help": "digits, mnist, fashion_mnist or a .npz path with x_train, "
             f"y_train, x_test, y_test (default {_default('dataset')})"
         },
-        "depth": {"type": int, "help": f"hidden layers (default {_default('depth')})"},
+        "model": {
+            "choices": ("mlp", "resmlp"),
+            "help": "mlp, or resmlp: residual blocks without normalization, "
+            "whose schemes may carry a recipe (he+zero, he+fixup, he+scaled, "
+            f"auto+deepnorm) (default {_default('model')})",
+        },
+        "depth": {
+            "type": int,
+            "help": f"hidden layers, or residual blocks (default {_default('depth')})",
+        },
         "width": {
             "type": int,
             "help": f"units per hidden layer (default {_default('width')})",
@@ -123,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
         + ", ".join(f"{k} {v}" for k, v in QUICK.items())
         + "); options given with it still apply",
     )
+    from keras_weightinit import mup_cli  # no Keras: argument parsing only
+
+    mup_cli.add_commands(commands)
     return parser
 
 
@@ -195,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         (argparse raises `SystemExit(2)` for the ones it finds itself).
     """
     args = _parser().parse_args(argv)
+    if args.command != "compare":  # coord-check, transfer (µP)
+        from keras_weightinit import mup_cli
+
+        return mup_cli.run(args)
     config = _config(args)
     try:  # no Keras needed: before TensorFlow starts
         check_config(config)

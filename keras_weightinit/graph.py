@@ -19,7 +19,8 @@ module, so they all see the same layers with the same roles and fans.
 
 Private Keras names are used only here, where no public route exists:
 `Layer._flatten_layers` (the sublayers of any layer, tracked by Keras),
-`Operation._inbound_nodes` (whether a layer is shared) and the
+`Operation._inbound_nodes` (whether a layer is shared),
+`MultiHeadAttention._inverse_sqrt_key_dim` (µP's attention scale) and the
 name-scope stack (the layer that is creating a variable, read by the
 initializers' seed rule for copies). `tests/test_graph.py` fails loudly if Keras changes
 either.
@@ -117,6 +118,20 @@ def _sublayers(layer: keras.Layer, recursive: bool = True) -> list[keras.Layer]:
 def called_once(layer: keras.Layer) -> bool:
     """Whether `layer` has one node in a layer graph (is not shared)."""
     return len(getattr(layer, "_inbound_nodes", ())) == 1
+
+
+def set_attention_scale(layer: keras.Layer, scale: float) -> None:
+    """Sets the factor a `MultiHeadAttention` multiplies its logits by.
+
+    Keras keeps it as `_inverse_sqrt_key_dim` (`1 / sqrt(key_dim)`), read in
+    `_compute_attention`; µP's attention uses `1 / d` scaling instead.
+    """
+    if not hasattr(layer, "_inverse_sqrt_key_dim"):
+        raise RuntimeError(
+            "keras_weightinit: this Keras's MultiHeadAttention has no "
+            "`_inverse_sqrt_key_dim`; the µP attention scale cannot be set."
+        )
+    layer._inverse_sqrt_key_dim = float(scale)
 
 
 def current_scope() -> keras.Layer | None:

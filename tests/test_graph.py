@@ -16,6 +16,15 @@ def test_the_private_keras_names_the_core_uses_still_exist():
     block(np.zeros((1, 3, 8), "float32"), np.zeros((1, 3, 8), "float32"))
     names = {layer.name for layer in graph.layers(block)}
     assert {"query", "key", "value", "attention_output"} <= names
+    assert set(graph.attention_projections(block)) == {
+        "query",
+        "key",
+        "value",
+        "output",
+    }
+    assert block._inverse_sqrt_key_dim == pytest.approx(1 / 2)  # key_dim 4
+    graph.set_attention_scale(block, 0.25)
+    assert block._inverse_sqrt_key_dim == 0.25
 
     seen = []
 

@@ -1,0 +1,507 @@
+"""µP's coordinate check and learning-rate transfer sweep, on small models.
+
+- `coord_check(make_model, widths, x, y, ...)`: trains each width a few
+  steps and records the mean `|activation|` of every layer after each step.
+  Under µP the curves are flat in width; under the standard parametrization
+  they grow (Tensor Programs V, Fig. 5).
+- `lr_transfer(widths, learning_rates, ...)`: training loss against the
+  learning rate, one curve per width, for both parametrizations, on the
+  digits data set (Tensor Programs V, Fig. 1 at small scale).
+- `digits_mlp`: the MLP `64 -> w -> w -> 10` (ReLU, `MuReadout`) both use.
+
+The commands `keras-weightinit coord-check` and `keras-weightinit transfer`
+run them (`keras_weightinit.mup_cli`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+
+from keras_weightinit import graph
+from keras_weightinit.checks import positive_int, positive_number
+from keras_weightinit.mup import MuAdam, MuReadout, MuSGD, set_base_shapes
+
+__all__ = [
+    "CoordCheck",
+    "TransferResult",
+    "coord_check",
+    "digits",
+    "digits_mlp",
+    "lr_transfer",
+    "plot_coord_checks",
+]
+
+_OPTIMIZERS = ("adam", "sgd")
+
+
+def digits(max_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`sklearn.datasets.load_digits` as `(x / 16, y)`: 1797 8x8 images, no download.
+
+    Example:
+
+    >>> x, y = digits(128)
+    >>> x.shape, int(y.max())
+    ((128, 64), 9)
+    """
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.data / 16.0).astype("float32")
+    y = data.target.astype("int32")
+    if max_samples is not None:
+        x, y = x[:max_samples], y[:max_samples]
+    return x, y
+
+
+def digits_mlp(width: int, depth: int = 2, classes: int = 10) -> keras.Model:
+    """The MLP `64 -> width x depth -> classes`, ReLU, with a `MuReadout`.
+
+    Args:
+        width: Units per hidden layer.
+        depth: Hidden layers.
+        classes: Output units (logits).
+
+    Example:
+
+    >>> [layer.units for layer in digits_mlp(32).layers]
+    [32, 32, 10]
+
+    Reference:
+        Yang et al., "Tensor Programs V", 2022 (the MLP of its Fig. 3).
+    """
+    width = positive_int("width", width)
+    layers = [keras.Input((64,))]
+    for i in range(positive_int("depth", depth)):
+        layers.append(keras.layers.Dense(width, activation="relu", name=f"hidden{i}"))
+    layers.append(MuReadout(positive_int("classes", classes), name="readout"))
+    return keras.Sequential(layers, name=f"mlp_{width}")
+
+
+def _check_widths(widths) -> list[int]:
+    try:
+        values = [positive_int("widths", w) for w in widths]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) < 2 or len(set(values)) != len(values):
+        raise ValueError(
+            "Argument `widths` must be at least two distinct positive ints. "
+            f"Received: widths={widths!r}"
+        )
+    return sorted(values)
+
+
+def _optimizer(name: str, learning_rate: float, mup: bool):
+    if name not in _OPTIMIZERS:
+        raise ValueError(
+            "Argument `optimizer` must be 'adam' or 'sgd'. "
+            f"Received: optimizer={name!r}"
+        )
+    if mup:
+        return (MuAdam if name == "adam" else MuSGD)(learning_rate)
+    return (keras.optimizers.Adam if name == "adam" else keras.optimizers.SGD)(
+        learning_rate
+    )
+
+
+def _logits_loss():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _prepare(make_model, width: int, base_width: int, mup: bool, seed: int):
+    """A model of `width`: µP with base `base_width`, or He/Glorot ("auto")."""
+    keras.utils.set_random_seed(seed)
+    model = make_model(width)
+    if mup:
+        set_base_shapes(model, make_model(base_width), seed=seed)
+    else:
+        from keras_weightinit.model_init import initialize
+
+        initialize(model, "auto", seed=seed)
+    return model
+
+
+@dataclasses.dataclass
+class CoordCheck:
+    """What `coord_check` measured: mean `|activation|` per width, step, layer.
+
+    Attributes:
+        parametrization: `"mup"` or `"sp"`.
+        widths: The widths, ascending.
+        steps: Training steps taken (recorded after each, 1..steps).
+        layers: The layer paths, input to output.
+        values: `values[layer][step - 1][i]` is the mean `|activation|` of
+            `layer` after `step` steps at `widths[i]`.
+
+    Example:
+
+    >>> result = CoordCheck("mup", [64, 128], 1, ["readout"], {"readout": [[1, 1.5]]})
+    >>> result.growth("readout")
+    1.5
+    """
+
+    parametrization: str
+    widths: list[int]
+    steps: int
+    layers: list[str]
+    values: dict[str, list[list[float]]]
+
+    def growth(self, layer: str | None = None, step: int | None = None) -> float:
+        """`max / min` over widths of `layer`'s value (default: last layer, step)."""
+        layer = self.layers[-1] if layer is None else layer
+        row = self.values[layer][(step or self.steps) - 1]
+        return float(max(row) / max(min(row), 1e-30))
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    def plot(self, path: str) -> str:
+        """Writes the figure (`|activation|` vs width, a line per layer, step)."""
+        return plot_coord_checks([self], path)
+
+
+def _layer_outputs(model: keras.Model) -> list[keras.Layer]:
+    return [layer for layer in model.layers if layer.weights]
+
+
+def coord_check(
+    make_model: Callable[[int], keras.Model],
+    widths: Sequence[int],
+    x,
+    y,
+    steps: int = 3,
+    optimizer: str = "adam",
+    learning_rate: float | None = None,
+    mup: bool = True,
+    base_width: int | None = None,
+    loss=None,
+    seed: int = 0,
+) -> CoordCheck:
+    """µP's coordinate check: mean `|activation|` per width after each step.
+
+    For each width `n`, `make_model(n)` is built, parametrized (µP:
+    `set_base_shapes(model, make_model(base_width))` and `MuAdam`/`MuSGD`;
+    standard: `initialize(model, "auto")`, He/Glorot, and `Adam`/`SGD` with one
+    learning rate), trained `steps` steps on the batch `(x, y)`, and after
+    each step every layer's output on `x` is reduced to `mean(|h|)`. Under µP
+    these stay `Θ(1)` in `n`; under the standard parametrization with Adam
+    the logits grow like `n`.
+
+    Args:
+        make_model: `width -> keras.Model` (Sequential or functional, built),
+            ending in a `MuReadout` for µP.
+        widths: At least two widths.
+        x: One batch of inputs.
+        y: Its targets.
+        steps: Training steps.
+        optimizer: `"adam"` or `"sgd"`.
+        learning_rate: Default 0.03 for Adam, 0.1 for SGD.
+        mup: µP (True) or the standard parametrization.
+        base_width: µP's base width (default the smallest width).
+        loss: The Keras loss (default sparse categorical cross-entropy on
+            logits: a `MuReadout` has no softmax).
+        seed: Seeds the initialization.
+
+    Returns:
+        A `CoordCheck`.
+
+    Example:
+
+    >>> x, y = digits(64)
+    >>> result = coord_check(digits_mlp, [32, 64], x, y, steps=1)
+    >>> result.layers
+    ['hidden0', 'hidden1', 'readout']
+
+    Reference:
+        Yang et al., "Tensor Programs V", 2022, section 6 and Appendix D.1
+        (coordinate check).
+    """
+    widths = _check_widths(widths)
+    steps = positive_int("steps", steps)
+    if optimizer not in _OPTIMIZERS:
+        raise ValueError(
+            "Argument `optimizer` must be 'adam' or 'sgd'. "
+            f"Received: optimizer={optimizer!r}"
+        )
+    if learning_rate is None:
+        learning_rate = 0.03 if optimizer == "adam" else 0.1
+    learning_rate = positive_number("learning_rate", learning_rate)
+    base_width = (
+        widths[0] if base_width is None else positive_int("base_width", base_width)
+    )
+    x, y = np.asarray(x), np.asarray(y)
+    loss = _logits_loss() if loss is None else loss
+
+    values: dict[str, list[list[float]]] = {}
+    names: list[str] = []
+    for width in widths:
+        model = _prepare(make_model, width, base_width, mup, seed)
+        model.compile(optimizer=_optimizer(optimizer, learning_rate, mup), loss=loss)
+        watched = _layer_outputs(model)
+        names = [graph.layer_path(layer, model) for layer in watched]
+        probe = keras.Model(model.inputs[0], [layer.output for layer in watched])
+        for step in range(steps):
+            model.train_on_batch(x, y)
+            outputs = probe(x, training=False)
+            outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            for name, out in zip(names, outputs, strict=True):
+                table = values.setdefault(name, [[] for _ in range(steps)])
+                mean = float(np.mean(np.abs(keras.ops.convert_to_numpy(out))))
+                table[step].append(mean)
+    return CoordCheck("mup" if mup else "sp", widths, steps, names, values)
+
+
+def plot_coord_checks(results: Sequence[CoordCheck], path: str) -> str:
+    """One panel per result: `|activation|` vs width, a line per layer and step.
+
+    Args:
+        results: `CoordCheck`s (e.g. µP and the standard parametrization).
+        path: The PNG to write.
+
+    Returns:
+        `path`.
+
+    Example:
+
+    >>> result = CoordCheck("mup", [64, 128], 1, ["readout"], {"readout": [[1, 1]]})
+    >>> import tempfile; path = plot_coord_checks([result], tempfile.mktemp(".png"))
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    titles = {"mup": "µP", "sp": "standard parametrization"}
+    fig, axes = plt.subplots(
+        1, len(results), figsize=(5.2 * len(results), 4.2), squeeze=False, sharey=True
+    )
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, result in zip(axes[0], results, strict=True):
+        for i, layer in enumerate(result.layers):
+            for step in range(result.steps):
+                ax.plot(
+                    result.widths,
+                    result.values[layer][step],
+                    marker="o",
+                    color=colors[i % len(colors)],
+                    alpha=0.35 + 0.65 * (step + 1) / result.steps,
+                    label=f"{layer}, step {step + 1}",
+                )
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("width")
+        ax.set_title(
+            f"{titles.get(result.parametrization, result.parametrization)}: "
+            f"logits x{result.growth():.1f} over widths"
+        )
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("mean |activation|")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------
+# learning-rate transfer
+
+
+@dataclasses.dataclass
+class TransferResult:
+    """Training loss per parametrization, width and learning rate.
+
+    Attributes:
+        widths: The widths.
+        learning_rates: The learning rates, ascending.
+        losses: `losses[parametrization][str(width)][j]`, the training loss
+            after training at `learning_rates[j]` (NaN when it diverged).
+        optimizer: `"adam"` or `"sgd"`.
+        epochs: Epochs per run.
+
+    Example:
+
+    >>> result = TransferResult([64, 128], [0.01, 0.1], {"mup": {"64": [1.0, 0.5],
+    ...     "128": [0.9, 0.4]}}, "adam", 1)
+    >>> result.best_learning_rates("mup")
+    {64: 0.1, 128: 0.1}
+    """
+
+    widths: list[int]
+    learning_rates: list[float]
+    losses: dict[str, dict[str, list[float]]]
+    optimizer: str
+    epochs: int
+
+    def best_learning_rates(self, parametrization: str) -> dict[int, float]:
+        """`width -> learning rate of the lowest loss`."""
+        best = {}
+        for width in self.widths:
+            row = np.asarray(self.losses[parametrization][str(width)], float)
+            row = np.where(np.isfinite(row), row, np.inf)
+            best[width] = float(self.learning_rates[int(np.argmin(row))])
+        return best
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (NaN as null), with the best learning rates."""
+        data = dataclasses.asdict(self)
+        data["losses"] = {
+            p: {
+                w: [v if math.isfinite(v) else None for v in row]
+                for w, row in d.items()
+            }
+            for p, d in self.losses.items()
+        }
+        data["best_learning_rates"] = {
+            p: {str(k): v for k, v in self.best_learning_rates(p).items()}
+            for p in self.losses
+        }
+        return data
+
+    def plot(self, path: str) -> str:
+        """Writes the figure: loss vs learning rate, a curve per width, a panel
+        per parametrization."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        titles = {"sp": "standard parametrization", "mup": "µP"}
+        parts = [p for p in ("sp", "mup") if p in self.losses]
+        fig, axes = plt.subplots(
+            1, len(parts), figsize=(5.2 * len(parts), 4.2), squeeze=False, sharey=True
+        )
+        for ax, part in zip(axes[0], parts, strict=True):
+            best = self.best_learning_rates(part)
+            for width in self.widths:
+                row = np.asarray(self.losses[part][str(width)], float)
+                (line,) = ax.plot(
+                    self.learning_rates, row, marker="o", label=f"width {width}"
+                )
+                ax.axvline(best[width], color=line.get_color(), ls=":", alpha=0.6)
+            ax.set_xscale("log")
+            ax.set_xlabel(f"learning rate ({self.optimizer})")
+            ax.set_title(titles[part])
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0][0].set_ylabel(f"training loss after {self.epochs} epochs")
+        finite = [
+            v
+            for d in self.losses.values()
+            for row in d.values()
+            for v in row
+            if math.isfinite(v)
+        ]
+        if finite:
+            axes[0][0].set_ylim(
+                max(min(finite) * 0.8, 1e-3), min(max(finite), 3.0) * 1.1
+            )
+        axes[0][0].set_yscale("log")
+        axes[0][-1].legend()
+        fig.tight_layout()
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+
+def lr_transfer(
+    widths: Sequence[int] = (64, 256, 1024),
+    learning_rates: Sequence[float] | None = None,
+    epochs: int = 5,
+    optimizer: str = "adam",
+    batch_size: int = 128,
+    parametrizations: Sequence[str] = ("sp", "mup"),
+    seed: int = 0,
+    verbose: int = 0,
+) -> TransferResult:
+    """Training loss vs learning rate per width, for µP and the standard one.
+
+    Each run trains `digits_mlp(width)` on the digits data for `epochs`
+    epochs (µP: base width `min(widths)`, `MuAdam`/`MuSGD`; standard:
+    He/Glorot and `Adam`/`SGD`) and reports the loss on the whole training
+    set. Under µP the best learning rate stays put as the width grows; under
+    the standard parametrization with Adam it moves down.
+
+    Args:
+        widths: At least two widths.
+        learning_rates: Default `10 ** linspace(-4, -0.5, 8)` for Adam,
+            `10 ** linspace(-2.5, 1, 8)` for SGD.
+        epochs: Epochs per run.
+        optimizer: `"adam"` or `"sgd"`.
+        batch_size: Batch size.
+        parametrizations: Any of `"sp"`, `"mup"`.
+        seed: Seeds data order and initialization (the same for all runs).
+        verbose: 1: a line per run.
+
+    Returns:
+        A `TransferResult`.
+
+    Example:
+
+    >>> result = lr_transfer([16, 32], [1e-3, 1e-2], epochs=1)
+    >>> sorted(result.losses)
+    ['mup', 'sp']
+
+    Reference:
+        Yang et al., "Tensor Programs V", 2022, Fig. 1.
+    """
+    widths = _check_widths(widths)
+    epochs = positive_int("epochs", epochs)
+    batch_size = positive_int("batch_size", batch_size)
+    if optimizer not in _OPTIMIZERS:
+        raise ValueError(
+            "Argument `optimizer` must be 'adam' or 'sgd'. "
+            f"Received: optimizer={optimizer!r}"
+        )
+    if learning_rates is None:
+        low, high = (-4.0, -0.5) if optimizer == "adam" else (-2.5, 1.0)
+        learning_rates = [float(v) for v in 10 ** np.linspace(low, high, 8)]
+    learning_rates = sorted(
+        positive_number("learning_rates", v) for v in learning_rates
+    )
+    if not learning_rates:
+        raise ValueError(
+            "Argument `learning_rates` must hold at least one positive number. "
+            f"Received: learning_rates={learning_rates!r}"
+        )
+    for part in parametrizations:
+        if part not in ("sp", "mup"):
+            raise ValueError(
+                "Argument `parametrizations` must hold 'sp' and/or 'mup'. "
+                f"Received: parametrizations={parametrizations!r}"
+            )
+    x, y = digits()
+    losses: dict[str, dict[str, list[float]]] = {}
+    for part in parametrizations:
+        mup = part == "mup"
+        for width in widths:
+            row = []
+            for lr in learning_rates:
+                model = _prepare(digits_mlp, width, widths[0], mup, seed)
+                model.compile(
+                    optimizer=_optimizer(optimizer, lr, mup),
+                    loss=_logits_loss(),
+                )
+                model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+                loss = float(model.evaluate(x, y, batch_size=512, verbose=0))
+                row.append(loss if math.isfinite(loss) else float("nan"))
+                if verbose:
+                    print(f"{part:>3} width {width:>5} lr {lr:.2e}: loss {loss:.4f}")
+            losses.setdefault(part, {})[str(width)] = row
+    return TransferResult(widths, learning_rates, losses, optimizer, epochs)
+
+
+def write_json(data: dict, path: str) -> str:
+    """Writes `data` as indented JSON to `path` (folders made)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)
+    return path
