@@ -40,3 +40,32 @@ def digits():
     order = np.random.default_rng(0).permutation(len(data.data))
     x = (data.data[order] / 16.0).astype("float32")
     return x, data.target[order].astype("int32")
+
+
+@pytest.fixture(scope="session")
+def run_on_backend():
+    """`run(backend, *args) -> dict`: runs Python on another Keras backend.
+
+    Keras fixes its backend when it is imported, so a check on JAX or PyTorch
+    runs in a subprocess with `KERAS_BACKEND` set (`args` as `python`'s
+    arguments: a script path, or `"-c", code`); the last line of its output
+    that starts with `{` is returned, parsed as JSON.
+    """
+    import json
+    import subprocess
+    import sys
+
+    def run(backend: str, *args: str) -> dict:
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        done = subprocess.run(
+            [sys.executable, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        assert done.returncode == 0 and lines, done.stderr[-3000:]
+        return json.loads(lines[-1])
+
+    return run

@@ -26,19 +26,9 @@ NAMES = [
 _RESULTS: dict = {}
 
 
-def _results(backend: str) -> dict:
+def _results(backend: str, run_on_backend) -> dict:
     if backend not in _RESULTS:
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        done = subprocess.run(
-            [sys.executable, str(CHECKS)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=600,
-        )
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        assert done.returncode == 0 and lines, done.stderr[-3000:]
-        report = json.loads(lines[-1])
+        report = run_on_backend(backend, str(CHECKS))
         assert report["backend"] == backend
         _RESULTS[backend] = report["results"]
     return _RESULTS[backend]
@@ -47,8 +37,8 @@ def _results(backend: str) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_every_feature_works_on_every_backend(backend, name):
-    results = _results(backend)
+def test_every_feature_works_on_every_backend(backend, name, run_on_backend):
+    results = _results(backend, run_on_backend)
     assert set(results) == set(NAMES)  # no check left out
     assert results[name] == "ok", results[name]
 

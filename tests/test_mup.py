@@ -258,18 +258,8 @@ print(json.dumps(out))
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_mup_on_other_backends(backend):
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(
-        [sys.executable, "-c", _BACKEND_CHECK],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    out = json.loads(lines[-1])
+def test_mup_on_other_backends(backend, run_on_backend):
+    out = run_on_backend(backend, "-c", _BACKEND_CHECK)
     assert out["backend"] == backend
     assert max(out["mup"]) < 2 and out["sp"] > 4
     expected = _expected(128, 32, "adam")
