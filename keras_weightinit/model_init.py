@@ -18,6 +18,7 @@ import warnings
 
 import keras
 import numpy as np
+from keras import ops
 
 from keras_weightinit import graph
 from keras_weightinit.checks import positive_int, positive_number
@@ -140,7 +141,7 @@ def _matrix_view(weight: Weight):
     """
     shape = weight.shape
     if weight.role == "kernel" and isinstance(weight.layer, CONV_TRANSPOSE):
-        return (*shape[:-2], shape[-1], shape[-2]), lambda v: np.swapaxes(v, -1, -2)
+        return (*shape[:-2], shape[-1], shape[-2]), lambda v: ops.swapaxes(v, -1, -2)
     if weight.role == "kernel" and isinstance(weight.layer, keras.layers.EinsumDense):
         ins, outs = graph.einsum_axes(weight.layer.equation)
         order = ins + outs
@@ -148,24 +149,26 @@ def _matrix_view(weight: Weight):
             permuted = [shape[i] for i in order]
 
             def back(values):
-                return values.reshape(permuted).transpose(np.argsort(order))
+                inverse = [int(i) for i in np.argsort(order)]
+                return ops.transpose(ops.reshape(values, permuted), inverse)
 
             return (weight.fan_in, weight.fan_out), back
     return shape, lambda v: v
 
 
-def draw(init, weight: Weight, seed: Seed = None) -> np.ndarray:
+def draw(init, weight: Weight, seed: Seed = None):
     """`init`'s values for `weight`, drawn with the weight's fans and gates.
 
     Each gate block of a recurrent kernel is drawn on its own, from a copy of
-    `init` with a seed derived from `seed`.
+    `init` with a seed derived from `seed`. The values stay on the backend's
+    device (a tensor).
 
     Example:
 
     >>> model = keras.Sequential([keras.Input((5, 3)), keras.layers.LSTM(4)])
     >>> recurrent = [w for w in graph.weights(model)
     ...              if w.role == "recurrent_kernel"][0]
-    >>> q = draw(Orthogonal(), recurrent, seed=0)
+    >>> q = keras.ops.convert_to_numpy(draw(Orthogonal(), recurrent, seed=0))
     >>> bool(np.allclose(q[:, :4].T @ q[:, :4], np.eye(4), atol=1e-5))
     True
     """
@@ -173,16 +176,15 @@ def draw(init, weight: Weight, seed: Seed = None) -> np.ndarray:
     dtype = weight.variable.dtype
     fans = (weight.fan_in, weight.fan_out)
     if weight.gates == 1:
-        values = draw_with_fans(init, view, dtype, fans)
-        return back(np.asarray(keras.ops.convert_to_numpy(values)))
+        return back(ops.convert_to_tensor(draw_with_fans(init, view, dtype, fans)))
     block = (*view[:-1], view[-1] // weight.gates)
     parts = [
-        keras.ops.convert_to_numpy(
+        ops.convert_to_tensor(
             draw_with_fans(_clone(init, block_seed), block, dtype, fans)
         )
         for block_seed in spawn_seeds(seed, weight.gates)
     ]
-    return back(np.concatenate(parts, axis=-1))
+    return back(ops.concatenate(parts, axis=-1))
 
 
 def _clone(initializer, seed: Seed):
