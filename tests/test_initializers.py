@@ -582,3 +582,34 @@ def test_copies_of_one_instance_give_every_layer_its_own_kernel(how):
         # two copies of the same model, layer names kept: the same weights
         for a, b in zip(kernels, _kernels(copies[1]), strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------
+# on the device: traced draws
+
+
+@pytest.mark.parametrize("make", [kwi.HeNormal, kwi.XavierUniform, kwi.Orthogonal])
+def test_a_traced_draw_is_a_few_ops_not_a_constant_of_the_kernel(make):
+    import tensorflow as tf
+
+    init = make()
+
+    def draw():
+        return init((2048, 2048))
+
+    graph = tf.function(draw, autograph=False).get_concrete_function().graph
+    assert len(graph.as_graph_def().SerializeToString()) < 100_000  # 16 MB of values
+
+
+def test_an_unseeded_traced_draw_is_fresh_on_every_run_and_a_seeded_one_replays():
+    import tensorflow as tf
+
+    unseeded, seeded = kwi.HeNormal(), kwi.HeNormal(seed=3)
+    fresh = tf.function(lambda: unseeded((4, 4)), autograph=False)
+    fixed = tf.function(lambda: seeded((4, 4)), autograph=False)
+    assert not np.allclose(fresh().numpy(), fresh().numpy())
+    np.testing.assert_array_equal(fixed().numpy(), fixed().numpy())
+    keras.utils.set_random_seed(5)
+    first = kwi.HeNormal()((4, 4)).numpy()
+    keras.utils.set_random_seed(5)
+    np.testing.assert_array_equal(first, kwi.HeNormal()((4, 4)).numpy())
