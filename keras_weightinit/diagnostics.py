@@ -288,6 +288,8 @@ def diagnose(
 
     - `exploding` if any output, gradient or the loss is not finite, or
       `r_g > 1e2`, or `r_a > 1e2`;
+    - `symmetric` if a hidden layer's units can never become different
+      (below);
     - `vanishing` if `r_g < 1e-2` (the first layer receives less than 1% of
       the signal the last sends back), or `r_a < 1e-2` (the forward signal
       has collapsed), or no gradient reaches the last layer;
@@ -305,6 +307,23 @@ def diagnose(
     are normalized everywhere but their classifier: `r_a` is about 1 (their
     raw `g_first / g_last` is about 1e3, which read as it was for MLPs would
     be a false alarm).
+
+    Zero-initialized layers (the residual recipes' `zero` and `fixup`): a
+    layer whose kernel is exactly zero outputs nothing yet, so its row is
+    left out of both ratios (the signal is judged on the layers that carry
+    it). When the output layer's kernel is zero (Fixup's classifier), no
+    loss gradient passes before the first step; the backward signal is then
+    that of `sum(h * r)`, `h` the features the output layer takes and `r` a
+    fixed random direction (`probe.Projection`): the Jacobian of the last
+    hidden features with respect to each layer, and `g_last` is the signal
+    at `h` itself. So the 32-block residual MLP is `healthy` under `zero`
+    and `fixup` (ratios about 1) and `exploding` without a recipe (about
+    5e4).
+
+    `symmetric` when a layer's units have equal incoming weights and equal
+    weight gradients (all-zero or constant networks): they compute the same
+    thing and get the same update, so they never become different. Groups of
+    kernels with equal values are listed in `report.identical`.
 
     Without `y`'s loss (a model that is not compiled and no `loss`), the
     default loss is `keras_weightinit.probe.default_loss`'s: sparse
