@@ -348,7 +348,7 @@ class MuMultiHeadAttention(keras.layers.MultiHeadAttention):
     @property
     def attention_scale(self) -> float:
         """`sqrt(base_key_dim) / key_dim`, the factor of the logits."""
-        return math.sqrt(self.base_key_dim) / self._key_dim
+        return math.sqrt(self.base_key_dim) / self.key_dim
 
     def set_base_key_dim(self, base_key_dim: int) -> None:
         """Sets the base head size (and with it the attention scale)."""
@@ -705,14 +705,12 @@ def set_base_shapes(
         if isinstance(layer, MuMultiHeadAttention) and isinstance(
             base_layer, keras.layers.MultiHeadAttention
         ):
-            layer.set_base_key_dim(int(base_layer._key_dim))
+            layer.set_base_key_dim(int(base_layer.key_dim))
 
     snapshot = [(v, keras.ops.convert_to_numpy(v)) for v, _ in values]
     try:
         for variable, value in values:
-            variable.assign(
-                value.astype(keras.backend.standardize_dtype(variable.dtype))
-            )
+            variable.assign(keras.ops.cast(value, variable.dtype))
     except BaseException:
         for variable, value in snapshot:
             variable.assign(value)
