@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_weightinit.data import Stream, is_stream
 from keras_weightinit.model_init import check_lsuv_args, lsuv
 from keras_weightinit.pretraining import check_pretrain_args, pretrain_dbn
 
@@ -39,24 +40,30 @@ class DBNPretrain(_OnFirstFit):
     histories in `self.result`.
 
     Args:
-        x: The pretraining inputs: an array, a batched `tf.data.Dataset` of `x`
-            or `(x, y)`, or a `keras.utils.PyDataset`.
+        x: The pretraining inputs: an array (pretrained in memory), or a
+            batched finite `tf.data.Dataset` of `x` or `(x, y)` or a
+            `keras.utils.PyDataset`, streamed batch by batch in memory of the
+            order of a batch (see `pretrain_dbn`).
         layers: Names of the Dense layers to pretrain; default every Dense
             layer but the last.
         log_dir: If given, TensorBoard scalars per layer (`pretrain/<layer>`).
         verbose: 1 shows a progress bar per layer, 0 is silent.
         **rbm_args: `visible` (`"auto"`, `"bernoulli"`, `"gaussian"`) and the
-            `RBM` arguments (`epochs`, `batch_size`, `learning_rate`, ...),
-            checked here so that a bad value fails before `fit`.
+            `RBM` arguments (`epochs`, `batch_size`, `learning_rate`,
+            `shuffle_buffer` for streamed data, ...), checked here so that a
+            bad value fails before `fit`.
 
     Raises:
         ValueError: At construction, for a bad `layers`, `visible` or RBM
-            argument; in `fit`, for what `pretrain_dbn` rejects (the model
-            keeps its weights).
+            argument, or a dataset that cannot be streamed (infinite,
+            unbatched, a `PyDataset` without a length); in `fit`, for what
+            `pretrain_dbn` rejects (the model keeps its weights).
 
     Example:
 
     >>> model.fit(x, y, epochs=10, callbacks=[DBNPretrain(x, epochs=5)])
+    >>> unlabeled = tf.data.Dataset.from_tensor_slices(x_unlabeled).batch(256)
+    >>> model.fit(ds, epochs=10, callbacks=[DBNPretrain(unlabeled, epochs=5)])
 
     Reference:
         Hinton, Osindero & Teh, "A fast learning algorithm for deep belief
@@ -72,6 +79,8 @@ class DBNPretrain(_OnFirstFit):
         **rbm_args,
     ):
         check_pretrain_args(layers, **rbm_args)
+        if is_stream(x):
+            Stream(x, "x")  # refuses infinite or unbatched datasets now
         super().__init__()
         self.x = x
         self.layers = layers

@@ -2,17 +2,36 @@
 
 Every function that takes training data goes through here, so they all accept
 the same things and reject bad data with the same messages.
+
+For data too large to hold, `Stream` reads a `tf.data.Dataset` or a
+`keras.utils.PyDataset` one batch at a time, pass after pass, and
+`FeatureStats`, `rechunk` and `shuffle_blocks` compute what training needs
+from such a stream in memory of the order of a batch (see `RBM.fit` and
+`pretrain_dbn`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["as_array", "check_finite", "first_batch", "fit_model_input"]
+__all__ = [
+    "FeatureStats",
+    "Stream",
+    "aligned_empty",
+    "as_array",
+    "as_tensor",
+    "check_finite",
+    "first_batch",
+    "fit_model_input",
+    "is_stream",
+    "rechunk",
+    "shuffle_blocks",
+]
 
 
 def _split(element) -> tuple[Any, Any]:
@@ -99,8 +118,8 @@ def as_array(
     return check_finite(array, name)
 
 
-def _py_batches(dataset: keras.utils.PyDataset, name: str, finite: bool):
-    """The batches of a `PyDataset`, `num_batches` of them (None: endless)."""
+def _py_count(dataset: keras.utils.PyDataset, name: str, finite: bool):
+    """`dataset.num_batches`, checked (None, endless, only if not `finite`)."""
     try:
         count = dataset.num_batches
     except NotImplementedError:
@@ -113,6 +132,12 @@ def _py_batches(dataset: keras.utils.PyDataset, name: str, finite: bool):
             f"Argument `{name}` is an infinite PyDataset (num_batches=None); "
             "pass a finite one."
         )
+    return count
+
+
+def _py_batches(dataset: keras.utils.PyDataset, name: str, finite: bool):
+    """The batches of a `PyDataset`, `num_batches` of them (None: endless)."""
+    count = _py_count(dataset, name, finite)
     i = 0
     while count is None or i < count:
         yield dataset[i]
@@ -244,3 +269,421 @@ def fit_model_input(
             f"Argument `{name}` does not fit model {model.name!r}, which takes inputs "
             f"of shape {expected}. Received: {name} with shape {x.shape}"
         )
+
+
+# --------------------------------------------------------------------------
+# streaming: datasets read one batch at a time
+
+
+def is_stream(data) -> bool:
+    """Whether `data` is read batch by batch (`tf.data`, `PyDataset`, `Stream`)."""
+    return isinstance(data, (tf.data.Dataset, keras.utils.PyDataset, Stream))
+
+
+def _batch_array(batch, name: str) -> np.ndarray:
+    """The inputs `x` of one batch as a float32 array, checked."""
+    x = _split(batch)[0]
+    try:  # tf, jax and torch CPU tensors all convert without a backend op
+        array = np.asarray(x)
+    except Exception:  # noqa: BLE001 - e.g. a torch tensor on a GPU
+        array = np.asarray(keras.ops.convert_to_numpy(x))
+    if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
+        raise ValueError(
+            f"Argument `{name}` must hold numbers. Received dtype={array.dtype}"
+        )
+    if array.ndim == 0:
+        raise ValueError(
+            f"Argument `{name}` must be a batched dataset, as `fit` takes it. "
+            f"Received: a batch of shape {array.shape}"
+        )
+    array = array.astype("float32", copy=False)
+    # A finite sum proves every value finite, in one pass without a mask.
+    if not np.isfinite(np.sum(array, dtype=np.float64)):
+        check_finite(array, name)
+    return array
+
+
+class Stream:
+    """The inputs `x` of a dataset, read one batch at a time, pass after pass.
+
+    Each iteration (`batches`, `blocks`) is one pass over the data; nothing is
+    kept between passes, so memory stays of the order of a batch whatever the
+    dataset's size. Every batch is checked as it is read (numbers, no NaN or
+    infinite value). A `PyDataset`'s `on_epoch_end` is called after each full
+    pass, as `fit` does. `map` adds a function applied block by block (the
+    layers below a pretrained layer, a standardization).
+
+    A dataset must end: an infinite `tf.data.Dataset` (cardinality
+    `INFINITE`, from `.repeat()`) or a `PyDataset` with `num_batches=None` is
+    refused (pass `dataset.take(n)`); one of unknown cardinality (from a
+    generator) is read until it ends, once per pass.
+
+    Args:
+        data: A batched `tf.data.Dataset` or a `keras.utils.PyDataset` whose
+            batches are `x`, `(x, y)` or `(x, y, sample_weight)`.
+        name: The argument's name, used in error messages.
+
+    Attributes:
+        stats: `FeatureStats` of the stream's blocks, when a caller computed
+            them already (`pretrain_dbn` hands them to `RBM.fit`), else None.
+
+    Raises:
+        ValueError: For another type, an infinite or unbatched dataset, or a
+            `PyDataset` without a length.
+
+    Example:
+
+    >>> ds = tf.data.Dataset.from_tensor_slices(np.ones((10, 3))).batch(4)
+    >>> [len(block) for block in Stream(ds).blocks(6)]
+    [6, 4]
+    """
+
+    def __init__(self, data, name: str = "x"):
+        if isinstance(data, Stream):
+            self.data, self.name = data.data, data.name
+            self._maps = list(data._maps)
+        else:
+            if isinstance(data, tf.data.Dataset):
+                _check_dataset(data, name, finite=True)
+            elif isinstance(data, keras.utils.PyDataset):
+                _py_count(data, name, finite=True)
+            else:
+                raise ValueError(
+                    f"Argument `{name}` must be a tf.data.Dataset or a "
+                    f"keras.utils.PyDataset to be streamed. Received: {name} of "
+                    f"type {type(data).__name__}"
+                )
+            self.data, self.name = data, name
+            self._maps: list[tuple[Callable, int | None]] = []
+        self.stats: FeatureStats | None = None
+
+    def map(self, function: Callable[[np.ndarray], np.ndarray], rows=None) -> Stream:
+        """A new stream of `function(block)`, on blocks of `rows` rows if given.
+
+        `rows` re-cuts the blocks before `function` sees them (the last of a
+        pass shorter), whatever the dataset's batch size.
+        """
+        stream = Stream(self)
+        stream._maps.append((function, rows))
+        return stream
+
+    def batches(self) -> Iterator[np.ndarray]:
+        """One pass over the raw inputs `x`, as checked float32 arrays."""
+        if isinstance(self.data, tf.data.Dataset):
+            for batch in self.data:
+                yield _batch_array(batch, self.name)
+            return
+        count = _py_count(self.data, self.name, finite=True)
+        for i in range(count):
+            yield _batch_array(self.data[i], self.name)
+        self.data.on_epoch_end()
+
+    def blocks(self, rows: int | None = None) -> Iterator[np.ndarray]:
+        """One pass over the mapped data, re-cut into `rows` rows if given."""
+        blocks: Iterable[np.ndarray] = self.batches()
+        for function, map_rows in self._maps:
+            if map_rows:
+                blocks = rechunk(blocks, map_rows)
+            blocks = map(function, blocks)
+        if rows:
+            blocks = rechunk(blocks, rows)
+        return (block for block in blocks if len(block))
+
+    def first(self) -> np.ndarray:
+        """The first non-empty raw batch (to build a model, read shapes)."""
+        for batch in self.batches():
+            if len(batch):
+                return batch
+        raise ValueError(f"Argument `{self.name}` holds no samples.")
+
+
+def rechunk(blocks: Iterable[np.ndarray], rows: int) -> Iterator[np.ndarray]:
+    """Arrays of exactly `rows` samples (the last shorter) from `blocks`.
+
+    The samples keep their order; only where blocks are cut changes, so what
+    follows does not depend on the dataset's batch size. A block already of
+    `rows` samples passes through uncopied.
+
+    Example:
+
+    >>> [len(b) for b in rechunk([np.zeros((3, 2)), np.zeros((4, 2))], 5)]
+    [5, 2]
+    """
+    pending: list[np.ndarray] = []
+    count = 0
+    for block in blocks:
+        while len(block):
+            if not pending and len(block) >= rows:
+                yield block[:rows]
+                block = block[rows:]
+                continue
+            piece = block[: rows - count]
+            pending.append(piece)
+            count += len(piece)
+            block = block[len(piece) :]
+            if count == rows:
+                yield np.concatenate(pending)
+                pending, count = [], 0
+    if pending:
+        yield np.concatenate(pending)
+
+
+ALIGN = 64  # bytes: TensorFlow's alignment for CPU tensors (EIGEN_MAX_ALIGN_BYTES)
+
+
+def aligned_empty(shape: tuple, dtype="float32") -> np.ndarray:
+    """An uninitialized C-contiguous array whose data start on `ALIGN` bytes.
+
+    Such an array can become a TensorFlow tensor without a copy
+    (`as_tensor`).
+    """
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(size + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start : start + size].view(dtype).reshape(shape)
+
+
+def as_tensor(array: np.ndarray) -> tf.Tensor:
+    """`array` as a TensorFlow tensor, sharing its memory when possible.
+
+    A C-contiguous array aligned on `ALIGN` bytes is wrapped through DLPack
+    (the tensor keeps it alive; do not write to it afterwards); anything
+    else is copied (`tf.constant`).
+    """
+    if (
+        array.flags.c_contiguous
+        and array.ctypes.data % ALIGN == 0
+        and array.dtype in (np.float32, np.float64, np.int32, np.int64)
+    ):
+        return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+    return tf.constant(array)
+
+
+def shuffle_blocks(
+    blocks: Iterable[np.ndarray],
+    buffer: int,
+    rng: np.random.Generator,
+    size: int,
+) -> Iterator[np.ndarray]:
+    """Samples shuffled through a buffer of `buffer`, in blocks of `size`.
+
+    The buffer fills with the first `buffer` samples; then, each time it is
+    full and samples keep coming, `size` of its samples drawn uniformly
+    without replacement leave as the next block, and the next `size` samples
+    take their places; at the end the rest leave in a random order. Like
+    `tf.data.Dataset.shuffle` (one sample at a time there): a sample leaves
+    at most `buffer + size` samples earlier than it came in, and later with
+    a geometrically falling probability; `buffer >= len(data)` is a uniform
+    shuffle; `buffer=0` keeps the order. The blocks
+    hold exactly `size` samples but the last, and are aligned for
+    `as_tensor` when shuffled. Memory: the buffer and a block (samples are
+    copied straight from the incoming arrays into it).
+
+    Args:
+        blocks: Arrays, the first axis the samples (any sizes).
+        buffer: Number of samples held (0, or at least `size`: a smaller one
+            is raised to `size`).
+        rng: The randomness. The draws are made per outgoing block, so the
+            result depends only on `rng` and on the samples in order, not on
+            how they are cut into incoming arrays.
+        size: Samples per outgoing block.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> blocks = [np.arange(5.0)[:, None] + i for i in (0, 5)]
+    >>> out = list(shuffle_blocks(blocks, 4, rng, 3))
+    >>> [len(b) for b in out], sorted(np.concatenate(out)[:, 0])
+    ([3, 3, 3, 1], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    """
+    if buffer <= 0:
+        yield from rechunk(blocks, size)
+        return
+    buffer = max(buffer, size)
+    store = None
+    filled = 0  # samples of the first fill
+    free, used = np.zeros(0, np.intp), 0  # slots emptied by the last block out
+    for block in blocks:
+        if store is None:
+            store = np.empty((buffer, *block.shape[1:]), block.dtype)
+        while len(block):
+            if filled < buffer:
+                take = min(buffer - filled, len(block))
+                store[filled : filled + take] = block[:take]
+                filled += take
+            else:
+                if used == len(free):
+                    free, used = rng.choice(buffer, size, replace=False), 0
+                    out = aligned_empty((size, *store.shape[1:]), store.dtype)
+                    yield np.take(store, free, axis=0, out=out)
+                take = min(len(free) - used, len(block))
+                store[free[used : used + take]] = block[:take]
+                used += take
+            block = block[take:]
+    if store is None:
+        return
+    held = np.ones(filled, bool)
+    held[free[used:]] = False  # emptied, never refilled
+    order = rng.permutation(np.flatnonzero(held))
+    for start in range(0, len(order), size):
+        rows = order[start : start + size]
+        out = aligned_empty((len(rows), *store.shape[1:]), store.dtype)
+        yield np.take(store, rows, axis=0, out=out)
+
+
+class FeatureStats:
+    """Per-feature statistics of 2-D blocks of samples, in one pass.
+
+    With `n` samples seen and `x_i` their rows: the count, the mean and
+    variance of each feature (`mean = sum x_i / n`, `var = sum (x_i -
+    mean)^2 / n`, merged block by block with Chan, Golub & LeVeque's
+    update, `M2 = M2_a + M2_b + delta^2 n_a n_b / n`: float32 within a block,
+    as NumPy's own float32 mean and std along an axis are, float64 across
+    blocks; as accurate as over the whole array), each feature's minimum and
+    maximum, and a uniform random sample of `sample_size` rows without
+    replacement (each row gets a uniform random key, the sample is the rows
+    of the smallest keys, in key order: a reservoir whose result does not
+    depend on how the rows are cut into blocks). While no more than `keep`
+    rows were seen, all rows are kept too (`rows`). Memory:
+    `O(features + (sample_size + keep) * features)`.
+
+    Args:
+        sample_size: Rows in `sample`.
+        keep: Keep all rows while there are at most this many: an int, or a
+            function of the number of features.
+        seed: Seed of the sample's keys (anything `np.random.default_rng`
+            takes).
+        variance: Also compute the variances (else `var` and `std` are 0).
+
+    Example:
+
+    >>> stats = FeatureStats(sample_size=2, seed=0)
+    >>> for block in (np.ones((3, 2)), np.zeros((1, 2))):
+    ...     stats.update(block)
+    >>> stats.count, stats.mean.tolist(), stats.sample.shape
+    (4, [0.75, 0.75], (2, 2))
+
+    Reference:
+        Chan, Golub & LeVeque, "Algorithms for computing the sample variance:
+        analysis and recommendations", The American Statistician 1983.
+    """
+
+    def __init__(
+        self,
+        sample_size: int = 0,
+        keep: int | Callable[[int], int] = 0,
+        seed=None,
+        variance: bool = True,
+    ):
+        self.sample_size = sample_size
+        self._variance = variance
+        self._keep = keep
+        self._rng = np.random.default_rng(seed)
+        self.count = 0
+        self.n_features: int | None = None
+        self.mean = self._m2 = self.minimum = self.maximum = None
+        self.sample = self._keys = None
+        self._kept: list[np.ndarray] | None = []
+
+    def update(self, block: np.ndarray) -> None:
+        """Adds the rows of `block`, shape `(m, features)`."""
+        m = len(block)
+        if m == 0:
+            return
+        if self.n_features is None:
+            self.n_features = block.shape[1]
+            if callable(self._keep):
+                self._keep = self._keep(self.n_features)
+            self.mean = np.zeros(self.n_features)
+            self._m2 = np.zeros(self.n_features)
+            self.minimum = block.min(axis=0)
+            self.maximum = block.max(axis=0)
+            self.sample = block[:0].copy()
+            self._keys = np.zeros(0)
+        else:
+            self.minimum = np.minimum(self.minimum, block.min(axis=0))
+            self.maximum = np.maximum(self.maximum, block.max(axis=0))
+        # Within a block in the data's float32 (as NumPy's own mean and std
+        # along axis 0 are), across blocks in float64.
+        block_sum = np.einsum("ij->j", block)
+        block_mean = block_sum.astype(np.float64) / m
+        if self._variance:
+            deviation = block - (block_sum / m).astype(block.dtype)
+            block_m2 = np.einsum("ij,ij->j", deviation, deviation).astype(np.float64)
+            del deviation
+        else:
+            block_m2 = 0.0
+        n = self.count + m
+        delta = block_mean - self.mean
+        self.mean = self.mean + delta * (m / n)
+        self._m2 = self._m2 + block_m2 + delta**2 * (self.count * m / n)
+        self.count = n
+        if self._kept is not None:
+            if n <= self._keep:
+                self._kept.append(np.array(block, copy=True))
+            else:
+                self._kept = None
+        self._update_sample(block)
+
+    def _update_sample(self, block: np.ndarray) -> None:
+        keys = self._rng.random(len(block))
+        if not self.sample_size:
+            return
+        if len(self._keys) >= self.sample_size:
+            chosen = np.flatnonzero(keys < self._keys[-1])
+            if not len(chosen):
+                return
+            keys, block = keys[chosen], block[chosen]
+        keys = np.concatenate([self._keys, keys])
+        rows = np.concatenate([self.sample, block])
+        order = np.argsort(keys, kind="stable")[: self.sample_size]
+        self._keys, self.sample = keys[order], rows[order]
+
+    @property
+    def var(self) -> np.ndarray:
+        """Per-feature variance (population, as `np.var`)."""
+        return self._m2 / self.count
+
+    @property
+    def std(self) -> np.ndarray:
+        """Per-feature standard deviation (population, as `np.std`)."""
+        return np.sqrt(self.var)
+
+    @property
+    def low(self) -> float:
+        """The smallest value seen."""
+        return float(self.minimum.min())
+
+    @property
+    def high(self) -> float:
+        """The largest value seen."""
+        return float(self.maximum.max())
+
+    @property
+    def rows(self) -> np.ndarray | None:
+        """All the rows, if no more than `keep` were seen, else None."""
+        if self._kept is None or not self._kept:
+            return None
+        return np.concatenate(self._kept)
+
+    def affine(self, shift: np.ndarray, scale: np.ndarray) -> FeatureStats:
+        """The statistics of `(x - shift) / scale` (`scale > 0`) without a pass.
+
+        Minima, maxima, the sample and the kept rows are mapped in float32 as
+        the data would be, so they are those of the mapped data exactly.
+        """
+        shift = np.asarray(shift, "float32")
+        scale = np.asarray(scale, "float32")
+        out = FeatureStats(self.sample_size, self._keep, variance=self._variance)
+        out.count, out.n_features = self.count, self.n_features
+        out.mean = (self.mean - shift) / scale
+        out._m2 = self._m2 / scale.astype(np.float64) ** 2
+        out.minimum = (self.minimum - shift) / scale
+        out.maximum = (self.maximum - shift) / scale
+        out.sample = (self.sample - shift) / scale
+        out._keys = self._keys
+        out._kept = (
+            None if self._kept is None else [(r - shift) / scale for r in self._kept]
+        )
+        return out

@@ -31,11 +31,25 @@ layer's output is the RBM's hidden means. The conversions, exact:
 follow the rules above. Every check runs before a weight is touched, and on
 any exception (also `KeyboardInterrupt`) the model gets its previous weights
 back.
+
+Arrays are pretrained in memory: each layer's input is computed for all the
+data at once. A `tf.data.Dataset` or `PyDataset` is streamed, in memory of
+the order of a batch: for each layer, the model computes the layer's input
+block by block (raw inputs re-cut into blocks of at most 2,048 samples and
+8 MiB, `_CHUNK`, `_BLOCK_BYTES`), once for a statistics pass (`FeatureStats`:
+range, exact per-feature mean and standard deviation, so the visible-unit plan
+is the one the whole array would get, up to float64 rounding; a reservoir
+sample for the RBM's monitors) and once per RBM epoch (`RBM.fit` streaming).
+A layer whose input fits in the RBM's shuffle buffer is kept from the
+statistics pass and pretrained as an array, with the same result as for the
+array, bit for bit.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import traceback
 from collections.abc import Sequence
 
 import keras
@@ -43,9 +57,15 @@ import numpy as np
 import tensorflow as tf
 
 from keras_weightinit import graph
-from keras_weightinit.data import as_array, fit_model_input
-from keras_weightinit.probe import forward
-from keras_weightinit.rbm import RBM
+from keras_weightinit.data import (
+    FeatureStats,
+    Stream,
+    as_array,
+    fit_model_input,
+    is_stream,
+)
+from keras_weightinit.probe import Stop, forward
+from keras_weightinit.rbm import MONITOR_SAMPLES, RBM
 from keras_weightinit.seeds import spawn_seeds
 
 __all__ = ["pretrain_dbn", "check_pretrain_args"]
@@ -55,6 +75,9 @@ UNITS_FOR_ACTIVATION = {"sigmoid": "bernoulli", "tanh": "bernoulli", "relu": "re
 _VISIBLE = ("auto", "bernoulli", "gaussian")
 _RESERVED = ("units", "visible", "hidden")
 _CHUNK = 2048  # rows per call when computing a layer's inputs
+# Streaming: raw inputs per model call, at most _CHUNK samples and this many
+# bytes of float32.
+_BLOCK_BYTES = 8 << 20
 # Default learning rates when `learning_rate` is not given: real-valued units
 # need a smaller step (Hinton 2010, section 13.2). Gaussian visible units with
 # noisy ReLU hidden units diverge at 0.01 on digits (both are unbounded).
@@ -149,35 +172,91 @@ def _select_layers(model: keras.Model, layers) -> list[keras.layers.Dense]:
     return targets
 
 
+def _input_of(model: keras.Model, layer, x):
+    """The first input `layer` receives when `model` runs on `x`, or None.
+
+    The model runs in inference mode and the pass ends there: neither `layer`
+    nor anything after it is computed. As in `probe.observe`, an instance
+    attribute `call` shadows the layer's method for the pass (removed after
+    it, also on an exception), so the layer may sit at any depth, in a nested
+    or subclassed model.
+    """
+    if "call" in vars(layer):  # observed by someone else: let probe share it
+        seen = forward(model, x, [layer], stop_after=layer)
+        return seen.inputs.get(id(layer))
+    captured = []
+
+    def call(*args, **kwargs):
+        for value in keras.tree.flatten((args, kwargs)):
+            if keras.ops.is_tensor(value) or isinstance(value, np.ndarray):
+                captured.append(value)
+                break
+        raise Stop
+
+    object.__setattr__(layer, "call", call)
+    try:
+        model(x, training=False)
+    except Stop as stop:
+        _clear_frames(stop)
+    finally:
+        object.__delattr__(layer, "call")
+    return captured[0] if captured else None
+
+
+def _clear_frames(error: BaseException) -> None:
+    """Drops the locals of the frames of `error`'s tracebacks, chain included.
+
+    The frames of a stopped pass hold its tensors in reference cycles
+    (Keras re-raises a new exception with the first as its context), which
+    only the cyclic garbage collector frees: streaming block after block,
+    the inputs of dozens of blocks would stay alive until it runs.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
+
+
 def _layer_inputs(model: keras.Model, layer, data: np.ndarray) -> np.ndarray:
     """The input of `layer` for `data`, as a `(samples, features)` array.
 
-    The model runs in inference mode up to `layer` (`probe.observe`), so the
-    layer may sit at any depth, in a nested or subclassed model.
+    Computed `_CHUNK` samples at a time by `_input_of`.
     """
     chunks = []
     for i in range(0, len(data), _CHUNK):
-        seen = forward(model, data[i : i + _CHUNK], [layer], stop_after=layer)
-        if id(layer) not in seen.inputs:
+        inputs = _input_of(model, layer, data[i : i + _CHUNK])
+        if inputs is None:
             raise ValueError(
                 f"pretrain_dbn: the model does not call layer {layer.name!r} "
                 "on `x`, so it has no input to pretrain on."
             )
-        chunks.append(keras.ops.convert_to_numpy(seen.inputs[id(layer)]))
-    inputs = np.concatenate(chunks).astype("float32")
+        chunks.append(np.asarray(keras.ops.convert_to_numpy(inputs), "float32"))
+    # No copy beyond what the conversions need: one chunk is the result.
+    inputs = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
     return inputs.reshape(-1, inputs.shape[-1])
 
 
-def _plan_visible(u: np.ndarray, mode: str, below: str | None, name: str):
-    """Visible units for the input `u`: `(visible, shift, scale, sample)`."""
-    low, high = float(u.min()), float(u.max())
+def _plan_visible(
+    u: np.ndarray | FeatureStats, mode: str, below: str | None, name: str
+):
+    """Visible units for the input `u`: `(visible, shift, scale, sample)`.
+
+    `u` is the layer's input as an array, or the `FeatureStats` of a
+    streamed one (its exact range, means and standard deviations).
+    """
+    streamed = isinstance(u, FeatureStats)
+    if streamed:
+        low, high, n_features = u.low, u.high, u.n_features
+    else:
+        low, high, n_features = float(u.min()), float(u.max()), u.shape[1]
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(
             f"The input of layer {name!r} has NaN or infinite values (the "
             "layers below overflowed)."
         )
-    ones = np.ones(u.shape[1], "float32")
-    zeros = np.zeros(u.shape[1], "float32")
+    ones = np.ones(n_features, "float32")
+    zeros = np.zeros(n_features, "float32")
     if mode != "gaussian":
         if below == "tanh" and low >= -1 and high <= 1:
             return "bernoulli", -ones, 2 * ones, True
@@ -189,8 +268,8 @@ def _plan_visible(u: np.ndarray, mode: str, below: str | None, name: str):
                 f"input of layer {name!r} ranges over [{low:g}, {high:g}]. "
                 "Rescale the data or use visible='auto'."
             )
-    mean = u.mean(axis=0)
-    std = u.std(axis=0)
+    mean = u.mean if streamed else u.mean(axis=0)
+    std = u.std if streamed else u.std(axis=0)
     # Near-constant features (dead ReLUs) would blow up `W / sigma`: floor
     # sigma at a tenth of the median of the varying features (many dead units
     # must not pull the floor down). Any scale keeps the fold exact.
@@ -260,8 +339,11 @@ def pretrain_dbn(
     Args:
         model: A built or unbuilt Sequential or functional model with one
             input (an unbuilt one is built from `x`).
-        x: Pretraining inputs: an array, a batched `tf.data.Dataset` of `x` or
-            `(x, y)`, or a `keras.utils.PyDataset`.
+        x: Pretraining inputs: an array (pretrained in memory), or a batched
+            finite `tf.data.Dataset` of `x` or `(x, y)` or a
+            `keras.utils.PyDataset`, streamed in memory of the order of a
+            batch (see the module docstring; an infinite dataset is refused,
+            pass `.take(n)`).
         layers: Names of the Dense layers to pretrain; default every Dense
             layer but the last (the output layer).
         visible: Visible units of the first pretrained layer: `"auto"`
@@ -273,7 +355,8 @@ def pretrain_dbn(
         verbose: 1 shows a progress bar per layer over the epochs, 0 is silent.
         **rbm_args: `RBM` arguments (`epochs`, `batch_size`, `learning_rate`,
             `momentum`, `weight_decay`, `cd_steps`, `persistent`,
-            `sparsity_target`, `seed`). Without `learning_rate`: 0.1 for
+            `sparsity_target`, `seed`, `shuffle_buffer` for streamed data).
+            Without `learning_rate`: 0.1 for
             Bernoulli-Bernoulli RBMs, 0.01 with ReLU hidden units, 0.001 with
             Gaussian visible units.
             With a `seed`, each layer gets its own seed derived from it.
@@ -293,6 +376,8 @@ def pretrain_dbn(
     ...     keras.layers.Dense(128, activation="sigmoid"),
     ...     keras.layers.Dense(10, activation="softmax")])
     >>> histories = pretrain_dbn(model, x_train, epochs=10, verbose=0)
+    >>> ds = tf.data.Dataset.from_tensor_slices(x_train).batch(256)
+    >>> histories = pretrain_dbn(model, ds, epochs=10, verbose=0)  # streamed
 
     Reference:
         Hinton, Osindero & Teh, "A fast learning algorithm for deep belief
@@ -302,29 +387,62 @@ def pretrain_dbn(
         2010.
     """
     check_pretrain_args(layers, visible, **rbm_args)
-    data = as_array(x, "x")
+    if is_stream(x):
+        source = Stream(x, "x")
+        data = source.first()  # builds the model, gives the samples' shape
+    else:
+        source, data = None, as_array(x, "x")
     fit_model_input(model, data, "pretrain_dbn")
     targets = _select_layers(model, layers)
-    first_input = _layer_inputs(model, targets[0], data)
+    seeds = spawn_seeds(rbm_args.pop("seed", None), len(targets))
+    settings = RBM(units=1, **rbm_args)  # batch size and shuffle buffer
+
+    def layer_input(k: int, layer):
+        """`(u, stream, stats)`: the input of `layer` as an array `u`, or as a
+        `stream` (u None) with its `stats` (None for an array `x`)."""
+        if source is None:
+            return _layer_inputs(model, layer, data), None, None
+        features = math.prod(data.shape[1:])
+        rows = max(1, min(_CHUNK, _BLOCK_BYTES // (4 * features)))
+        stream = source.map(functools.partial(_layer_inputs, model, layer), rows)
+        stats = FeatureStats(
+            sample_size=max(MONITOR_SAMPLES, settings.batch_size),
+            keep=settings._buffer_rows,
+            seed=None if seeds[k] is None else [seeds[k], 2],
+        )
+        for block in stream.blocks():
+            stats.update(block)
+        if stats.count == 0:
+            raise ValueError("Argument `x` holds no samples.")
+        u = stats.rows  # all of it, when it fits in the shuffle buffer
+        return u, (None if u is not None else stream), stats
 
     def below(layer) -> str | None:
         dense = graph.layer_below(layer, model, keras.layers.Dense)
         return None if dense is None else graph.own_activation(dense)[0]
 
-    first_plan = _plan_visible(first_input, visible, below(targets[0]), targets[0].name)
+    first_input = layer_input(0, targets[0])
+    first_plan = _plan_visible(
+        first_input[0] if first_input[0] is not None else first_input[2],
+        visible,
+        below(targets[0]),
+        targets[0].name,
+    )
 
     snapshot = [(v, v.numpy()) for lay in targets for v in (lay.kernel, lay.bias)]
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
     result = {}
-    seeds = spawn_seeds(rbm_args.pop("seed", None), len(targets))
     try:
         for k, layer in enumerate(targets):
             activation = graph.own_activation(layer)[0]
             if k == 0:
-                u, plan = first_input, first_plan
+                (u, stream, stats), plan = first_input, first_plan
+                first_input = None  # the loop holds one layer's input at a time
             else:
-                u = _layer_inputs(model, layer, data)
-                plan = _plan_visible(u, "auto", below(layer), layer.name)
+                u, stream, stats = layer_input(k, layer)
+                plan = _plan_visible(
+                    u if u is not None else stats, "auto", below(layer), layer.name
+                )
             vis, shift, scale, sample = plan
             hidden = UNITS_FOR_ACTIVATION[activation]
             args = dict(rbm_args)
@@ -338,7 +456,13 @@ def pretrain_dbn(
                 seed=seeds[k],
                 **args,
             )
-            v = (u - shift) / scale
+            if u is not None:
+                v = _standardize(shift, scale, u)
+                n_features = u.shape[1]
+            else:
+                v = stream.map(functools.partial(_standardize, shift, scale))
+                v.stats = stats.affine(shift, scale)
+                n_features = stats.n_features
             result[layer.name] = rbm.fit(
                 v,
                 verbose=verbose,
@@ -346,11 +470,12 @@ def pretrain_dbn(
                 sample_inputs=sample,
                 name=f"pretrain/{layer.name}",
             )
+            del u, v, stream, stats
             kernel, bias = _fold(rbm, shift, scale, activation)
             layer.kernel.assign(kernel)
             layer.bias.assign(bias)
             if writer is not None and k == 0:
-                shape = _image_shape(data, u.shape[1])
+                shape = _image_shape(data, n_features)
                 if shape is not None:
                     with writer.as_default():
                         tf.summary.image(
@@ -366,3 +491,16 @@ def pretrain_dbn(
         if writer is not None:
             writer.close()
     return result
+
+
+def _standardize(shift: np.ndarray, scale: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """`(u - shift) / scale`, the RBM's visible units for inputs `u`.
+
+    The identity (Bernoulli units on inputs in [0, 1]) returns `u` itself,
+    and the division is in place: the same values, without the copies.
+    """
+    if not shift.any() and (scale == 1).all():
+        return u
+    v = u - shift
+    v /= scale
+    return v

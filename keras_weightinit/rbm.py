@@ -20,6 +20,12 @@ and `visible` means and samples, `free_energy`, `cd_update`); one epoch is
 `train_epoch`, a loop over the batches inside one `tf.function`, traced once
 per (layer shape, configuration) and shared by every `RBM` of that shape. All
 randomness is stateless, derived from the `seed` argument.
+
+`fit` takes arrays, which it trains on in memory (one `train_epoch` call per
+epoch), and `tf.data.Dataset`s and `PyDataset`s, which it streams: one
+statistics pass, then per epoch the data read block by block, shuffled
+through a bounded buffer and fed to the same `train_epoch` block after
+block, so that memory stays of the order of a batch (see `RBM.fit`).
 """
 
 from __future__ import annotations
@@ -33,7 +39,14 @@ import numpy as np
 import tensorflow as tf
 
 from keras_weightinit.checks import is_int, is_number, positive_int, positive_number
-from keras_weightinit.data import as_array
+from keras_weightinit.data import (
+    FeatureStats,
+    Stream,
+    as_array,
+    as_tensor,
+    is_stream,
+    shuffle_blocks,
+)
 
 __all__ = ["RBM", "free_energy", "cd_update", "train_epoch_fn"]
 
@@ -48,6 +61,12 @@ SPARSITY_COST = 0.1
 P_CLIP = 1e-3
 # The per-epoch monitors (free energy, pseudo-likelihood) use this many samples.
 MONITOR_SAMPLES = 512
+# Streaming (`fit` on a dataset): the default shuffle buffer holds this many
+# bytes of float32 samples (16 MiB: 5,349 samples of 784 features), and the
+# data go to the epoch function in blocks of about CHUNK_BYTES (a whole number
+# of batches).
+SHUFFLE_BYTES = 16 << 20
+CHUNK_BYTES = 4 << 20
 METRICS = (
     "reconstruction_error",
     "free_energy",
@@ -526,6 +545,50 @@ def train_epoch_fn(
     return _EPOCH_FNS[key]
 
 
+_MONITOR_FNS: dict[tuple, tf.types.experimental.ConcreteFunction] = {}
+
+
+def _monitor_fn(n_visible: int, n_hidden: int, visible: str, hidden: str):
+    """The per-epoch monitors of `train_epoch_fn`, alone (for streamed data).
+
+    Takes `(params, monitor_x, val_x, seed)` and returns `[mean F(monitor_x),
+    pseudo-likelihood of monitor_x, mean F(val_x), pseudo-likelihood of
+    val_x]`, with the random bits the epoch function draws for the same
+    `seed`.
+    """
+    key = (n_visible, n_hidden, visible, hidden)
+    if key not in _MONITOR_FNS:
+        f32 = tf.float32
+        signature = [
+            (
+                tf.TensorSpec([n_visible, n_hidden], f32),
+                tf.TensorSpec([n_hidden], f32),
+                tf.TensorSpec([n_visible], f32),
+            ),
+            tf.TensorSpec([None, n_visible], f32),
+            tf.TensorSpec([None, n_visible], f32),
+            tf.TensorSpec([2], tf.int64),
+        ]
+
+        def monitors(params, monitor_x, val_x, seed):
+            seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
+            return tf.stack(
+                [
+                    *_monitor(params, monitor_x, seeds[3], visible, hidden),
+                    *_monitor(params, val_x, seeds[4], visible, hidden),
+                ]
+            )
+
+        function = tf.function(monitors, input_signature=signature)
+        _MONITOR_FNS[key] = function.get_concrete_function()
+    return _MONITOR_FNS[key]
+
+
+def _chunk_rows(n_visible: int, batch_size: int) -> int:
+    """Samples per epoch-function call when streaming: whole batches, ~4 MiB."""
+    return batch_size * max(1, CHUNK_BYTES // (4 * n_visible * batch_size))
+
+
 # --------------------------------------------------------------------------
 # argument checks
 
@@ -579,6 +642,12 @@ def _check_args(rbm: RBM) -> None:
         )
     positive_int("batch_size", rbm.batch_size)
     positive_int("epochs", rbm.epochs)
+    buffer = rbm.shuffle_buffer
+    if buffer is not None and not (is_int(buffer) and buffer >= 0):
+        raise ValueError(
+            "Argument `shuffle_buffer` must be None or a non-negative int (a "
+            f"number of samples). Received: shuffle_buffer={buffer!r}"
+        )
     if rbm.seed is not None and not (is_int(rbm.seed) and 0 <= rbm.seed < 2**63):
         raise ValueError(
             "Argument `seed` must be None or a non-negative int. "
@@ -586,23 +655,32 @@ def _check_args(rbm: RBM) -> None:
         )
 
 
-def _check_data(x: np.ndarray, name: str, visible: str, n_visible=None):
+def _check_shape(x: np.ndarray, name: str, n_visible=None, what: str = ""):
     if x.ndim != 2:
         raise ValueError(
             f"Argument `{name}` must be 2-D, (samples, features). "
-            f"Received: {name} of shape {x.shape}"
+            f"Received: {what}{name} of shape {x.shape}"
         )
     if n_visible is not None and x.shape[1] != n_visible:
         raise ValueError(
             f"Argument `{name}` must have {n_visible} features. "
-            f"Received: {name} of shape {x.shape}"
+            f"Received: {what}{name} of shape {x.shape}"
         )
-    if visible == "bernoulli" and (x.min() < 0 or x.max() > 1):
+
+
+def _check_range(low: float, high: float, name: str, visible: str):
+    if visible == "bernoulli" and (low < 0 or high > 1):
         raise ValueError(
             f"Bernoulli visible units need data in [0, 1]; argument `{name}` "
-            f"ranges over [{x.min():g}, {x.max():g}]. Rescale it or use "
+            f"ranges over [{low:g}, {high:g}]. Rescale it or use "
             "visible='gaussian' on standardized data."
         )
+
+
+def _check_data(x: np.ndarray, name: str, visible: str, n_visible=None):
+    _check_shape(x, name, n_visible)
+    if visible == "bernoulli":
+        _check_range(float(x.min()), float(x.max()), name, visible)
 
 
 # --------------------------------------------------------------------------
@@ -648,6 +726,12 @@ class RBM:
         epochs: Passes over the data in `fit`.
         seed: An int for reproducible training, or None (drawn from Python's
             `random`, so `keras.utils.set_random_seed` fixes it).
+        shuffle_buffer: For data `fit` streams (a `tf.data.Dataset` or
+            `PyDataset`): the number of samples of the shuffle buffer, 0 for
+            no shuffling across blocks; None (default) holds 16 MiB of
+            float32 samples (`SHUFFLE_BYTES`; 5,349 samples of 784 features).
+            Data of at most this many samples are read into memory and
+            trained on exactly as an array. Arrays are always shuffled whole.
 
     Attributes:
         kernel: `(visible, units)` weights, as a Dense kernel.
@@ -684,6 +768,7 @@ class RBM:
         batch_size: int = 64,
         epochs: int = 10,
         seed: int | None = None,
+        shuffle_buffer: int | None = None,
     ):
         self.units = units
         self.visible = visible
@@ -697,8 +782,11 @@ class RBM:
         self.batch_size = batch_size
         self.epochs = epochs
         self.seed = seed
+        self.shuffle_buffer = shuffle_buffer
         _check_args(self)
         self._params = None
+        # How the last successful `fit` read its data (read by the tests).
+        self._fit_info: dict | None = None
 
     # -- configuration ---------------------------------------------------
 
@@ -717,6 +805,7 @@ class RBM:
             "batch_size": self.batch_size,
             "epochs": self.epochs,
             "seed": self.seed,
+            "shuffle_buffer": self.shuffle_buffer,
         }
 
     @classmethod
@@ -814,11 +903,40 @@ class RBM:
     ) -> dict[str, list[float]]:
         """Trains the RBM from a fresh initialization.
 
+        An array is trained on in memory: each epoch shuffles all of it and
+        runs the CD updates over its batches in one graph call. A dataset is
+        streamed, in memory of the order of a batch, not of the dataset:
+
+        1. One statistics pass (`FeatureStats`): the count, each feature's
+           exact mean (for the visible biases, `log(p / (1 - p))`), the
+           range (checked for Bernoulli units before any training), and a
+           uniform random sample of `max(512, batch_size)` samples
+           (reservoir sampling), the monitors' samples and the persistent
+           chains' starting points. A dataset of at most `shuffle_buffer`
+           samples is kept from this pass and trained on as an array, with
+           the same result bit for bit.
+        2. Each epoch reads the data again and shuffles it through a buffer
+           of `shuffle_buffer` samples (`shuffle_blocks`; at least one
+           block), into blocks of whole batches of about 4 MiB
+           (`CHUNK_BYTES`), each shuffled again within itself and trained on
+           by one call of the same epoch function as for arrays (one short
+           batch at the end of the epoch at most, as for arrays). Every
+           block is checked (features, the [0, 1] range), as data may change
+           between passes.
+
+        The result depends on the samples, their order, the seed and the
+        shuffle buffer, not on the dataset's batch size nor on whether it is
+        a `tf.data.Dataset` or a `PyDataset`. Memory when streaming: the
+        buffer, a few blocks, the 512-sample monitor set, `O(features)`
+        statistics, and the model (`O(features * units)`).
+
         Args:
-            x: Training data `(samples, visible)`: an array, a batched
-                `tf.data.Dataset` of `x` or `(x, y)`, or a `PyDataset`.
+            x: Training data `(samples, visible)`: an array, or a batched
+                finite `tf.data.Dataset` of `x` or `(x, y)` or a `PyDataset`
+                (streamed; an infinite one is refused: pass `.take(n)`).
             validation_data: Held-out data, same forms, for the free energy
-                gap and the validation pseudo-likelihood.
+                gap and the validation pseudo-likelihood; of a dataset only
+                the first 512 samples are read (the monitors use no more).
             verbose: 1 shows a progress bar over the epochs, 0 is silent.
             log_dir: If given, TensorBoard scalars `<name>/<metric>` per epoch.
             sample_inputs: Treat `x` (in [0, 1]) as the probabilities of the
@@ -829,29 +947,57 @@ class RBM:
         Returns:
             Per-epoch lists: `reconstruction_error` (mean squared, over the
             training batches), `free_energy` (mean over up to 512 training
-            samples), `pseudo_likelihood` (same samples; NaN for Gaussian
-            visible units) and, with validation data, `val_free_energy`,
-            `free_energy_gap` (`val_free_energy - free_energy`; growing means
-            overfitting) and `val_pseudo_likelihood`.
+            samples: for arrays a random subset, for datasets the random
+            sample of the statistics pass), `pseudo_likelihood` (same
+            samples; NaN for Gaussian visible units) and, with validation
+            data, `val_free_energy`, `free_energy_gap` (`val_free_energy -
+            free_energy`; growing means overfitting) and
+            `val_pseudo_likelihood` (on its first 512 samples).
+
+        Raises:
+            ValueError: For data that are not 2-D, hold no samples, NaN or
+                infinite values, the wrong number of features, values
+                outside [0, 1] for Bernoulli units, or an infinite dataset;
+                the RBM keeps its previous fit.
+            FloatingPointError: If training diverges.
+
+        Example:
+
+        >>> ds = tf.data.Dataset.from_tensor_slices(x_train).batch(256)
+        >>> history = RBM(128, epochs=5, seed=0).fit(ds, verbose=0)
         """
-        data = as_array(x, "x")
-        _check_data(data, "x", "bernoulli" if sample_inputs else self.visible)
+        data_visible = "bernoulli" if sample_inputs else self.visible
+        stream = stats = None
+        if is_stream(x):
+            seed = self._fit_seed()
+            stream, stats = self._stream_stats(x, data_visible, seed)
+            data = stats.rows  # all of it, when it fits in the shuffle buffer
+            if data is not None:
+                stream = None
+            n_visible = stats.n_features
+        else:
+            data = as_array(x, "x")
+            _check_data(data, "x", data_visible)
+            n_visible = data.shape[1]
         val = None
         if validation_data is not None:
-            val = as_array(validation_data, "validation_data")
-            _check_data(val, "validation_data", self.visible, data.shape[1])
-        n_visible = data.shape[1]
-        seed = self.seed if self.seed is not None else python_random.randrange(2**31)
+            limit = MONITOR_SAMPLES if is_stream(validation_data) else None
+            val = as_array(validation_data, "validation_data", max_samples=limit)
+            _check_data(val, "validation_data", self.visible, n_visible)
+        if stats is None:
+            seed = self._fit_seed()
         rng = np.random.default_rng(seed)
 
         # Initialization (Hinton 2010, section 8).
         kernel = rng.normal(0.0, 0.01, (n_visible, self.units)).astype("float32")
         if self.visible == "bernoulli":
-            p = np.clip(data.mean(axis=0), P_CLIP, 1 - P_CLIP)
+            means = data.mean(axis=0) if data is not None else stats.mean
+            p = np.clip(means, P_CLIP, 1 - P_CLIP)
             vbias = np.log(p / (1 - p)).astype("float32")
         else:
             vbias = np.zeros(n_visible, "float32")
-        chains = data[rng.integers(0, len(data), self.batch_size)]
+        pool = data if data is not None else stats.sample
+        chains = pool[rng.integers(0, len(pool), self.batch_size)]
         if self.visible == "bernoulli" and self.persistent:
             chains = (rng.random(chains.shape) < chains).astype("float32")
         state = (
@@ -875,17 +1021,59 @@ class RBM:
             self.sparsity_target is not None,
             sample_inputs,
         )
-        x_tensor = tf.constant(data)
-        monitor_x = tf.constant(data[rng.permutation(len(data))[:MONITOR_SAMPLES]])
+        if data is not None:
+            x_tensor = tf.constant(data)
+            monitor_x = tf.constant(data[rng.permutation(len(data))[:MONITOR_SAMPLES]])
+        else:
+            monitor_x = tf.constant(stats.sample[:MONITOR_SAMPLES])
         val_x = tf.zeros([0, n_visible]) if val is None else val[:MONITOR_SAMPLES]
         val_x = tf.constant(val_x)
         initial, final = _momentum(self.momentum)
         switch = min(5, self.epochs // 2)
+        buffer = self._buffer_rows(n_visible)
+        info = {"streamed": stream is not None, "samples": len(pool)}
+
+        if stream is None:
+
+            def run_epoch(epoch, state, hyper):
+                state, values = epoch_fn(
+                    state,
+                    x_tensor,
+                    tf.constant([seed, epoch], tf.int64),
+                    hyper,
+                    monitor_x,
+                    val_x,
+                )
+                return state, values.numpy()
+
+        else:
+            chunk = _chunk_rows(n_visible, self.batch_size)
+            buffer = max(buffer, chunk) if buffer else 0  # as shuffle_blocks
+            info.update(samples=stats.count, shuffle_buffer=buffer, chunk=chunk)
+            run_epoch = self._stream_epoch(
+                stream,
+                epoch_fn,
+                seed,
+                (chunk, buffer, n_visible, data_visible),
+                (
+                    _monitor_fn(n_visible, self.units, self.visible, self.hidden),
+                    monitor_x,
+                    val_x,
+                ),
+            )
 
         history: dict[str, list[float]] = {}
         progbar = None
         if verbose:
-            print(f"{name}: {n_visible} {self.visible} -> {self.units} {self.hidden}")
+            streamed = ""
+            if stream is not None:
+                streamed = (
+                    f" (streaming {stats.count} samples, shuffle buffer {buffer})"
+                )
+            print(
+                f"{name}: {n_visible} {self.visible} -> {self.units} "
+                f"{self.hidden}{streamed}"
+            )
             progbar = keras.utils.Progbar(
                 self.epochs,
                 verbose=verbose,
@@ -904,15 +1092,7 @@ class RBM:
                         self.sparsity_target or 0.0,
                     )
                 )
-                state, values = epoch_fn(
-                    state,
-                    x_tensor,
-                    tf.constant([seed, epoch], tf.int64),
-                    hyper,
-                    monitor_x,
-                    val_x,
-                )
-                values = values.numpy()
+                state, values = run_epoch(epoch, state, hyper)
                 logs = {
                     "reconstruction_error": float(values[0]),
                     "free_energy": float(values[1]),
@@ -940,4 +1120,87 @@ class RBM:
             if writer is not None:
                 writer.close()
         self._params = tuple(t.numpy() for t in state[:3])
+        self._fit_info = info
         return history
+
+    # -- streaming -------------------------------------------------------
+
+    def _fit_seed(self) -> int:
+        return self.seed if self.seed is not None else python_random.randrange(2**31)
+
+    def _buffer_rows(self, n_visible: int) -> int:
+        """The shuffle buffer's size in samples for `n_visible` features."""
+        if self.shuffle_buffer is not None:
+            return self.shuffle_buffer
+        return max(1, SHUFFLE_BYTES // (4 * n_visible))
+
+    def _stream_stats(self, x, data_visible: str, seed: int):
+        """`(stream, FeatureStats)` of `x`, checked, from one pass if needed.
+
+        A `Stream` that carries its `stats` (computed by `pretrain_dbn` on
+        the layer's input) is not read here.
+        """
+        stream = Stream(x, "x")
+        stats = x.stats if isinstance(x, Stream) else None
+        if stats is None:
+            stats = FeatureStats(
+                sample_size=max(MONITOR_SAMPLES, self.batch_size),
+                keep=self._buffer_rows,
+                seed=[seed, 2],
+                variance=False,  # the means suffice
+            )
+            for block in stream.blocks():
+                _check_shape(block, "x", stats.n_features, "a batch of ")
+                stats.update(block)
+        if stats.count == 0:
+            raise ValueError("Argument `x` holds no samples.")
+        _check_range(stats.low, stats.high, "x", data_visible)
+        return stream, stats
+
+    def _stream_epoch(self, stream, epoch_fn, seed, sizes, monitors):
+        """The function `run(epoch, state, hyper)` training one streamed epoch.
+
+        It returns `(new state, metrics)` as the epoch function does for an
+        array: the data block by block through `epoch_fn` (seed `[seed,
+        epoch * 2^32 + block]`, no monitors), then the monitors once on the
+        final weights (`monitors = (function, monitor_x, val_x)`, seed
+        `[seed, epoch]`).
+        """
+        chunk, buffer, n_visible, data_visible = sizes
+        monitor_fn, monitor_x, val_x = monitors
+        empty = tf.zeros([0, n_visible])
+
+        def checked(blocks):
+            for block in blocks:  # as read, before the shuffle buffer
+                _check_shape(block, "x", n_visible, "a batch of ")
+                if data_visible == "bernoulli":
+                    low, high = float(block.min()), float(block.max())
+                    _check_range(low, high, "x", "bernoulli")
+                yield block
+
+        def run(epoch, state, hyper):
+            rng = np.random.default_rng([seed, 1, epoch])
+            blocks = shuffle_blocks(checked(stream.blocks()), buffer, rng, chunk)
+            total, count = 0.0, 0
+            for j, block in enumerate(blocks):
+                state, values = epoch_fn(
+                    state,
+                    as_tensor(block),  # no copy: shuffled blocks are aligned
+                    tf.constant([seed, (epoch << 32) + j], tf.int64),
+                    hyper,
+                    empty,
+                    empty,
+                )
+                total += float(values[0]) * len(block)
+                count += len(block)
+            if count == 0:
+                raise ValueError(
+                    f"Argument `x` holds no samples in epoch {epoch + 1} (the "
+                    "dataset ended at once)."
+                )
+            metrics = monitor_fn(
+                state[:3], monitor_x, val_x, tf.constant([seed, epoch], tf.int64)
+            )
+            return state, np.concatenate([[total / count], metrics.numpy()])
+
+        return run

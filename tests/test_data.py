@@ -95,3 +95,81 @@ def test_first_batch_of_a_pydataset_and_refused_sample_weights():
     ):
         with pytest.raises(ValueError, match="`data` holds sample weights"):
             first_batch(data)
+
+
+# --------------------------------------------------------------------------
+# streaming
+
+
+def test_stream_reads_every_sample_once_per_pass_in_blocks_of_any_size():
+    from keras_weightinit.data import Stream, is_stream, rechunk
+
+    x = np.arange(60, dtype="float32").reshape(20, 3)
+    ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(20))).batch(6)
+    stream = Stream(ds)
+    assert is_stream(ds) and is_stream(stream) and not is_stream(x)
+    for _ in range(2):  # re-iterable: one pass per call
+        blocks = list(stream.blocks(8))
+        assert [len(b) for b in blocks] == [8, 8, 4]
+        np.testing.assert_array_equal(np.concatenate(blocks), x)
+    doubled = stream.map(lambda block: 2 * block[:, :2], rows=5)
+    np.testing.assert_array_equal(np.concatenate(list(doubled.blocks())), 2 * x[:, :2])
+    assert [len(b) for b in doubled.blocks()] == [5, 5, 5, 5]
+    np.testing.assert_array_equal(stream.first(), x[:6])
+    pieces = [np.zeros((3, 2)), np.zeros((0, 2)), np.ones((9, 2))]
+    assert [len(b) for b in rechunk(pieces, 4)] == [4, 4, 4]
+
+
+def test_stream_refuses_what_it_cannot_read_through():
+    from keras_weightinit.data import Stream
+
+    for data, message in [
+        (np.zeros((4, 3)), "must be a tf.data.Dataset or a keras.utils.PyDataset"),
+        (_Endless(), "infinite PyDataset"),
+        (_Unsized(), "without `num_batches` or `__len__`"),
+        (tf.data.Dataset.from_tensor_slices(np.zeros((6, 3))), "must be a batched"),
+        (
+            tf.data.Dataset.from_tensor_slices(np.zeros((6, 3))).batch(2).repeat(),
+            r"infinite dataset \(`.repeat\(\)`\)",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=f"Argument `data` .*{message}"):
+            Stream(data, "data")
+    with pytest.raises(ValueError, match="Argument `v` holds no samples"):
+        Stream(
+            tf.data.Dataset.from_tensor_slices(np.zeros((0, 3))).batch(2), "v"
+        ).first()
+    bad = tf.data.Dataset.from_tensor_slices(np.array([[1.0, np.inf]])).batch(1)
+    with pytest.raises(ValueError, match="Argument `x` contains 1 NaN or infinite"):
+        list(Stream(bad).batches())
+
+
+def test_pydataset_stream_ends_each_pass_with_on_epoch_end():
+    from keras_weightinit.data import Stream
+
+    class Counted(_Batches):
+        ended = 0
+
+        def on_epoch_end(self):
+            Counted.ended += 1
+
+    x = np.arange(36, dtype="float32").reshape(12, 3)
+    stream = Stream(Counted(x))
+    np.testing.assert_array_equal(np.concatenate(list(stream.batches())), x)
+    list(stream.blocks(5))
+    assert Counted.ended == 2
+
+
+def test_as_tensor_shares_aligned_memory_and_copies_the_rest():
+    from keras_weightinit.data import aligned_empty, as_tensor
+
+    aligned = aligned_empty((5, 3))
+    aligned[:] = 1.0
+    shared = as_tensor(aligned)
+    aligned[0, 0] = 7.0  # shared: the tensor sees it
+    assert float(shared[0, 0]) == 7.0
+    unaligned = np.ones((5, 4), "float32")[:, 1:]  # not contiguous
+    copied = as_tensor(unaligned)
+    unaligned[0, 0] = 7.0
+    assert float(copied[0, 0]) == 1.0
+    np.testing.assert_array_equal(as_tensor(aligned).numpy(), aligned)

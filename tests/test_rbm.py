@@ -350,3 +350,35 @@ def test_a_failed_refit_keeps_the_previous_fit(digits, monkeypatch):
 def test_negative_seeds_fail_at_construction():
     with pytest.raises(ValueError, match="seed=-1"):
         RBM(4, seed=-1)
+
+
+def test_monitor_function_draws_what_the_epoch_function_draws(digits):
+    # Streaming computes the monitors apart from the epoch function; for the
+    # same seed and weights the numbers are the epoch function's.
+    x_train, x_val = digits
+    n_visible, n_hidden = 64, 9
+    rng = np.random.default_rng(0)
+    params = (
+        tf.constant(rng.normal(0, 0.1, (n_visible, n_hidden)).astype("float32")),
+        tf.constant(rng.normal(0, 0.1, n_hidden).astype("float32")),
+        tf.constant(rng.normal(0, 0.1, n_visible).astype("float32")),
+    )
+    state = (
+        *params,
+        tf.zeros([n_visible, n_hidden]),
+        tf.zeros([n_hidden]),
+        tf.zeros([n_visible]),
+        tf.zeros([32, n_visible]),
+        tf.zeros([n_hidden]),
+    )
+    seed = tf.constant([5, 2], tf.int64)
+    hyper = tuple(tf.constant(0.0) for _ in range(4))
+    epoch_fn = rbm_module.train_epoch_fn(n_visible, n_hidden, 32)
+    monitor_x, val_x = tf.constant(x_train[:200]), tf.constant(x_val[:100])
+    _, metrics = epoch_fn(
+        state, tf.zeros([0, n_visible]), seed, hyper, monitor_x, val_x
+    )
+    alone = rbm_module._monitor_fn(n_visible, n_hidden, "bernoulli", "bernoulli")
+    np.testing.assert_array_equal(
+        alone(params, monitor_x, val_x, seed).numpy(), metrics.numpy()[1:]
+    )
