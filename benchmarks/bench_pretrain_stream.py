@@ -11,9 +11,9 @@ Prints two markdown tables, both measured in the same run:
    memory; 627 MB as float32). The peak RSS growth is the process's VmHWM at
    the end minus its VmRSS at the start, the peak reset at the start through
    `/proc/self/clear_refs` (else `ru_maxrss` after minus before). It is
-   measured after a warm-up call on 70,000 samples (so that every layer
+   measured after a warm-up call on 40,000 samples (so that every layer
    streams in the warm-up too: the second layer's default shuffle buffer
-   holds 65,536 samples of 64 features) and reported with the first call's
+   holds 32,768 samples of 64 features) and reported with the first call's
    growth ("cold": TensorFlow's one-off costs, code pages first touched,
    traced functions, allocator pools, which arrays pay as well). Target:
    warm growth < 10% of the dataset's size.
@@ -256,7 +256,7 @@ def main(argv=None) -> dict:
         memory = measure_memory(4_000, 2_000, [16, 8], buffer=500)
         speed = measure_speed(1_000, 16, 1, 1, buffer=200)
     else:
-        memory = measure_memory(200_000, 70_000, [64, 32])
+        memory = measure_memory(200_000, 40_000, [64, 32])
         speed = measure_speed(20_000, 256, 3, args.repeats)
 
     stamp = datetime.datetime.now().isoformat(timespec="minutes")

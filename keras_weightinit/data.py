@@ -276,7 +276,13 @@ def fit_model_input(
 
 
 def is_stream(data) -> bool:
-    """Whether `data` is read batch by batch (`tf.data`, `PyDataset`, `Stream`)."""
+    """Whether `data` is read batch by batch (`tf.data`, `PyDataset`, `Stream`).
+
+    Example:
+
+    >>> is_stream(tf.data.Dataset.range(3).batch(2)), is_stream(np.zeros(3))
+    (True, False)
+    """
     return isinstance(data, (tf.data.Dataset, keras.utils.PyDataset, Stream))
 
 
@@ -402,7 +408,8 @@ def rechunk(blocks: Iterable[np.ndarray], rows: int) -> Iterator[np.ndarray]:
 
     The samples keep their order; only where blocks are cut changes, so what
     follows does not depend on the dataset's batch size. A block already of
-    `rows` samples passes through uncopied.
+    `rows` samples passes through uncopied; joined ones are aligned for
+    `as_tensor`, and no longer referenced here once yielded.
 
     Example:
 
@@ -422,10 +429,23 @@ def rechunk(blocks: Iterable[np.ndarray], rows: int) -> Iterator[np.ndarray]:
             count += len(piece)
             block = block[len(piece) :]
             if count == rows:
-                yield np.concatenate(pending)
-                pending, count = [], 0
+                count = 0
+                yield _joined(pending)
     if pending:
-        yield np.concatenate(pending)
+        yield _joined(pending)
+
+
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    """The pieces concatenated into an aligned array; `pieces` is emptied.
+
+    Emptied, so that the generator yielding the result holds neither it nor
+    the pieces while its consumer works.
+    """
+    shape = (sum(len(p) for p in pieces), *pieces[0].shape[1:])
+    out = aligned_empty(shape, np.result_type(*pieces))
+    np.concatenate(pieces, out=out)
+    pieces.clear()
+    return out
 
 
 ALIGN = 64  # bytes: TensorFlow's alignment for CPU tensors (EIGEN_MAX_ALIGN_BYTES)
@@ -436,6 +456,11 @@ def aligned_empty(shape: tuple, dtype="float32") -> np.ndarray:
 
     Such an array can become a TensorFlow tensor without a copy
     (`as_tensor`).
+
+    Example:
+
+    >>> aligned_empty((4, 3)).ctypes.data % ALIGN
+    0
     """
     dtype = np.dtype(dtype)
     size = int(np.prod(shape)) * dtype.itemsize
@@ -450,6 +475,13 @@ def as_tensor(array: np.ndarray) -> tf.Tensor:
     A C-contiguous array aligned on `ALIGN` bytes is wrapped through DLPack
     (the tensor keeps it alive; do not write to it afterwards); anything
     else is copied (`tf.constant`).
+
+    Example:
+
+    >>> block = aligned_empty((2, 3))
+    >>> block[:] = 1.0
+    >>> as_tensor(block).shape
+    TensorShape([2, 3])
     """
     if (
         array.flags.c_contiguous
@@ -494,7 +526,7 @@ def shuffle_blocks(
     >>> rng = np.random.default_rng(0)
     >>> blocks = [np.arange(5.0)[:, None] + i for i in (0, 5)]
     >>> out = list(shuffle_blocks(blocks, 4, rng, 3))
-    >>> [len(b) for b in out], sorted(np.concatenate(out)[:, 0])
+    >>> [len(b) for b in out], sorted(np.concatenate(out)[:, 0].tolist())
     ([3, 3, 3, 1], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
     """
     if buffer <= 0:
@@ -583,7 +615,7 @@ class FeatureStats:
         self.count = 0
         self.n_features: int | None = None
         self.mean = self._m2 = self.minimum = self.maximum = None
-        self.sample = self._keys = None
+        self._rows = self._keys = None  # the sample, in no order, and its keys
         self._kept: list[np.ndarray] | None = []
 
     def update(self, block: np.ndarray) -> None:
@@ -599,7 +631,7 @@ class FeatureStats:
             self._m2 = np.zeros(self.n_features)
             self.minimum = block.min(axis=0)
             self.maximum = block.max(axis=0)
-            self.sample = block[:0].copy()
+            self._rows = block[:0].copy()
             self._keys = np.zeros(0)
         else:
             self.minimum = np.minimum(self.minimum, block.min(axis=0))
@@ -608,10 +640,12 @@ class FeatureStats:
         # along axis 0 are), across blocks in float64.
         block_sum = np.einsum("ij->j", block)
         block_mean = block_sum.astype(np.float64) / m
-        if self._variance:
-            deviation = block - (block_sum / m).astype(block.dtype)
-            block_m2 = np.einsum("ij,ij->j", deviation, deviation).astype(np.float64)
-            del deviation
+        if self._variance:  # two-pass, 256 rows at a time: small temporaries
+            center = (block_sum / m).astype(block.dtype)
+            block_m2 = np.zeros(self.n_features)
+            for start in range(0, m, 256):
+                deviation = block[start : start + 256] - center
+                block_m2 += np.einsum("ij,ij->j", deviation, deviation)
         else:
             block_m2 = 0.0
         n = self.count + m
@@ -628,17 +662,31 @@ class FeatureStats:
 
     def _update_sample(self, block: np.ndarray) -> None:
         keys = self._rng.random(len(block))
-        if not self.sample_size:
+        size = self.sample_size
+        if not size:
             return
-        if len(self._keys) >= self.sample_size:
-            chosen = np.flatnonzero(keys < self._keys[-1])
-            if not len(chosen):
-                return
-            keys, block = keys[chosen], block[chosen]
-        keys = np.concatenate([self._keys, keys])
-        rows = np.concatenate([self.sample, block])
-        order = np.argsort(keys, kind="stable")[: self.sample_size]
-        self._keys, self.sample = keys[order], rows[order]
+        if len(self._keys) < size:  # filling: keep the smallest keys so far
+            keys = np.concatenate([self._keys, keys])
+            rows = np.concatenate([self._rows, block])
+            kept = np.argsort(keys, kind="stable")[:size]
+            self._keys, self._rows = keys[kept], rows[kept]
+            return
+        # Full: only rows with keys below the largest kept one can enter; they
+        # replace the rows of the largest keys, in place (few per block).
+        chosen = np.flatnonzero(keys < self._keys.max())
+        if not len(chosen):
+            return
+        merged = np.concatenate([self._keys, keys[chosen]])
+        kept = np.argsort(merged, kind="stable")[:size]
+        entering = kept[kept >= size] - size
+        leaving = np.setdiff1d(np.arange(size), kept, assume_unique=True)
+        self._keys[leaving] = keys[chosen[entering]]
+        self._rows[leaving] = block[chosen[entering]]
+
+    @property
+    def sample(self) -> np.ndarray:
+        """The sampled rows, in the order of their keys (a random order)."""
+        return self._rows[np.argsort(self._keys, kind="stable")]
 
     @property
     def var(self) -> np.ndarray:
@@ -681,7 +729,7 @@ class FeatureStats:
         out._m2 = self._m2 / scale.astype(np.float64) ** 2
         out.minimum = (self.minimum - shift) / scale
         out.maximum = (self.maximum - shift) / scale
-        out.sample = (self.sample - shift) / scale
+        out._rows = (self._rows - shift) / scale
         out._keys = self._keys
         out._kept = (
             None if self._kept is None else [(r - shift) / scale for r in self._kept]

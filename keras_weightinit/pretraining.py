@@ -38,8 +38,9 @@ the order of a batch: for each layer, the model computes the layer's input
 block by block (raw inputs re-cut into blocks of at most 2,048 samples and
 8 MiB, `_CHUNK`, `_BLOCK_BYTES`), once for a statistics pass (`FeatureStats`:
 range, exact per-feature mean and standard deviation, so the visible-unit plan
-is the one the whole array would get, up to float64 rounding; a reservoir
-sample for the RBM's monitors) and once per RBM epoch (`RBM.fit` streaming).
+is the one the whole array would get, up to rounding; a reservoir sample for
+the RBM's monitors) and once per RBM epoch (`RBM.fit` streaming): the layers
+below run again for every pass, as memory holds no layer's inputs.
 A layer whose input fits in the RBM's shuffle buffer is kept from the
 statistics pass and pretrained as an array, with the same result as for the
 array, bit for bit.
@@ -61,6 +62,7 @@ from keras_weightinit.data import (
     FeatureStats,
     Stream,
     as_array,
+    as_tensor,
     fit_model_input,
     is_stream,
 )
@@ -218,14 +220,21 @@ def _clear_frames(error: BaseException) -> None:
         error = error.__cause__ or error.__context__
 
 
-def _layer_inputs(model: keras.Model, layer, data: np.ndarray) -> np.ndarray:
+def _layer_inputs(
+    model: keras.Model, layer, data: np.ndarray, share: bool = False
+) -> np.ndarray:
     """The input of `layer` for `data`, as a `(samples, features)` array.
 
-    Computed `_CHUNK` samples at a time by `_input_of`.
+    Computed `_CHUNK` samples at a time by `_input_of`. With `share` (blocks
+    of a stream, aligned by `rechunk`), the TensorFlow backend gets `data`
+    as a tensor sharing its memory instead of a copy: the same values.
     """
     chunks = []
     for i in range(0, len(data), _CHUNK):
-        inputs = _input_of(model, layer, data[i : i + _CHUNK])
+        x = data[i : i + _CHUNK]
+        if share and keras.backend.backend() == "tensorflow":
+            x = as_tensor(x)
+        inputs = _input_of(model, layer, x)
         if inputs is None:
             raise ValueError(
                 f"pretrain_dbn: the model does not call layer {layer.name!r} "
@@ -367,8 +376,9 @@ def pretrain_dbn(
     Raises:
         ValueError: No Dense layer to pretrain, a named layer not Dense or not
             in the model, an unsupported activation, NaN/inf or empty data,
-            data of the wrong shape, Bernoulli visible units for data outside
-            [0, 1], or a bad RBM argument. The model is unchanged.
+            data of the wrong shape, an infinite or unbatched dataset,
+            Bernoulli visible units for data outside [0, 1], or a bad RBM
+            argument. The model is unchanged.
 
     Example:
 
@@ -404,7 +414,8 @@ def pretrain_dbn(
             return _layer_inputs(model, layer, data), None, None
         features = math.prod(data.shape[1:])
         rows = max(1, min(_CHUNK, _BLOCK_BYTES // (4 * features)))
-        stream = source.map(functools.partial(_layer_inputs, model, layer), rows)
+        inputs = functools.partial(_layer_inputs, model, layer, share=True)
+        stream = source.map(inputs, rows)
         stats = FeatureStats(
             sample_size=max(MONITOR_SAMPLES, settings.batch_size),
             keep=settings._buffer_rows,

@@ -30,6 +30,7 @@ block, so that memory stays of the order of a batch (see `RBM.fit`).
 
 from __future__ import annotations
 
+import itertools
 import math
 import random as python_random
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ from keras_weightinit.data import (
     as_array,
     as_tensor,
     is_stream,
+    rechunk,
     shuffle_blocks,
 )
 
@@ -62,10 +64,10 @@ P_CLIP = 1e-3
 # The per-epoch monitors (free energy, pseudo-likelihood) use this many samples.
 MONITOR_SAMPLES = 512
 # Streaming (`fit` on a dataset): the default shuffle buffer holds this many
-# bytes of float32 samples (16 MiB: 5,349 samples of 784 features), and the
+# bytes of float32 samples (8 MiB: 2,674 samples of 784 features), and the
 # data go to the epoch function in blocks of about CHUNK_BYTES (a whole number
 # of batches).
-SHUFFLE_BYTES = 16 << 20
+SHUFFLE_BYTES = 8 << 20
 CHUNK_BYTES = 4 << 20
 METRICS = (
     "reconstruction_error",
@@ -727,11 +729,13 @@ class RBM:
         seed: An int for reproducible training, or None (drawn from Python's
             `random`, so `keras.utils.set_random_seed` fixes it).
         shuffle_buffer: For data `fit` streams (a `tf.data.Dataset` or
-            `PyDataset`): the number of samples of the shuffle buffer, 0 for
-            no shuffling across blocks; None (default) holds 16 MiB of
-            float32 samples (`SHUFFLE_BYTES`; 5,349 samples of 784 features).
-            Data of at most this many samples are read into memory and
-            trained on exactly as an array. Arrays are always shuffled whole.
+            `PyDataset`): the number of samples of the shuffle buffer (at
+            least one block of about 4 MiB), 0 to keep the dataset's order
+            (samples are still shuffled within each block); None (default)
+            holds 8 MiB of float32 samples (`SHUFFLE_BYTES`: 2,674 samples of
+            784 features, 32,768 of 64). Data of at most this many samples
+            are read into memory and trained on exactly as an array. Arrays
+            are always shuffled whole.
 
     Attributes:
         kernel: `(visible, units)` weights, as a Dense kernel.
@@ -1149,9 +1153,20 @@ class RBM:
                 seed=[seed, 2],
                 variance=False,  # the means suffice
             )
-            for block in stream.blocks():
-                _check_shape(block, "x", stats.n_features, "a batch of ")
-                stats.update(block)
+            batches = stream.blocks()
+            first = next(batches, None)
+            if first is not None:
+                _check_shape(first, "x", None, "a batch of ")
+                width = first.shape[1]
+
+                def checked():
+                    for batch in itertools.chain([first], batches):
+                        _check_shape(batch, "x", width, "a batch of ")
+                        yield batch
+
+                # In blocks of about CHUNK_BYTES: fewer, larger NumPy calls.
+                for block in rechunk(checked(), max(1, CHUNK_BYTES // (4 * width))):
+                    stats.update(block)
         if stats.count == 0:
             raise ValueError("Argument `x` holds no samples.")
         _check_range(stats.low, stats.high, "x", data_visible)

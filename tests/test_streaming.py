@@ -115,7 +115,7 @@ def test_data_that_fit_the_buffer_train_exactly_as_the_array(digits, persistent)
     args = {"epochs": 3, "seed": 4, "persistent": persistent}
     want = fitted(RBM(32, **args), x_train, validation_data=x_val)
     for data in (dataset(x_train, 37), Batches(x_train)):
-        rbm = RBM(32, **args)  # default buffer: 65,536 samples of 64 features
+        rbm = RBM(32, **args)  # default buffer: 32,768 samples of 64 features
         assert_same_fit(fitted(rbm, data, validation_data=dataset(x_val)), want)
         assert rbm._fit_info == {"streamed": False, "samples": len(x_train)}
 
@@ -544,7 +544,7 @@ def run_python(script: str, timeout: int = 600, **env) -> str:
 @pytest.mark.slow
 def test_streaming_memory_stays_far_below_the_dataset():
     # 100,000 x 784 float32 = 299 MiB generated lazily; streamed, the peak
-    # RSS grows by a few MiB (the shuffle buffer holds 16 MiB, blocks 4 MiB).
+    # RSS grows by a few MiB (the shuffle buffer holds 8 MiB, blocks 4 MiB).
     # Materializing it would cost at least 299 MiB (7x that, issue).
     result = json.loads(run_python(MEMORY_SCRIPT))
     assert result["streamed"] == [True] * 4
