@@ -115,16 +115,26 @@ def _logits_loss():
 
 
 def _prepare(make_model, width: int, base_width: int, mup: bool, seed: int):
-    """A model of `width`: µP with base `base_width`, or He/Glorot ("auto")."""
+    """A model of `width` and its µP base model (None for the standard
+    parametrization), initialized by `_reinitialize`."""
     keras.utils.set_random_seed(seed)
     model = make_model(width)
-    if mup:
-        set_base_shapes(model, make_model(base_width), seed=seed)
+    base = make_model(base_width) if mup else None
+    _reinitialize(model, base, seed)
+    return model, base
+
+
+def _reinitialize(model: keras.Model, base: keras.Model | None, seed: int) -> None:
+    """Draws `model`'s weights again in place from `seed` (µP against `base`,
+    or He/Glorot "auto" without one) and seeds Keras's global generators
+    (the data order) with it."""
+    keras.utils.set_random_seed(seed)
+    if base is not None:
+        set_base_shapes(model, base, seed=seed)
     else:
         from keras_weightinit.model_init import initialize
 
         initialize(model, "auto", seed=seed)
-    return model
 
 
 @dataclasses.dataclass
@@ -242,7 +252,7 @@ def coord_check(
     values: dict[str, list[list[float]]] = {}
     names: list[str] = []
     for width in widths:
-        model = _prepare(make_model, width, base_width, mup, seed)
+        model, _ = _prepare(make_model, width, base_width, mup, seed)
         model.compile(optimizer=_optimizer(optimizer, learning_rate, mup), loss=loss)
         watched = _layer_outputs(model)
         names = [graph.layer_path(layer, model) for layer in watched]
@@ -323,15 +333,17 @@ class TransferResult:
         widths: The widths.
         learning_rates: The learning rates, ascending.
         losses: `losses[parametrization][str(width)][j]`, the training loss
-            after training at `learning_rates[j]` (NaN when it diverged).
+            after training at `learning_rates[j]`, averaged over `seeds` (NaN
+            when a run diverged).
         optimizer: `"adam"` or `"sgd"`.
         epochs: Epochs per run.
+        seeds: The seeds averaged over.
 
     Example:
 
-    >>> result = TransferResult([64, 128], [0.01, 0.1], {"mup": {"64": [1.0, 0.5],
-    ...     "128": [0.9, 0.4]}}, "adam", 1)
-    >>> result.best_learning_rates("mup")
+    >>> result = TransferResult([64, 128], [0.01, 0.1, 1.0], {"mup": {
+    ...     "64": [1.0, 0.5, 1.0], "128": [0.9, 0.4, 0.9]}}, "adam", 1, [0])
+    >>> {w: round(lr, 3) for w, lr in result.best_learning_rates("mup").items()}
     {64: 0.1, 128: 0.1}
     """
 
@@ -340,14 +352,24 @@ class TransferResult:
     losses: dict[str, dict[str, list[float]]]
     optimizer: str
     epochs: int
+    seeds: list[int]
 
     def best_learning_rates(self, parametrization: str) -> dict[int, float]:
-        """`width -> learning rate of the lowest loss`."""
+        """`width -> the learning rate of the lowest loss`, interpolated.
+
+        The vertex of the parabola through the lowest (log learning rate,
+        log loss) point and its two neighbours, kept between them; the grid
+        point itself at an end of the grid or next to a diverged run. So the
+        optimum moves smoothly instead of jumping a grid step when two
+        losses of a flat bottom swap order.
+        """
         best = {}
+        logs = np.log(np.asarray(self.learning_rates, float))
         for width in self.widths:
             row = np.asarray(self.losses[parametrization][str(width)], float)
-            row = np.where(np.isfinite(row), row, np.inf)
-            best[width] = float(self.learning_rates[int(np.argmin(row))])
+            row = np.where(np.isfinite(row) & (row > 0), row, np.inf)
+            i = int(np.argmin(row))
+            best[width] = float(np.exp(_vertex(logs, np.log(row), i)))
         return best
 
     def to_dict(self) -> dict:
@@ -368,7 +390,7 @@ class TransferResult:
 
     def plot(self, path: str) -> str:
         """Writes the figure: loss vs learning rate, a curve per width, a panel
-        per parametrization."""
+        per parametrization, the interpolated optimum dotted."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -386,12 +408,13 @@ class TransferResult:
                 (line,) = ax.plot(
                     self.learning_rates, row, marker="o", label=f"width {width}"
                 )
-                ax.axvline(best[width], color=line.get_color(), ls=":", alpha=0.6)
+                ax.axvline(best[width], color=line.get_color(), ls=":", alpha=0.8)
             ax.set_xscale("log")
             ax.set_xlabel(f"learning rate ({self.optimizer})")
             ax.set_title(titles[part])
             ax.grid(True, which="both", alpha=0.3)
-        axes[0][0].set_ylabel(f"training loss after {self.epochs} epochs")
+        seeds = f", mean of {len(self.seeds)} seeds" if len(self.seeds) > 1 else ""
+        axes[0][0].set_ylabel(f"training loss after {self.epochs} epochs{seeds}")
         finite = [
             v
             for d in self.losses.values()
@@ -412,14 +435,45 @@ class TransferResult:
         return path
 
 
+def _vertex(x: np.ndarray, y: np.ndarray, i: int) -> float:
+    """The abscissa of the minimum of the parabola through points i-1, i, i+1.
+
+    `x[i]` where the parabola does not open upwards, `i` is an end, or a
+    neighbour is not finite; the result lies in `[x[i-1], x[i+1]]`.
+
+    Example:
+
+    >>> x = np.array([0.0, 1.0, 2.0])
+    >>> round(_vertex(x, (x - 0.8) ** 2, 1), 6)
+    0.8
+    """
+    if i == 0 or i == len(x) - 1 or not np.all(np.isfinite(y[i - 1 : i + 2])):
+        return float(x[i])
+    (x0, x1, x2), (y0, y1, y2) = x[i - 1 : i + 2], y[i - 1 : i + 2]
+    a = ((y2 - y1) / (x2 - x1) - (y1 - y0) / (x1 - x0)) / (x2 - x0)
+    if a <= 0:
+        return float(x1)
+    b = (y1 - y0) / (x1 - x0) - a * (x0 + x1)
+    return float(np.clip(-b / (2 * a), x0, x2))
+
+
+def _restart(model: keras.Model, learning_rate: float) -> None:
+    """Zeroes the optimizer's state and sets its learning rate, so that the
+    compiled model trains again from step 0 without being traced again."""
+    optimizer = model.optimizer
+    for variable in optimizer.variables:
+        variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
+    optimizer.learning_rate.assign(learning_rate)
+
+
 def lr_transfer(
     widths: Sequence[int] = (64, 256, 1024),
     learning_rates: Sequence[float] | None = None,
-    epochs: int = 5,
+    epochs: int = 3,
     optimizer: str = "adam",
     batch_size: int = 128,
     parametrizations: Sequence[str] = ("sp", "mup"),
-    seed: int = 0,
+    seeds: Sequence[int] = (0, 1, 2),
     verbose: int = 0,
 ) -> TransferResult:
     """Training loss vs learning rate per width, for µP and the standard one.
@@ -427,8 +481,13 @@ def lr_transfer(
     Each run trains `digits_mlp(width)` on the digits data for `epochs`
     epochs (µP: base width `min(widths)`, `MuAdam`/`MuSGD`; standard:
     He/Glorot and `Adam`/`SGD`) and reports the loss on the whole training
-    set. Under µP the best learning rate stays put as the width grows; under
-    the standard parametrization with Adam it moves down.
+    set, averaged over `seeds` (each seed sets the initialization and the
+    data order). Under µP the best learning rate stays put as the width
+    grows; under the standard parametrization with Adam it moves down.
+
+    One model is built and compiled per parametrization and width; each run
+    re-draws its weights in place and zeroes the optimizer's state, so runs
+    share one traced training step.
 
     Args:
         widths: At least two widths.
@@ -438,7 +497,7 @@ def lr_transfer(
         optimizer: `"adam"` or `"sgd"`.
         batch_size: Batch size.
         parametrizations: Any of `"sp"`, `"mup"`.
-        seed: Seeds data order and initialization (the same for all runs).
+        seeds: Non-negative ints, at least one; the losses are their mean.
         verbose: 1: a line per run.
 
     Returns:
@@ -446,7 +505,7 @@ def lr_transfer(
 
     Example:
 
-    >>> result = lr_transfer([16, 32], [1e-3, 1e-2], epochs=1)
+    >>> result = lr_transfer([16, 32], [1e-3, 1e-2], epochs=1, seeds=[0])
     >>> sorted(result.losses)
     ['mup', 'sp']
 
@@ -478,25 +537,40 @@ def lr_transfer(
                 "Argument `parametrizations` must hold 'sp' and/or 'mup'. "
                 f"Received: parametrizations={parametrizations!r}"
             )
+    seeds = list(seeds)
+    if not seeds or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+    ):
+        raise ValueError(
+            "Argument `seeds` must hold at least one non-negative int. "
+            f"Received: seeds={seeds!r}"
+        )
     x, y = digits()
     losses: dict[str, dict[str, list[float]]] = {}
     for part in parametrizations:
         mup = part == "mup"
         for width in widths:
-            row = []
-            for lr in learning_rates:
-                model = _prepare(digits_mlp, width, widths[0], mup, seed)
-                model.compile(
-                    optimizer=_optimizer(optimizer, lr, mup),
-                    loss=_logits_loss(),
-                )
-                model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
-                loss = float(model.evaluate(x, y, batch_size=512, verbose=0))
-                row.append(loss if math.isfinite(loss) else float("nan"))
-                if verbose:
-                    print(f"{part:>3} width {width:>5} lr {lr:.2e}: loss {loss:.4f}")
-            losses.setdefault(part, {})[str(width)] = row
-    return TransferResult(widths, learning_rates, losses, optimizer, epochs)
+            model, base = _prepare(digits_mlp, width, widths[0], mup, seeds[0])
+            model.compile(
+                optimizer=_optimizer(optimizer, learning_rates[0], mup),
+                loss=_logits_loss(),
+            )
+            runs = np.empty((len(seeds), len(learning_rates)))
+            for i, seed in enumerate(seeds):
+                for j, lr in enumerate(learning_rates):
+                    _reinitialize(model, base, seed)
+                    _restart(model, lr)
+                    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+                    loss = float(model.evaluate(x, y, batch_size=512, verbose=0))
+                    runs[i, j] = loss if math.isfinite(loss) else np.nan
+                    if verbose:
+                        print(
+                            f"{part:>3} width {width:>5} seed {seed} lr {lr:.2e}: "
+                            f"loss {loss:.4f}"
+                        )
+            # a learning rate that diverged for any seed counts as diverged
+            losses.setdefault(part, {})[str(width)] = runs.mean(axis=0).tolist()
+    return TransferResult(widths, learning_rates, losses, optimizer, epochs, seeds)
 
 
 def write_json(data: dict, path: str) -> str:

@@ -17,7 +17,12 @@ COMMANDS = ("coord-check", "transfer")
 # `--quick`: a smoke configuration; options given with it still apply.
 QUICK = {
     "coord-check": {"widths": "32,64,128", "steps": 2},
-    "transfer": {"widths": "32,128", "learning_rates": "0.001,0.01,0.1", "epochs": 1},
+    "transfer": {
+        "widths": "32,128",
+        "learning_rates": "0.001,0.01,0.1",
+        "epochs": 1,
+        "seeds": "0",
+    },
 }
 DEFAULTS = {
     "coord-check": {
@@ -25,7 +30,12 @@ DEFAULTS = {
         "steps": 3,
         "logdir": "logs/coord_check",
     },
-    "transfer": {"widths": "64,256,1024", "epochs": 5, "logdir": "logs/transfer"},
+    "transfer": {
+        "widths": "64,256,1024",
+        "epochs": 3,
+        "seeds": "0,1,2",
+        "logdir": "logs/transfer",
+    },
 }
 
 
@@ -66,12 +76,18 @@ def add_commands(commands, parser_class=argparse.ArgumentParser) -> None:
         "3e-3..10 for sgd)",
     )
     transfer.add_argument("--epochs", type=int, help=f"default {t['epochs']}")
+    transfer.add_argument(
+        "--seeds",
+        help=f"comma-separated, the losses are their mean (default {t['seeds']})",
+    )
     transfer.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     transfer.add_argument(
         "--logdir", default=t["logdir"], help=f"default {t['logdir']}"
     )
     transfer.add_argument(
-        "--quick", action="store_true", help="widths 32,128, 3 learning rates, 1 epoch"
+        "--quick",
+        action="store_true",
+        help="widths 32,128, 3 learning rates, 1 epoch, 1 seed",
     )
 
 
@@ -106,7 +122,7 @@ def settings(args: argparse.Namespace) -> dict:
     chosen = dict(DEFAULTS[command])
     if args.quick:
         chosen.update(QUICK[command])
-    for name in ("widths", "steps", "epochs", "learning_rates"):
+    for name in ("widths", "steps", "epochs", "learning_rates", "seeds"):
         value = getattr(args, name, None)
         if value is not None:
             chosen[name] = value
@@ -140,6 +156,17 @@ def settings(args: argparse.Namespace) -> dict:
                 f"comma-separated. Received: {chosen['learning_rates']!r}"
             )
         out["learning_rates"] = rates
+    if "seeds" in chosen:
+        try:
+            seeds = [int(v) for v in chosen["seeds"].split(",") if v.strip()]
+        except ValueError:
+            seeds = []
+        if not seeds or min(seeds) < 0:
+            raise ValueError(
+                "argument --seeds: must be non-negative ints, comma-separated. "
+                f"Received: {chosen['seeds']!r}"
+            )
+        out["seeds"] = seeds
     return out
 
 
@@ -187,12 +214,14 @@ def run(args: argparse.Namespace) -> int:
             chosen.get("learning_rates"),
             epochs=chosen["epochs"],
             optimizer=chosen["optimizer"],
+            seeds=chosen["seeds"],
             verbose=1,
         )
         result.plot(os.path.join(logdir, "summary.png"))
         cc.write_json(result.to_dict(), os.path.join(logdir, "summary.json"))
         for part in ("sp", "mup"):
             best = result.best_learning_rates(part)
-            print(f"{part:>3}: best learning rate per width {best}")
+            row = ", ".join(f"{w}: {lr:.3g}" for w, lr in best.items())
+            print(f"{part:>3}: best learning rate per width {{{row}}}")
     print(f"wrote {os.path.join(logdir, 'summary.png')} and summary.json")
     return 0
