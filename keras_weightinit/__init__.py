@@ -66,7 +66,7 @@ _SOURCES = {
     "diagnose": "diagnostics",
     "calculate_gain": "gains",
     "compute_fans": "gains",
-    "GradientHistograms": "gradients",
+    "GradientHistograms": "callbacks",
     "DeltaOrthogonal": "initializers",
     "HeNormal": "initializers",
     "HeUniform": "initializers",
@@ -107,7 +107,6 @@ _SUBMODULES = frozenset(
         "data",
         "diagnostics",
         "gains",
-        "gradients",
         "graph",
         "initializers",
         "model_init",
@@ -118,6 +117,7 @@ _SUBMODULES = frozenset(
         "mup_checks",
         "mup_cli",
         "seeds",
+        "tensorboard",
     }
 )
 
@@ -125,10 +125,9 @@ _SUBMODULES = frozenset(
 _REGISTERING = ("initializers", "rbm", "mup")
 
 if TYPE_CHECKING:  # what static tools see; at run time `__getattr__` imports
-    from keras_weightinit.callbacks import DBNPretrain, LSUVInit
+    from keras_weightinit.callbacks import DBNPretrain, GradientHistograms, LSUVInit
     from keras_weightinit.diagnostics import DiagnosisReport, diagnose
     from keras_weightinit.gains import calculate_gain, compute_fans
-    from keras_weightinit.gradients import GradientHistograms
     from keras_weightinit.initializers import (
         DeltaOrthogonal,
         HeNormal,

@@ -1,18 +1,39 @@
-"""Keras callbacks that initialize a model from data before `fit` trains it.
+"""The package's Keras callbacks, for `model.fit(callbacks=[...])`.
 
-Each callback runs its initializer once, in `on_train_begin` of the first
-`fit` it is passed to; later `fit` calls train on as usual.
+- `DBNPretrain` and `LSUVInit` initialize a model from data: each runs its
+  initializer once, in `on_train_begin` of the first `fit` it is passed to;
+  later `fit` calls train on as usual.
+- `GradientHistograms` logs the gradients and activations of a probe batch
+  to TensorBoard while `fit` trains.
+
+Keras 3's `keras.callbacks.TensorBoard` logs weight histograms only: the
+`write_grads` argument of TF1 Keras is gone (tensorflow/tensorflow#31173,
+#31542; activation histograms #39755). `GradientHistograms` puts the
+gradients, their norms and the layers' activations of a fixed probe batch
+beside Keras's own logs, so that vanishing and exploding gradients show in the
+same TensorBoard view as the loss curves. Its probe pass is the training
+step's forward and backward pass without the update (`keras_weightinit.probe`):
+training is the same, to the bit, with and without the callback.
 """
 
 from __future__ import annotations
 
-import keras
+import math
+import os
 
-from keras_weightinit.data import Stream, is_stream
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_weightinit import graph
+from keras_weightinit.checks import positive_int
+from keras_weightinit.data import Stream, first_batch, fit_model_input, is_stream
 from keras_weightinit.model_init import check_lsuv_args, lsuv
 from keras_weightinit.pretraining import check_pretrain_args, pretrain_dbn
+from keras_weightinit.probe import loss_scale, probe
+from keras_weightinit.tensorboard import summary_bytes
 
-__all__ = ["DBNPretrain", "LSUVInit"]
+__all__ = ["DBNPretrain", "GradientHistograms", "LSUVInit"]
 
 
 class _OnFirstFit(keras.callbacks.Callback):
@@ -129,3 +150,289 @@ class LSUVInit(_OnFirstFit):
 
     def _run(self, model):
         return lsuv(model, self.x, **self.lsuv_args)
+
+
+class GradientHistograms(keras.callbacks.Callback):
+    """TensorBoard histograms of the gradients and activations of a probe batch.
+
+    Every `freq` epochs, and once before the first training step, the callback
+    computes on the fixed probe batch `(x, y)` what a training step would
+    compute, and writes to `log_dir/gradients`:
+
+    - histogram `<variable.path>/gradient` for every trainable variable: the
+      gradient `dL/dw` of the training loss `L` (the compiled loss plus the
+      regularization losses, `model.compute_loss`);
+    - scalars `gradient_norm/<layer>`, `||dL/dW||_2`, and
+      `gradient_to_weight/<layer>`, `||dL/dW||_2 / ||W||_2`, for every
+      kernel-like weight at any depth (`keras_weightinit.graph`: Dense, Conv,
+      EinsumDense and `MultiHeadAttention`'s query/key/value/output,
+      Depthwise and Separable convolutions, RNN cells, Embedding; the
+      Frobenius norms). `<layer>` is the layer path
+      (`multi_head_attention/query`); a layer holding several kernel-like
+      weights gets one tag per weight, `<layer>/<role>`
+      (`separable_conv2d/pointwise_kernel`, `lstm/lstm_cell/recurrent_kernel`);
+    - with `activations=True`, histogram `<layer>/activation` and scalar
+      `activation_std/<layer>` of the output of every top-level layer of
+      `model.layers` whose output is one tensor.
+
+    Steps: the step is the number of epochs trained when the values were
+    taken: `initial_epoch` (0) before the first training step, then
+    `epoch + 1` at the end of every epoch with `(epoch + 1) % freq == 0`
+    (Keras's own epoch scalars use the 0-based `epoch`, so the gradients at
+    step `k` are those of the weights whose `epoch_loss` is logged at `k-1`).
+    As with Keras's `TensorBoard` callback, a later `fit` that starts over at
+    epoch 0 writes its steps again from 0; one continued with `initial_epoch`
+    goes on from there (a step already logged is not written twice).
+
+    The probe pass runs in training mode (`training=True`: Dropout drops and
+    BatchNorm uses the batch statistics, as in the loss `fit` differentiates)
+    inside a `keras.StatelessScope`, so the moving statistics, the random
+    layers' seed generators and the metrics are left exactly as they were:
+    the history `fit` reports is identical with and without the callback.
+    Under mixed precision the optimizer's loss scale is applied before
+    differentiating and divided out after; under a `tf.distribute` strategy
+    the whole probe batch is computed on one device at the mirrored weights.
+
+    The event files go to their own run directory, `log_dir/gradients`, beside
+    `keras.callbacks.TensorBoard(log_dir)`'s `train` and `validation`, with
+    their own file writer; writes are wrapped in `tf.summary.record_if(True)`
+    so that a TensorBoard callback's `update_freq` does not suppress them.
+    The forward and backward pass is one `tf.function`, traced once per `fit`;
+    the histograms and norms are computed in numpy from its results and
+    written as one `Summary` per step. The cost is about 0.1 s per `fit` plus
+    one probe pass per logged epoch (`benchmarks/bench_callbacks.py`).
+
+    The callback holds data, so it is not serializable (no `get_config`).
+
+    Args:
+        log_dir: The TensorBoard log directory; the callback writes to its
+            subdirectory `gradients`.
+        data: The probe batch: a tuple `(x, y)` of arrays (`(x,)` for a model
+            whose loss needs no targets) or a batched `tf.data.Dataset` whose
+            first batch is taken. `x` is a single array.
+        freq: Log every `freq` epochs (a positive int).
+        histograms: Write the gradient histograms.
+        norms: Write the `gradient_norm` and `gradient_to_weight` scalars.
+        activations: Write the activation histograms and `activation_std`.
+
+    Raises:
+        ValueError: At construction for a bad `freq`, `log_dir` or `data`; at
+            `on_train_begin` for probe data that does not fit the model.
+        RuntimeError: At `on_train_begin` for a model that is not compiled.
+
+    Example:
+
+    >>> run_dir = "logs/run1"
+    >>> model.fit(
+    ...     x, y, epochs=10,
+    ...     callbacks=[
+    ...         keras.callbacks.TensorBoard(run_dir),
+    ...         GradientHistograms(log_dir=run_dir, data=(x[:256], y[:256])),
+    ...     ],
+    ... )
+
+    Reference:
+        Glorot & Bengio, "Understanding the difficulty of training deep
+        feedforward neural networks", AISTATS 2010 (the gradient histograms
+        per layer that show the vanishing); He et al., "Delving deep into
+        rectifiers", ICCV 2015.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike,
+        data,
+        freq: int = 1,
+        histograms: bool = True,
+        norms: bool = True,
+        activations: bool = True,
+    ):
+        super().__init__()
+        if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
+            raise ValueError(
+                "Argument `log_dir` must be a non-empty path. "
+                f"Received: log_dir={log_dir!r}"
+            )
+        positive_int("freq", freq)
+        for name, value in (
+            ("histograms", histograms),
+            ("norms", norms),
+            ("activations", activations),
+        ):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(
+                    f"Argument `{name}` must be True or False. "
+                    f"Received: {name}={value!r}"
+                )
+        self.log_dir = os.fspath(log_dir)
+        self.freq = int(freq)
+        self.histograms = bool(histograms)
+        self.norms = bool(norms)
+        self.activations = bool(activations)
+        self.x, self.y = first_batch(data, "data")
+        self._writer = None
+        self._function = None
+        self._first = None
+        self._pending_initial = False
+        self._last_step: int | None = None
+        #: The training loss of the probe batch at the last logged step.
+        self.last_loss = math.nan
+
+    @property
+    def run_dir(self) -> str:
+        """The directory the event files go to: `log_dir/gradients`."""
+        return os.path.join(self.log_dir, "gradients")
+
+    # -- set-up -----------------------------------------------------------
+
+    def _check_model(self, model):
+        if model is None:
+            raise RuntimeError(
+                "GradientHistograms has no model; pass it to `fit(callbacks=...)` "
+                "or call `set_model(model)` first."
+            )
+        if not getattr(model, "compiled", False) or model.optimizer is None:
+            raise RuntimeError(
+                "GradientHistograms needs a compiled model: its gradients are "
+                "those of the compiled training loss. Call `model.compile(...)` "
+                f"first. Received: model={model.name!r}, which is not compiled."
+            )
+        fit_model_input(model, self.x, "GradientHistograms", name="data")
+
+    def _build(self):
+        """The probe `tf.function`: loss, gradients and layer outputs.
+
+        Only the forward and backward pass is traced; the histograms, norms
+        and the event write happen in numpy on the returned values (`_log`).
+        """
+        model = self.model
+        variables = list(model.trainable_variables)
+        want_grads = self.histograms or self.norms
+        act_layers = list(model.layers) if self.activations else []
+        self._variables = variables
+        kernels = graph.kernel_weights(model)
+        position = {id(v): i for i, v in enumerate(variables)}
+        per_layer: dict[int, int] = {}
+        for weight in kernels:
+            per_layer[id(weight.layer)] = per_layer.get(id(weight.layer), 0) + 1
+        self._kernels = [
+            (
+                weight.name
+                if per_layer[id(weight.layer)] == 1
+                else f"{weight.name}/{weight.role}",
+                position[id(weight.variable)],
+            )
+            for weight in kernels
+            if id(weight.variable) in position
+        ]
+
+        def run(x, y, scale):
+            result = probe(
+                model,
+                x,
+                y,
+                units=act_layers,
+                variables=variables if want_grads else (),
+                loss="fit",
+                training=True,
+                scale=scale,
+            )
+            activations = {
+                layer.name: keras.ops.cast(result.outputs[id(layer)], "float32")
+                for layer in act_layers
+                if id(layer) in result.outputs
+            }
+            kernel_norms = [
+                keras.ops.sqrt(
+                    keras.ops.sum(
+                        keras.ops.square(keras.ops.cast(variables[i].value, "float32"))
+                    )
+                )
+                for _, i in (self._kernels if self.norms else ())
+            ]
+            return result.loss, result.weight_grads, activations, kernel_norms
+
+        if keras.backend.backend() != "tensorflow":
+            return run
+        return tf.function(run, autograph=False, reduce_retracing=True)
+
+    # -- Keras hooks ------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self._check_model(self.model)
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.run_dir)
+        self._function = self._build()
+        self._x_tensor = keras.ops.convert_to_tensor(self.x)
+        self._y_tensor = None if self.y is None else keras.ops.convert_to_tensor(self.y)
+        try:
+            if isinstance(self._function, tf.types.experimental.PolymorphicFunction):
+                self._function.get_concrete_function(
+                    self._x_tensor, self._y_tensor, tf.constant(1.0)
+                )
+            else:  # run once: the first log (before any step) reuses it
+                self._first = self._function(
+                    self._x_tensor, self._y_tensor, loss_scale(self.model)
+                )
+        except Exception as error:  # noqa: BLE001 - re-raised with context
+            self._function = None
+            y_shape = None if self.y is None else self.y.shape
+            raise ValueError(
+                "Argument `data` does not fit the model or its loss: the "
+                f"probe batch has x of shape {self.x.shape} and y of shape "
+                f"{y_shape}. The probe pass failed with: {error}"
+            ) from error
+        self._pending_initial = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._pending_initial:
+            self._pending_initial = False
+            # A fit continued with `initial_epoch` at the last logged step
+            # has those weights logged already; one that starts over has not.
+            if epoch == 0 or epoch != self._last_step:
+                self._log(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.freq == 0:
+            self._log(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._function = None
+
+    def _log(self, step: int):
+        if self._function is None:
+            return
+        # Read now, not traced: a dynamic loss scale changes during `fit` (and
+        # before the optimizer is built, `scale_loss` gives its initial value).
+        scale = loss_scale(self.model)
+        first, self._first = self._first, None
+        loss, grads, activations, kernel_norms = first or self._function(
+            self._x_tensor, self._y_tensor, scale
+        )
+        grads = [keras.ops.convert_to_numpy(g) for g in grads]
+        histograms, scalars = {}, {}
+        if self.histograms:
+            for variable, grad in zip(self._variables, grads, strict=True):
+                histograms[variable.path.replace(":", "_") + "/gradient"] = grad
+        if self.norms:
+            for (name, i), w_norm in zip(self._kernels, kernel_norms, strict=True):
+                g_norm = np.linalg.norm(grads[i])
+                scalars[f"gradient_norm/{name}"] = g_norm
+                # inf or NaN for an all-zero kernel, as the graph division gave
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.float32(g_norm) / np.float32(
+                        keras.ops.convert_to_numpy(w_norm)
+                    )
+                scalars[f"gradient_to_weight/{name}"] = ratio
+        for name, out in activations.items():
+            out = keras.ops.convert_to_numpy(out)
+            histograms[f"{name}/activation"] = out
+            scalars[f"activation_std/{name}"] = out.std(dtype="float64")
+        with self._writer.as_default(step=step), tf.summary.record_if(True):
+            tf.summary.experimental.write_raw_pb(summary_bytes(histograms, scalars))
+        self._writer.flush()
+        self._last_step = step
+        self.last_loss = float(keras.ops.convert_to_numpy(loss))

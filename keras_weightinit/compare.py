@@ -20,7 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_weightinit.callbacks import DBNPretrain, LSUVInit
+from keras_weightinit.callbacks import DBNPretrain, GradientHistograms, LSUVInit
 from keras_weightinit.config import (  # defined there to need no Keras
     ARTICLE_SCHEMES,
     DATA_DEPENDENT,
@@ -31,7 +31,6 @@ from keras_weightinit.config import (  # defined there to need no Keras
 from keras_weightinit.config import OPTIMIZERS as OPTIMIZERS
 from keras_weightinit.diagnostics import diagnose
 from keras_weightinit.gains import activation_name
-from keras_weightinit.gradients import GradientHistograms
 from keras_weightinit.initializers import scheme_names
 from keras_weightinit.model_init import initialize
 from keras_weightinit.pretraining import UNITS_FOR_ACTIVATION

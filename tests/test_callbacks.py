@@ -1,6 +1,9 @@
-"""Tests of `GradientHistograms`: tags and steps read back with TensorBoard's
-own reader, and each correctness point checked against what the naive recipe
-(a GradientTape around `model(x)` with `model.loss`) gets wrong."""
+"""Tests of `keras_weightinit.callbacks`.
+
+`GradientHistograms`: tags and steps read back with TensorBoard's own reader,
+and each correctness point checked against what the naive recipe (a
+GradientTape around `model(x)` with `model.loss`) gets wrong.
+"""
 
 import json
 import math
@@ -508,46 +511,3 @@ def test_all_zero_kernel_logs_without_warnings(tmp_path, digits):
     hidden = model.layers[0].name
     assert not np.isfinite(_scalars(acc, f"gradient_to_weight/{hidden}")[0])
     assert np.isfinite(_scalars(acc, "gradient_to_weight/out")[0])
-
-
-def test_histogram_buckets_read_back(tmp_path):
-    # Our numpy histograms have TensorBoard's layout (left, right, count) and
-    # read back like `tf.summary.histogram` / `tf.summary.scalar` values.
-    from keras_weightinit.gradients import summary_proto
-
-    values = np.random.default_rng(0).normal(size=1000).astype("float32")
-    values[:3] = [np.nan, np.inf, -np.inf]
-    writer = tf.summary.create_file_writer(str(tmp_path))
-    with writer.as_default(step=7):
-        tf.summary.experimental.write_raw_pb(
-            summary_proto({"h": values, "c": np.full(5, 2.0)}, {"s": 0.25})
-        )
-    writer.close()
-    acc = _events(str(tmp_path))
-    assert set(acc.Tags()["tensors"]) == {"h", "c", "s"}
-    (event,) = acc.Tensors("h")
-    buckets = tf.make_ndarray(event.tensor_proto)
-    finite = values[np.isfinite(values)]
-    assert event.step == 7 and buckets.shape == (30, 3)
-    assert buckets[:, 2].sum() == finite.size
-    assert buckets[0, 0] == pytest.approx(finite.min())
-    assert buckets[-1, 1] == pytest.approx(finite.max())
-    expected, edges = np.histogram(finite, bins=30, range=(finite.min(), finite.max()))
-    np.testing.assert_allclose(buckets[:, 2], expected, atol=1)
-    np.testing.assert_allclose(buckets[:, 0], edges[:-1], atol=1e-6)
-    constant = tf.make_ndarray(acc.Tensors("c")[0].tensor_proto)
-    assert constant[-1].tolist() == [2.0, 2.0, 5.0]
-    assert constant[:-1, 2].sum() == 0
-    assert _scalars(acc, "s") == {7: 0.25}
-    # The plugins file them under histograms and scalars, as TensorBoard's own.
-    assert acc.SummaryMetadata("h").plugin_data.plugin_name == "histograms"
-    assert acc.SummaryMetadata("s").plugin_data.plugin_name == "scalars"
-
-
-def test_histogram_buckets_edge_cases():
-    from keras_weightinit.gradients import histogram_buckets
-
-    assert not histogram_buckets(np.array([np.nan, np.inf])).any()
-    buckets = histogram_buckets(np.arange(10.0), bins=5)
-    assert buckets[:, 2].tolist() == [2, 2, 2, 2, 2]  # the maximum is counted
-    assert buckets[:, 0].tolist() == [0.0, 1.8, 3.6, 5.4, 7.2]
