@@ -28,3 +28,17 @@ def test_every_public_name_is_exported_and_documented():
         obj = getattr(kwi, name)
         if name != "__version__":
             assert obj.__doc__ and "Example" in obj.__doc__, name
+
+
+def test_the_readme_links_to_pages_that_exist():
+    for page in ("README.md", *(p.name for p in (ROOT / "docs").glob("*.md"))):
+        path = ROOT / page if page == "README.md" else ROOT / "docs" / page
+        for target in re.findall(
+            r"\]\(([^)#:]+\.(?:md|png|py))[^)]*\)", path.read_text()
+        ):
+            assert (path.parent / target).resolve().exists(), f"{page} -> {target}"
+
+
+def test_ci_lints_and_checks_formatting():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "ruff check" in ci and "ruff format --check" in ci
