@@ -1,4 +1,9 @@
-"""Test set-up: quiet TensorFlow and two logical CPUs for MirroredStrategy."""
+"""Test set-up and the fixtures the test modules share.
+
+Quiet TensorFlow and two logical CPUs for MirroredStrategy; digits, MLP
+builders, a recorder of RBM fits, TensorBoard event readers and a runner for
+the other Keras backends.
+"""
 
 import os
 
@@ -32,7 +37,7 @@ def mirrored_strategy():
 def digits():
     """scikit-learn's digits in [0, 1], shuffled once: `(x, y)`, all 1797.
 
-    Test modules that want fewer samples define their own `digits`.
+    Tests that want fewer samples slice it (`x[:600]`).
     """
     from sklearn.datasets import load_digits
 
@@ -40,6 +45,94 @@ def digits():
     order = np.random.default_rng(0).permutation(len(data.data))
     x = (data.data[order] / 16.0).astype("float32")
     return x, data.target[order].astype("int32")
+
+
+@pytest.fixture(scope="session")
+def mlp():
+    """`mlp(activation, widths, n_in=64, name=None, outputs=10, softmax=True)`.
+
+    A functional MLP `n_in -> widths... -> outputs` with `activation` on the
+    hidden layers and a softmax (or linear) output layer.
+    """
+    import keras
+
+    def build(
+        activation="sigmoid",
+        widths=(24, 24),
+        n_in=64,
+        name=None,
+        outputs=10,
+        softmax=True,
+    ):
+        inputs = keras.Input((n_in,))
+        h = inputs
+        for width in widths:
+            h = keras.layers.Dense(width, activation=activation)(h)
+        out = keras.layers.Dense(outputs, activation="softmax" if softmax else None)
+        return keras.Model(inputs, out(h), name=name)
+
+    return build
+
+
+@pytest.fixture
+def fitted_rbms(monkeypatch):
+    """Records every RBM that `fit`s: a list of `(rbm, x as array, kwargs)`."""
+    from keras_weightinit import RBM
+
+    calls = []
+    original = RBM.fit
+
+    def recording_fit(self, x, *args, **kwargs):
+        calls.append((self, np.array(x), kwargs))
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(RBM, "fit", recording_fit)
+    return calls
+
+
+class Events:
+    """TensorBoard's own reader of a run directory's tensor events.
+
+    `tags`, `steps()`, `scalars(tag)` and `tensor(tag)` read what tests check
+    most; any other attribute is the `EventAccumulator`'s (`Tensors`,
+    `SummaryMetadata`, ...).
+    """
+
+    def __init__(self, run_dir):
+        from tensorboard.backend.event_processing import plugin_event_accumulator
+
+        self.acc = plugin_event_accumulator.EventAccumulator(
+            str(run_dir), size_guidance={"tensors": 0}
+        )
+        self.acc.Reload()
+
+    def __getattr__(self, name):
+        return getattr(self.acc, name)
+
+    @property
+    def tags(self) -> list[str]:
+        return self.acc.Tags()["tensors"]
+
+    def steps(self) -> dict:
+        """`tag -> [step, ...]` in the order written."""
+        return {tag: [e.step for e in self.acc.Tensors(tag)] for tag in self.tags}
+
+    def scalars(self, tag: str) -> dict:
+        """`step -> value` of a scalar tag."""
+        return {
+            e.step: float(tf.make_ndarray(e.tensor_proto))
+            for e in self.acc.Tensors(tag)
+        }
+
+    def tensor(self, tag: str, index: int = 0) -> np.ndarray:
+        """The `index`-th tensor written under `tag`."""
+        return tf.make_ndarray(self.acc.Tensors(tag)[index].tensor_proto)
+
+
+@pytest.fixture(scope="session")
+def events():
+    """`events(run_dir) -> Events`, TensorBoard's reader of a run directory."""
+    return Events
 
 
 @pytest.fixture(scope="session")

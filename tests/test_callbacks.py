@@ -19,17 +19,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from sklearn.datasets import load_digits
-from tensorboard.backend.event_processing import plugin_event_accumulator as pea
 
-from keras_weightinit import GradientHistograms, HeNormal, SmallRandomNormal
-
-
-@pytest.fixture(scope="module")
-def digits():
-    data = load_digits()
-    x = (data.data / 16.0).astype("float32")
-    return x[:96], data.target[:96].astype("int64")
+from keras_weightinit import (
+    DBNPretrain,
+    GradientHistograms,
+    HeNormal,
+    SmallRandomNormal,
+    pretrain_dbn,
+)
 
 
 def _mlp(seed=0, dropout=False, batchnorm=False, regularize=False):
@@ -55,20 +52,6 @@ def _mlp(seed=0, dropout=False, batchnorm=False, regularize=False):
     return model
 
 
-def _events(run_dir):
-    acc = pea.EventAccumulator(run_dir, size_guidance={"tensors": 0})
-    acc.Reload()
-    return acc
-
-
-def _steps(acc):
-    return {tag: [e.step for e in acc.Tensors(tag)] for tag in acc.Tags()["tensors"]}
-
-
-def _scalars(acc, tag):
-    return {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
-
-
 def _naive_gradients(model, x, y):
     """The recipe found in blog posts, which these tests must reject."""
     with tf.GradientTape() as tape:
@@ -81,8 +64,8 @@ def _naive_gradients(model, x, y):
 # tags, steps, run directory
 
 
-def test_tags_and_steps_in_own_run_directory(tmp_path, digits):
-    x, y = digits
+def test_tags_and_steps_in_own_run_directory(tmp_path, digits, events):
+    x, y = digits[0][:96], digits[1][:96]
     model = _mlp(dropout=True)
     callback = GradientHistograms(log_dir=tmp_path, data=(x[:32], y[:32]), freq=2)
     model.fit(
@@ -94,7 +77,7 @@ def test_tags_and_steps_in_own_run_directory(tmp_path, digits):
         callbacks=[keras.callbacks.TensorBoard(str(tmp_path)), callback],
     )
     assert sorted(os.listdir(tmp_path)) == ["gradients", "train"]
-    steps = _steps(_events(str(tmp_path / "gradients")))
+    steps = events(str(tmp_path / "gradients")).steps()
     expected = {
         "mlp/h1/kernel/gradient",
         "mlp/h1/bias/gradient",
@@ -115,12 +98,12 @@ def test_tags_and_steps_in_own_run_directory(tmp_path, digits):
     # 0 before the first step, then epoch + 1 when (epoch + 1) % 2 == 0.
     assert all(s == [0, 2] for s in steps.values()), steps
     # Keras's own run holds none of our tags.
-    train_tags = set(_events(str(tmp_path / "train")).Tags()["tensors"])
+    train_tags = set(events(str(tmp_path / "train")).Tags()["tensors"])
     assert not train_tags & expected
 
 
-def test_switches_and_dataset_probe(tmp_path, digits):
-    x, y = digits
+def test_switches_and_dataset_probe(tmp_path, digits, events):
+    x, y = digits[0][:96], digits[1][:96]
     model = _mlp()
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(24)
     callback = GradientHistograms(
@@ -128,7 +111,7 @@ def test_switches_and_dataset_probe(tmp_path, digits):
     )
     assert callback.x.shape == (24, 64)
     model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[callback])
-    steps = _steps(_events(str(tmp_path / "gradients")))
+    steps = events(str(tmp_path / "gradients")).steps()
     assert set(steps) == {
         "gradient_norm/h1",
         "gradient_norm/out",
@@ -138,10 +121,10 @@ def test_switches_and_dataset_probe(tmp_path, digits):
     assert steps["gradient_norm/h1"] == [0, 1]
 
 
-def test_writes_beside_tensorboard_update_freq(tmp_path, digits):
+def test_writes_beside_tensorboard_update_freq(tmp_path, digits, events):
     # TensorBoard(update_freq=2) sets a global record_if that is False at the
     # end of epochs 1 and 3 (3 batches per epoch): the naive writer loses them.
-    x, y = digits
+    x, y = digits[0][:96], digits[1][:96]
     model = _mlp()
     callback = GradientHistograms(tmp_path, (x[:16], y[:16]))
     model.fit(
@@ -152,7 +135,7 @@ def test_writes_beside_tensorboard_update_freq(tmp_path, digits):
         verbose=0,
         callbacks=[keras.callbacks.TensorBoard(str(tmp_path), update_freq=2), callback],
     )
-    steps = _steps(_events(str(tmp_path / "gradients")))
+    steps = events(str(tmp_path / "gradients")).steps()
     assert steps["gradient_norm/h1"] == [0, 1, 2, 3]
     assert steps["mlp/h1/kernel/gradient"] == [0, 1, 2, 3]
 
@@ -161,15 +144,15 @@ def test_writes_beside_tensorboard_update_freq(tmp_path, digits):
 # correctness against the naive recipe
 
 
-def test_loss_includes_regularization(tmp_path, digits):
-    x, y = digits
+def test_loss_includes_regularization(tmp_path, digits, events):
+    x, y = digits[0][:96], digits[1][:96]
     model = _mlp(regularize=True)
     callback = GradientHistograms(tmp_path, (x[:32], y[:32]), activations=False)
     callback.set_model(model)
     callback.on_train_begin()
     callback.on_epoch_begin(0)
     callback.on_train_end()
-    logged = _scalars(_events(str(tmp_path / "gradients")), "gradient_norm/h1")[0]
+    logged = events(str(tmp_path / "gradients")).scalars("gradient_norm/h1")[0]
 
     with tf.GradientTape() as tape:
         pred = model(x[:32], training=True)
@@ -181,7 +164,7 @@ def test_loss_includes_regularization(tmp_path, digits):
     assert abs(naive - expected) > 0.1 * expected  # the test can tell
 
 
-def test_mixed_precision_scales_and_unscales(tmp_path):
+def test_mixed_precision_scales_and_unscales(tmp_path, events):
     # Hidden layers in float16, output layer in float32, targets 1e-7 away
     # from the predictions: the backpropagated gradient (~1e-9) underflows in
     # float16 unless the loss is scaled, and is 2**15 too large if the scale
@@ -217,15 +200,15 @@ def test_mixed_precision_scales_and_unscales(tmp_path):
         naive = [float(tf.norm(g)) for g in _naive_gradients(model, x, y)]
     finally:
         keras.config.set_dtype_policy("float32")
-    acc = _events(str(tmp_path / "gradients"))
-    h1 = _scalars(acc, "gradient_norm/h1")[0]
-    out = _scalars(acc, "gradient_norm/out")[0]
+    acc = events(str(tmp_path / "gradients"))
+    h1 = acc.scalars("gradient_norm/h1")[0]
+    out = acc.scalars("gradient_norm/out")[0]
     assert naive[0] == 0.0 and reference[0] > 0  # underflow without scaling
     assert h1 == pytest.approx(reference[0], rel=1e-3)
     assert out == pytest.approx(reference[4], rel=1e-3)  # scale divided out
 
 
-def test_mixed_precision_reads_the_loss_scale_of_the_moment(tmp_path):
+def test_mixed_precision_reads_the_loss_scale_of_the_moment(tmp_path, events):
     # Targets of 1e4: the first float16 gradients overflow at the initial
     # scale 2**15, and the optimizer halves its dynamic scale until they fit.
     # The probe must follow it, not keep the scale it saw when traced.
@@ -242,20 +225,20 @@ def test_mixed_precision_reads_the_loss_scale_of_the_moment(tmp_path):
     finally:
         keras.config.set_dtype_policy("float32")
     assert final_scale < 2.0**10  # the scale really dropped during fit
-    norms = _scalars(_events(str(tmp_path / "gradients")), "gradient_norm/out")
+    norms = events(str(tmp_path / "gradients")).scalars("gradient_norm/out")
     assert sorted(norms) == [0, 1, 2]
     # At step 0 the first training step's scale overflows, as fit's own does.
     assert all(math.isfinite(norms[step]) and norms[step] > 1e3 for step in (1, 2))
 
 
-def test_steps_over_several_fits(tmp_path, digits):
-    x, y = digits
+def test_steps_over_several_fits(tmp_path, digits, events):
+    x, y = digits[0][:96], digits[1][:96]
     model = _mlp()
     callback = GradientHistograms(tmp_path, (x[:32], y[:32]), freq=5)
     model.fit(x[:64], y[:64], epochs=2, verbose=0, callbacks=[callback])
     # Starting over: step 0 again, with the new weights (as TensorBoard does).
     model.fit(x[:64], y[:64], epochs=2, verbose=0, callbacks=[callback])
-    assert _steps(_events(str(tmp_path / "gradients")))["gradient_norm/out"] == [0, 0]
+    assert events(str(tmp_path / "gradients")).steps()["gradient_norm/out"] == [0, 0]
 
     continued = tmp_path / "continued"
     callback = GradientHistograms(continued, (x[:32], y[:32]))
@@ -264,12 +247,12 @@ def test_steps_over_several_fits(tmp_path, digits):
         x[:64], y[:64], initial_epoch=2, epochs=4, verbose=0, callbacks=[callback]
     )
     # Continued: no second write at step 2, which the first fit logged last.
-    steps = _steps(_events(str(continued / "gradients")))["gradient_norm/out"]
+    steps = events(str(continued / "gradients")).steps()["gradient_norm/out"]
     assert steps == [0, 1, 2, 3, 4]
 
 
-def test_state_unchanged_by_probe(tmp_path, digits):
-    x, y = digits
+def test_state_unchanged_by_probe(tmp_path, digits, events):
+    x, y = digits[0][:96], digits[1][:96]
     model = _mlp(dropout=True, batchnorm=True)
     model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # moving stats != init
     before = [np.array(v) for v in model.non_trainable_variables]
@@ -279,7 +262,7 @@ def test_state_unchanged_by_probe(tmp_path, digits):
     callback.on_train_begin()
     callback.on_epoch_begin(0)
     callback.on_train_end()
-    assert "activation_std/bn" in _events(str(tmp_path / "gradients")).Tags()["tensors"]
+    assert "activation_std/bn" in events(str(tmp_path / "gradients")).Tags()["tensors"]
     after = [np.array(v) for v in model.non_trainable_variables]
     for a, b in zip(before, after, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -293,8 +276,8 @@ def test_state_unchanged_by_probe(tmp_path, digits):
     assert any(changed)  # the naive probe moves BatchNorm and Dropout state
 
 
-def test_history_identical_with_and_without_callback(tmp_path, digits):
-    x, y = digits
+def test_history_identical_with_and_without_callback(tmp_path, digits, events):
+    x, y = digits[0][:96], digits[1][:96]
 
     def run(callbacks):
         model = _mlp(seed=3, dropout=True, batchnorm=True)
@@ -315,7 +298,7 @@ def test_history_identical_with_and_without_callback(tmp_path, digits):
     assert plain == logged
     for a, b in zip(plain_weights, logged_weights, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert _steps(_events(str(tmp_path / "gradients")))["gradient_norm/h1"] == [
+    assert events(str(tmp_path / "gradients")).steps()["gradient_norm/h1"] == [
         0,
         1,
         2,
@@ -323,8 +306,8 @@ def test_history_identical_with_and_without_callback(tmp_path, digits):
     ]
 
 
-def test_mirrored_strategy(tmp_path, digits, mirrored_strategy):
-    x, y = digits
+def test_mirrored_strategy(tmp_path, digits, mirrored_strategy, events):
+    x, y = digits[0][:96], digits[1][:96]
     probe = (x[:32], y[:32])
     single = GradientHistograms(tmp_path / "single", probe)
     model = _mlp(seed=5)
@@ -332,7 +315,7 @@ def test_mirrored_strategy(tmp_path, digits, mirrored_strategy):
     single.on_train_begin()
     single.on_epoch_begin(0)
     single.on_train_end()
-    expected = _scalars(_events(str(tmp_path / "single/gradients")), "gradient_norm/h1")
+    expected = events(str(tmp_path / "single/gradients")).scalars("gradient_norm/h1")
 
     strategy = mirrored_strategy
     with strategy.scope():
@@ -344,14 +327,14 @@ def test_mirrored_strategy(tmp_path, digits, mirrored_strategy):
     outside = GradientHistograms(tmp_path / "outside", probe)
     model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[outside])
 
-    acc = _events(str(tmp_path / "inside/gradients"))
-    got = _scalars(acc, "gradient_norm/h1")
+    acc = events(str(tmp_path / "inside/gradients"))
+    got = acc.scalars("gradient_norm/h1")
     assert sorted(got) == [0, 1]
     # Keras divides the loss by the replica count inside the strategy; the
     # whole probe batch is one device's, so the value must not halve.
     assert got[0] == pytest.approx(expected[0], rel=1e-4)
     assert "h1/activation" in acc.Tags()["tensors"]
-    after = _scalars(_events(str(tmp_path / "outside/gradients")), "gradient_norm/h1")
+    after = events(str(tmp_path / "outside/gradients")).scalars("gradient_norm/h1")
     assert sorted(after) == [0, 1]  # a new fit starts at epoch 0
     assert after[0] == pytest.approx(got[1], rel=1e-4)  # same weights
 
@@ -376,7 +359,7 @@ def test_bad_data_at_construction(tmp_path):
 
 
 def test_data_that_does_not_fit(tmp_path, digits):
-    x, y = digits
+    x, y = digits[0][:96], digits[1][:96]
     model = _mlp()
     callback = GradientHistograms(tmp_path, (x[:8, :10], y[:8]))
     with pytest.raises(ValueError, match=r"data.*\(8, 10\)"):
@@ -388,7 +371,7 @@ def test_data_that_does_not_fit(tmp_path, digits):
 
 
 def test_uncompiled_model(tmp_path, digits):
-    x, y = digits
+    x, y = digits[0][:96], digits[1][:96]
     model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
     callback = GradientHistograms(tmp_path, (x[:8], y[:8]))
     callback.set_model(model)
@@ -408,7 +391,7 @@ def _free_port():
 
 @pytest.mark.slow
 def test_tensorboard_server_serves_our_histograms(tmp_path, digits):
-    x, y = digits
+    x, y = digits[0][:96], digits[1][:96]
     model = _mlp()
     callback = GradientHistograms(tmp_path, (x[:16], y[:16]))
     model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[callback])
@@ -457,10 +440,10 @@ def test_tensorboard_server_serves_our_histograms(tmp_path, digits):
     assert "h1/activation" in tags["gradients"]
 
 
-def test_small_init_signal_collapse_is_visible(tmp_path, digits):
+def test_small_init_signal_collapse_is_visible(tmp_path, digits, events):
     # The point of the callback: with small random init the activations of a
     # deep net shrink layer by layer, and the logged values show it.
-    x, y = digits
+    x, y = digits[0][:96], digits[1][:96]
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [keras.Input((64,))]
@@ -481,16 +464,16 @@ def test_small_init_signal_collapse_is_visible(tmp_path, digits):
     callback.on_train_begin()
     callback.on_epoch_begin(0)
     callback.on_train_end()
-    acc = _events(str(tmp_path / "gradients"))
-    first = _scalars(acc, "activation_std/d0")[0]
-    last = _scalars(acc, "activation_std/d5")[0]
+    acc = events(str(tmp_path / "gradients"))
+    first = acc.scalars("activation_std/d0")[0]
+    last = acc.scalars("activation_std/d5")[0]
     assert 0 < last < 1e-5 * first
 
 
-def test_all_zero_kernel_logs_without_warnings(tmp_path, digits):
+def test_all_zero_kernel_logs_without_warnings(tmp_path, digits, events):
     # The zeros scheme of the article: ||W|| = 0, so gradient_to_weight is
     # undefined (NaN or inf in the event file) and nothing warns.
-    x, y = digits
+    x, y = digits[0][:96], digits[1][:96]
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [
@@ -507,7 +490,70 @@ def test_all_zero_kernel_logs_without_warnings(tmp_path, digits):
         callback.on_train_begin()
         callback.on_epoch_begin(0)
         callback.on_train_end()
-    acc = _events(str(tmp_path / "gradients"))
+    acc = events(str(tmp_path / "gradients"))
     hidden = model.layers[0].name
-    assert not np.isfinite(_scalars(acc, f"gradient_to_weight/{hidden}")[0])
-    assert np.isfinite(_scalars(acc, "gradient_to_weight/out")[0])
+    assert not np.isfinite(acc.scalars(f"gradient_to_weight/{hidden}")[0])
+    assert np.isfinite(acc.scalars("gradient_to_weight/out")[0])
+
+
+# --------------------------------------------------------------------------
+# DBNPretrain
+
+FAST = {"epochs": 2, "seed": 0}
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs=0"),
+        ({"batch_size": -4}, "batch_size=-4"),
+        ({"learning_rate": 0}, "learning_rate=0"),
+        ({"layers": "dense"}, "layers"),
+        ({"visible": "relu"}, "visible"),
+        ({"nonsense": 1}, "nonsense"),
+    ],
+)
+def test_dbn_pretrain_checks_arguments_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DBNPretrain(np.zeros((4, 64), "float32"), **kwargs)
+
+
+def test_dbn_pretrain_pretrains_on_first_fit_only(digits, fitted_rbms, mlp):
+    x, y = digits[0][:600], digits[1][:600]
+    model = mlp()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    callback = DBNPretrain(x, verbose=0, **FAST)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    assert set(callback.result) == {lay.name for lay in model.layers[1:3]}
+    assert len(fitted_rbms) == 2
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    assert len(fitted_rbms) == 2
+
+
+@pytest.mark.parametrize("fit_in_scope", [False, True])
+def test_dbn_pretrain_under_mirrored_strategy(
+    digits, fit_in_scope, mirrored_strategy, mlp
+):
+    x, y = digits[0][:600], digits[1][:600]
+    strategy = mirrored_strategy
+    reference = mlp(name="reference")
+    pretrain_dbn(reference, x, verbose=0, **FAST)
+    with strategy.scope():
+        model = mlp()
+        model.set_weights(reference.get_weights())
+        initial = [lay.kernel.numpy().copy() for lay in model.layers[1:3]]
+        # Random weights for the pretrained layers: they must be replaced.
+        for lay in model.layers[1:3]:
+            lay.kernel.assign(np.random.default_rng(0).normal(size=lay.kernel.shape))
+        model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
+    callback = DBNPretrain(x, verbose=0, **FAST)
+    if fit_in_scope:
+        with strategy.scope():
+            model.fit(x, y, epochs=1, batch_size=100, verbose=0, callbacks=[callback])
+    else:
+        model.fit(x, y, epochs=1, batch_size=100, verbose=0, callbacks=[callback])
+    for layer, want in zip(model.layers[1:3], initial, strict=True):
+        replicas = layer.kernel.value.values
+        assert len(replicas) == 2
+        for replica in replicas:
+            np.testing.assert_allclose(replica.numpy(), want, atol=1e-5)

@@ -1,4 +1,5 @@
-"""Tests of `pretrain_dbn` and the `DBNPretrain` callback."""
+"""Tests of `keras_weightinit.pretraining`: `pretrain_dbn` (the callback that
+runs it, `DBNPretrain`, is tested in `test_callbacks.py`)."""
 
 import glob
 import os
@@ -7,41 +8,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from sklearn.datasets import load_digits
 
-from keras_weightinit import RBM, DBNPretrain, pretrain_dbn, pretraining
-from keras_weightinit import rbm as rbm_module
+from keras_weightinit import RBM, pretrain_dbn, pretraining
 
 FAST = {"epochs": 2, "seed": 0}
-
-
-@pytest.fixture(scope="module")
-def digits():
-    data = load_digits()
-    return (data.data[:600] / 16).astype("float32"), data.target[:600]
-
-
-def mlp(activation="sigmoid", widths=(24, 24), n_in=64, name=None):
-    inputs = keras.Input((n_in,))
-    h = inputs
-    for width in widths:
-        h = keras.layers.Dense(width, activation=activation)(h)
-    outputs = keras.layers.Dense(10, activation="softmax")(h)
-    return keras.Model(inputs, outputs, name=name)
-
-
-@pytest.fixture
-def fitted_rbms(monkeypatch):
-    """Records every RBM that `fit`s, with the data and flags it got."""
-    calls = []
-    original = RBM.fit
-
-    def recording_fit(self, x, *args, **kwargs):
-        calls.append((self, np.array(x), kwargs))
-        return original(self, x, *args, **kwargs)
-
-    monkeypatch.setattr(RBM, "fit", recording_fit)
-    return calls
 
 
 def layer_io(model, layer, x):
@@ -50,8 +20,8 @@ def layer_io(model, layer, x):
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "relu", "tanh"])
-def test_dense_output_equals_rbm_hidden_means(digits, fitted_rbms, activation):
-    x, _ = digits
+def test_dense_output_equals_rbm_hidden_means(digits, fitted_rbms, activation, mlp):
+    x, _ = digits[0][:600], digits[1][:600]
     model = mlp(activation)
     histories = pretrain_dbn(model, x, verbose=0, **FAST)
     dense = [lay for lay in model.layers if isinstance(lay, keras.layers.Dense)]
@@ -85,8 +55,8 @@ def test_dense_output_equals_rbm_hidden_means(digits, fitted_rbms, activation):
         assert second[2]["sample_inputs"] is False
 
 
-def test_gaussian_visible_fold_on_raw_data(digits, fitted_rbms):
-    x, _ = digits
+def test_gaussian_visible_fold_on_raw_data(digits, fitted_rbms, mlp):
+    x, _ = digits[0][:600], digits[1][:600]
     raw = x * 16  # 0..16: not in [0, 1], so Gaussian visible units
     model = mlp("sigmoid", widths=(16,))
     pretrain_dbn(model, raw, verbose=0, **FAST)
@@ -100,7 +70,7 @@ def test_gaussian_visible_fold_on_raw_data(digits, fitted_rbms):
 
 
 def test_sequential_unbuilt_with_layers_in_between(digits):
-    x, y = digits
+    x = digits[0][:600]
     images = (x * 16).reshape(-1, 8, 8)
     model = keras.Sequential(
         [
@@ -124,8 +94,8 @@ def test_sequential_unbuilt_with_layers_in_between(digits):
     np.testing.assert_array_equal(model.get_layer("out").kernel.numpy(), out_kernel)
 
 
-def test_dataset_and_pydataset_inputs(digits, fitted_rbms):
-    x, y = digits
+def test_dataset_and_pydataset_inputs(digits, fitted_rbms, mlp):
+    x, y = digits[0][:600], digits[1][:600]
 
     class Batches(keras.utils.PyDataset):
         def __len__(self):
@@ -151,8 +121,8 @@ def assert_same(model, weights):
 
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
-def test_failure_leaves_weights_untouched(digits, monkeypatch, error):
-    x, _ = digits
+def test_failure_leaves_weights_untouched(digits, monkeypatch, error, mlp):
+    x, _ = digits[0][:600], digits[1][:600]
     model = mlp()
     weights = snapshot(model)
     original = RBM.fit
@@ -171,8 +141,8 @@ def test_failure_leaves_weights_untouched(digits, monkeypatch, error):
     assert_same(model, weights)
 
 
-def test_divergence_restores_weights(digits):
-    x, _ = digits
+def test_divergence_restores_weights(digits, mlp):
+    x, _ = digits[0][:600], digits[1][:600]
     model = mlp()
     weights = snapshot(model)
     with pytest.raises(FloatingPointError, match="learning_rate"):
@@ -180,7 +150,7 @@ def test_divergence_restores_weights(digits):
     assert_same(model, weights)
 
 
-def no_dense_hidden():
+def no_dense_hidden(mlp):
     return keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
 
 
@@ -188,9 +158,9 @@ def no_dense_hidden():
     "make_model, x, kwargs, match",
     [
         (no_dense_hidden, None, {}, "no Dense layer to pretrain"),
-        (mlp, None, {"layers": ["nope"]}, "no layer named 'nope'"),
+        (lambda mlp: mlp(), None, {"layers": ["nope"]}, "no layer named 'nope'"),
         (
-            lambda: keras.Sequential(
+            lambda mlp: keras.Sequential(
                 [
                     keras.Input((8, 8)),
                     keras.layers.Flatten(name="flat"),
@@ -202,80 +172,49 @@ def no_dense_hidden():
             {"layers": ["flat"]},
             "'flat' is a Flatten, not a Dense",
         ),
-        (mlp, np.full((4, 64), np.nan, "float32"), {}, "NaN or infinite"),
+        (lambda mlp: mlp(), np.full((4, 64), np.nan, "float32"), {}, "NaN or infinite"),
         (
-            mlp,
+            lambda mlp: mlp(),
             np.zeros((4, 63), "float32"),
             {},
             r"inputs of shape \(None, 64\).*shape \(4, 63\)",
         ),
-        (mlp, np.full((4, 64), 2.0, "float32"), {"visible": "bernoulli"}, r"\[0, 1\]"),
         (
-            mlp,
+            lambda mlp: mlp(),
+            np.full((4, 64), 2.0, "float32"),
+            {"visible": "bernoulli"},
+            r"\[0, 1\]",
+        ),
+        (
+            lambda mlp: mlp(),
             tf.data.Dataset.from_tensor_slices(np.zeros((0, 64))).batch(4),
             {},
             "no samples",
         ),
-        (lambda: mlp("softmax"), None, {}, "activation 'softmax'"),
-        (mlp, None, {"epochs": 0}, r"`epochs` must be a positive int.*epochs=0"),
-        (mlp, None, {"batch_size": 0}, r"batch_size=0"),
-        (mlp, None, {"learning_rate": -0.1}, r"learning_rate=-0.1"),
-        (mlp, None, {"visible": "binary"}, "visible"),
-        (mlp, None, {"hidden": "relu"}, "set per layer"),
+        (lambda mlp: mlp("softmax"), None, {}, "activation 'softmax'"),
+        (
+            lambda mlp: mlp(),
+            None,
+            {"epochs": 0},
+            r"`epochs` must be a positive int.*epochs=0",
+        ),
+        (lambda mlp: mlp(), None, {"batch_size": 0}, r"batch_size=0"),
+        (lambda mlp: mlp(), None, {"learning_rate": -0.1}, r"learning_rate=-0.1"),
+        (lambda mlp: mlp(), None, {"visible": "binary"}, "visible"),
+        (lambda mlp: mlp(), None, {"hidden": "relu"}, "set per layer"),
     ],
 )
-def test_bad_input(digits, make_model, x, kwargs, match):
-    model = make_model()
+def test_bad_input(digits, make_model, x, kwargs, match, mlp):
+    model = make_model(mlp)
     weights = snapshot(model)
-    data = digits[0] if x is None else x
+    data = digits[0][:600] if x is None else x
     with pytest.raises(ValueError, match=match):
         pretrain_dbn(model, data, verbose=0, **kwargs)
     assert_same(model, weights)
 
 
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"epochs": 0}, "epochs=0"),
-        ({"batch_size": -4}, "batch_size=-4"),
-        ({"learning_rate": 0}, "learning_rate=0"),
-        ({"layers": "dense"}, "layers"),
-        ({"visible": "relu"}, "visible"),
-        ({"nonsense": 1}, "nonsense"),
-    ],
-)
-def test_callback_checks_arguments_at_construction(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        DBNPretrain(np.zeros((4, 64), "float32"), **kwargs)
-
-
-def test_callback_pretrains_on_first_fit_only(digits, fitted_rbms):
-    x, y = digits
-    model = mlp()
-    model.compile("sgd", "sparse_categorical_crossentropy")
-    callback = DBNPretrain(x, verbose=0, **FAST)
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
-    assert set(callback.result) == {lay.name for lay in model.layers[1:3]}
-    assert len(fitted_rbms) == 2
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
-    assert len(fitted_rbms) == 2
-
-
-def test_traced_once_per_layer_shape(digits):
-    x, _ = digits
-    model = mlp(widths=(29, 29, 29))
-    keys = [
-        (64, 29, 64, "bernoulli", "bernoulli", 1, False, False, False),
-        (29, 29, 64, "bernoulli", "bernoulli", 1, False, False, True),
-    ]
-    before = [rbm_module.TRACE_COUNTS.get(k, 0) for k in keys]
-    pretrain_dbn(model, x, verbose=0, epochs=3, seed=0)
-    after = [rbm_module.TRACE_COUNTS.get(k, 0) for k in keys]
-    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1]
-
-
-def test_verbose_and_tensorboard(digits, tmp_path, capsys):
-    x, _ = digits
+def test_verbose_and_tensorboard(digits, tmp_path, capsys, mlp):
+    x, _ = digits[0][:600], digits[1][:600]
     model = mlp(widths=(12, 12))
     pretrain_dbn(model, x, verbose=1, log_dir=str(tmp_path), **FAST)
     printed = capsys.readouterr().out
@@ -294,62 +233,30 @@ def test_verbose_and_tensorboard(digits, tmp_path, capsys):
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.parametrize("fit_in_scope", [False, True])
-def test_mirrored_strategy(digits, fit_in_scope, mirrored_strategy):
-    x, y = digits
-    strategy = mirrored_strategy
-    reference = mlp(name="reference")
-    pretrain_dbn(reference, x, verbose=0, **FAST)
-    with strategy.scope():
-        model = mlp()
-        model.set_weights(reference.get_weights())
-        initial = [lay.kernel.numpy().copy() for lay in model.layers[1:3]]
-        # Random weights for the pretrained layers: they must be replaced.
-        for lay in model.layers[1:3]:
-            lay.kernel.assign(np.random.default_rng(0).normal(size=lay.kernel.shape))
-        model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
-    callback = DBNPretrain(x, verbose=0, **FAST)
-    if fit_in_scope:
-        with strategy.scope():
-            model.fit(x, y, epochs=1, batch_size=100, verbose=0, callbacks=[callback])
-    else:
-        model.fit(x, y, epochs=1, batch_size=100, verbose=0, callbacks=[callback])
-    for layer, want in zip(model.layers[1:3], initial, strict=True):
-        replicas = layer.kernel.value.values
-        assert len(replicas) == 2
-        for replica in replicas:
-            np.testing.assert_allclose(replica.numpy(), want, atol=1e-5)
-
-
-@pytest.fixture
-def layers_below(monkeypatch):
-    """`{layer name: activation of the layer below}` as pretraining plans it."""
-    seen = {}
-    original = pretraining._plan_visible
-
-    def recording(u, mode, below, name):
-        seen[name] = below
-        return original(u, mode, below, name)
-
-    monkeypatch.setattr(pretraining, "_plan_visible", recording)
-    return seen
+def sampled(fitted_rbms) -> dict:
+    """`{layer name: whether its RBM trained on sampled states of the one below}`."""
+    return {
+        kwargs["name"].removeprefix("pretrain/"): kwargs["sample_inputs"]
+        for _, _, kwargs in fitted_rbms
+    }
 
 
 def test_the_layer_below_is_the_one_feeding_the_layer_even_with_gaps(
-    digits, layers_below
+    digits, fitted_rbms
 ):
-    x, _ = digits
+    x, _ = digits[0][:600], digits[1][:600]
     inputs = keras.Input((64,))
     h = keras.layers.Dense(16, activation="tanh", name="d1")(inputs)
     h = keras.layers.Dense(16, activation="sigmoid", name="d2")(h)
     h = keras.layers.Dense(16, activation="sigmoid", name="d3")(h)
     model = keras.Model(inputs, keras.layers.Dense(10, name="out")(h))
     pretrain_dbn(model, x, layers=["d1", "d3"], verbose=0, **FAST)
-    assert layers_below == {"d1": None, "d3": "sigmoid"}
+    # d3 is fed by d2 (sigmoid): sampled states; d1 by the data
+    assert sampled(fitted_rbms) == {"d1": False, "d3": True}
 
 
-def test_the_layer_below_follows_the_graph_not_the_layer_order(digits, layers_below):
-    x, _ = digits
+def test_the_layer_below_follows_the_graph_not_the_layer_order(digits, fitted_rbms):
+    x, _ = digits[0][:600], digits[1][:600]
     inputs = keras.Input((64,))
     a = keras.layers.Dense(16, activation="tanh", name="a")(inputs)
     b = keras.layers.Dense(16, activation="relu", name="b")(inputs)
@@ -360,18 +267,21 @@ def test_the_layer_below_follows_the_graph_not_the_layer_order(digits, layers_be
     e = keras.layers.Dense(16, activation="sigmoid", name="e")(merged)
     model = keras.Model(inputs, keras.layers.Dense(10, name="out")(e))
     pretrain_dbn(model, x, verbose=0, **FAST)
-    # c is fed by a (tanh), not by b (relu), the Dense listed before it.
-    assert layers_below == {
-        "a": None,
-        "b": None,
-        "c": "tanh",
-        "d": "sigmoid",
-        "e": None,
+    # c is fed by a (tanh: spins mapped to [0, 1] and sampled), not by b
+    # (relu: Gaussian visible units, not sampled), the Dense listed before it.
+    assert sampled(fitted_rbms) == {
+        "a": False,
+        "b": False,
+        "c": True,
+        "d": True,
+        "e": False,
     }
+    rbm_c, v_c, _ = fitted_rbms[2]
+    assert rbm_c.visible == "bernoulli" and v_c.min() >= 0 and v_c.max() <= 1
 
 
-def test_layers_get_independent_seeds(digits, fitted_rbms):
-    x, _ = digits
+def test_layers_get_independent_seeds(digits, fitted_rbms, mlp):
+    x, _ = digits[0][:600], digits[1][:600]
     pretrain_dbn(mlp(widths=(24, 24, 24)), x, verbose=0, **FAST)
     seeds = [rbm.seed for rbm, _, _ in fitted_rbms]
     assert len(set(seeds)) == 3 and 1 not in seeds

@@ -4,22 +4,11 @@ back with TensorBoard's own reader as `tf.summary`'s do."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorboard.backend.event_processing import plugin_event_accumulator as pea
 
 from keras_weightinit.tensorboard import histogram_buckets, summary_bytes
 
 
-def _events(run_dir):
-    acc = pea.EventAccumulator(run_dir, size_guidance={"tensors": 0})
-    acc.Reload()
-    return acc
-
-
-def _scalars(acc, tag):
-    return {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
-
-
-def test_histogram_buckets_read_back(tmp_path):
+def test_histogram_buckets_read_back(tmp_path, events):
     # Our numpy histograms have TensorBoard's layout (left, right, count) and
     # read back like `tf.summary.histogram` / `tf.summary.scalar` values.
     values = np.random.default_rng(0).normal(size=1000).astype("float32")
@@ -30,7 +19,7 @@ def test_histogram_buckets_read_back(tmp_path):
             summary_bytes({"h": values, "c": np.full(5, 2.0)}, {"s": 0.25})
         )
     writer.close()
-    acc = _events(str(tmp_path))
+    acc = events(str(tmp_path))
     assert set(acc.Tags()["tensors"]) == {"h", "c", "s"}
     (event,) = acc.Tensors("h")
     buckets = tf.make_ndarray(event.tensor_proto)
@@ -45,7 +34,7 @@ def test_histogram_buckets_read_back(tmp_path):
     constant = tf.make_ndarray(acc.Tensors("c")[0].tensor_proto)
     assert constant[-1].tolist() == [2.0, 2.0, 5.0]
     assert constant[:-1, 2].sum() == 0
-    assert _scalars(acc, "s") == {7: 0.25}
+    assert acc.scalars("s") == {7: 0.25}
     # The plugins file them under histograms and scalars, as TensorBoard's own.
     assert acc.SummaryMetadata("h").plugin_data.plugin_name == "histograms"
     assert acc.SummaryMetadata("s").plugin_data.plugin_name == "scalars"
