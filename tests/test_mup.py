@@ -1,9 +1,5 @@
-"""µP: the table, the records, the optimizers, the coordinate check, the CLI."""
-
-import json
-import os
-import subprocess
-import sys
+"""Tests of `keras_weightinit.mup`: the table, the records, the optimizers,
+on every backend (the coordinate check itself: `test_mup_checks.py`)."""
 
 import keras
 import numpy as np
@@ -11,11 +7,7 @@ import pytest
 
 from keras_weightinit import mup
 from keras_weightinit.mup_checks import (
-    TransferResult,
-    coord_check,
     digits,
-    digits_mlp,
-    lr_transfer,
 )
 
 
@@ -89,17 +81,6 @@ def test_mu_readout_scales_its_matmul_not_its_bias():
         keras.ops.convert_to_numpy(layer(x)), expected, rtol=1e-5
     )
     assert mup.MuReadout.from_config(layer.get_config()).width_mult == 4.0
-
-
-def test_coordinate_check_tells_mup_from_the_standard_parametrization():
-    x, y = digits(128)
-    widths = [64, 256, 1024]
-    mu = coord_check(digits_mlp, widths, x, y, steps=3, mup=True)
-    sp = coord_check(digits_mlp, widths, x, y, steps=3, mup=False)
-    assert mu.layers == ["hidden0", "hidden1", "readout"]
-    assert mu.growth("readout") < 2 and mu.growth("hidden1") < 2
-    assert sp.growth("readout") > 4
-    assert min(mu.values["readout"][-1]) > 0.1  # the readout learned
 
 
 def test_a_base_width_model_trains_like_plain_adam():
@@ -197,99 +178,6 @@ def test_attention_gets_one_over_d_scaling_and_keeps_its_records(tmp_path):
         rtol=1e-5,
         atol=1e-6,
     )
-
-
-@pytest.mark.slow
-def test_lr_transfer_returns_a_loss_per_width_and_learning_rate(tmp_path):
-    result = lr_transfer([16, 32], [1e-3, 1e-2], epochs=1, seeds=[0])
-    assert set(result.losses) == {"sp", "mup"}
-    assert all(len(row) == 2 for d in result.losses.values() for row in d.values())
-    assert set(result.best_learning_rates("mup")) == {16, 32}
-    assert os.path.exists(result.plot(str(tmp_path / "t.png")))
-    json.dumps(result.to_dict())
-
-
-@pytest.mark.slow
-def test_lr_transfer_runs_do_not_depend_on_the_runs_before_them():
-    # One compiled model per width is re-drawn and restarted for each run: a
-    # run must give what it gives alone, and seeds average.
-    args = {"epochs": 1, "parametrizations": ["sp", "mup"]}
-    both = lr_transfer([16, 32], [3e-2, 1e-3], seeds=[0, 1], **args)
-    for seed in (0, 1):
-        alone = lr_transfer([16, 32], [1e-3], seeds=[seed], **args)
-        swapped = lr_transfer([16, 32], [1e-3, 3e-2], seeds=[seed], **args)
-        for part in ("sp", "mup"):
-            for width in ("16", "32"):
-                a = alone.losses[part][width][0]
-                assert swapped.losses[part][width][0] == pytest.approx(a, rel=1e-5)
-    seed0 = lr_transfer([16, 32], [1e-3, 3e-2], seeds=[0], **args)
-    seed1 = lr_transfer([16, 32], [1e-3, 3e-2], seeds=[1], **args)
-    for part in ("sp", "mup"):
-        mean = (np.array(seed0.losses[part]["32"]) + seed1.losses[part]["32"]) / 2
-        np.testing.assert_allclose(both.losses[part]["32"], mean, rtol=1e-5)
-        assert seed0.losses[part]["32"] != seed1.losses[part]["32"]
-
-
-def test_best_learning_rate_is_the_vertex_of_the_parabola_in_log_log():
-    rates = [1e-3, 1e-2, 1e-1, 1.0]
-    logs = np.log(rates)
-
-    def losses(optimum):  # log loss = (log lr - log optimum)^2 + 0.1
-        return list(np.exp((logs - np.log(optimum)) ** 2 / 10 + 0.1))
-
-    result = TransferResult(
-        [8, 16, 32],
-        rates,
-        {"mup": {"8": losses(0.03), "16": losses(0.2), "32": losses(1e-4)}},
-        "adam",
-        1,
-        [0],
-    )
-    best = result.best_learning_rates("mup")
-    assert best[8] == pytest.approx(0.03, rel=1e-6)  # between grid points
-    assert best[16] == pytest.approx(0.2, rel=1e-6)
-    assert best[32] == pytest.approx(1e-3)  # at the end of the grid: the grid point
-    diverged = dict(result.losses["mup"], **{"8": [1.0, 0.5, float("nan"), 1.0]})
-    result.losses["mup"] = diverged
-    assert result.best_learning_rates("mup")[8] == pytest.approx(
-        1e-2
-    )  # next to a diverged run
-
-
-def test_lr_transfer_checks_seeds():
-    for bad in ([], [-1], [1.5], [True]):
-        with pytest.raises(ValueError, match="seeds"):
-            lr_transfer([16, 32], [1e-3], seeds=bad)
-
-
-def test_cli_checks_arguments_without_keras():
-    code = (
-        "import sys\n"
-        "from keras_weightinit import cli\n"
-        "codes = [cli.main(['coord-check', '--widths', '64']),\n"
-        "         cli.main(['transfer', '--learning-rates', '0,1']),\n"
-        "         cli.main(['coord-check', '--steps', '0']),\n"
-        "         cli.main(['transfer', '--seeds', '0,x'])]\n"
-        "print(codes, 'keras' in sys.modules)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert done.stdout.strip() == "[2, 2, 2, 2] False", done.stderr
-    assert "argument --seeds" in done.stderr
-    assert "argument --widths" in done.stderr
-    assert "argument --learning-rates" in done.stderr
-
-
-@pytest.mark.slow
-def test_coord_check_command_writes_its_summary(tmp_path):
-    from keras_weightinit import cli
-
-    logdir = tmp_path / "cc"
-    assert cli.main(["coord-check", "--quick", "--logdir", str(logdir)]) == 0
-    summary = json.loads((logdir / "summary.json").read_text())
-    assert [r["parametrization"] for r in summary["results"]] == ["mup", "sp"]
-    assert (logdir / "summary.png").stat().st_size > 0
 
 
 _BACKEND_CHECK = """
