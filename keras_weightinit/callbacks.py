@@ -82,9 +82,17 @@ class DBNPretrain(_OnFirstFit):
 
     Example:
 
-    >>> model.fit(x, y, epochs=10, callbacks=[DBNPretrain(x, epochs=5)])
+    >>> history = model.fit(
+    ...     x, y, epochs=10, verbose=0, callbacks=[DBNPretrain(x, epochs=5, verbose=0)]
+    ... )
+
+    Streamed, and on other data than `fit`'s (more inputs than labels):
+
     >>> unlabeled = tf.data.Dataset.from_tensor_slices(x_unlabeled).batch(256)
-    >>> model.fit(ds, epochs=10, callbacks=[DBNPretrain(unlabeled, epochs=5)])
+    >>> callback = DBNPretrain(unlabeled, epochs=5, verbose=0)
+    >>> history = model.fit(x, y, epochs=10, verbose=0, callbacks=[callback])
+    >>> sorted(callback.result)
+    ['dense', 'dense_1']
 
     Reference:
         Hinton, Osindero & Teh, "A fast learning algorithm for deep belief
@@ -136,7 +144,10 @@ class LSUVInit(_OnFirstFit):
 
     Example:
 
-    >>> model.fit(x, y, epochs=10, callbacks=[LSUVInit(x[:256])])
+    >>> callback = LSUVInit(x[:256], seed=0)
+    >>> history = model.fit(x, y, epochs=10, verbose=0, callbacks=[callback])
+    >>> callback.result["dense"]["converged"]
+    True
 
     Reference:
         Mishkin & Matas, "All you need is a good init", ICLR 2016.
@@ -223,13 +234,15 @@ class GradientHistograms(keras.callbacks.Callback):
     Example:
 
     >>> run_dir = "logs/run1"
-    >>> model.fit(
-    ...     x, y, epochs=10,
+    >>> history = model.fit(
+    ...     x, y, epochs=10, verbose=0,
     ...     callbacks=[
     ...         keras.callbacks.TensorBoard(run_dir),
     ...         GradientHistograms(log_dir=run_dir, data=(x[:256], y[:256])),
     ...     ],
     ... )
+    >>> sorted(os.listdir(run_dir))
+    ['gradients', 'train']
 
     Reference:
         Glorot & Bengio, "Understanding the difficulty of training deep

@@ -180,7 +180,8 @@ def layer_path(layer: keras.Layer, model: keras.Layer | None = None) -> str:
 
     Example:
 
-    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> dense = keras.layers.Dense(2, name="dense")
+    >>> model = keras.Sequential([keras.Input((3,)), dense])
     >>> layer_path(model.layers[0], model)
     'dense'
     """
