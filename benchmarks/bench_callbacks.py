@@ -30,10 +30,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
+import keras
+from sklearn.datasets import load_digits
 
-from keras_weightinit import GradientHistograms, HeNormal  # noqa: E402
+from keras_weightinit import GradientHistograms, HeNormal
 
 EPOCH_TARGET = 0.03  # of one plain epoch, per logged epoch
 FIXED_TARGET = 0.15  # seconds per fit

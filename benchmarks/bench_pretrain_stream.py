@@ -42,11 +42,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from keras_weightinit import RBM, pretrain_dbn  # noqa: E402
+from keras_weightinit import RBM, pretrain_dbn
 
 FEATURES = 784
 

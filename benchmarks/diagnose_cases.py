@@ -17,10 +17,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from keras_weightinit import diagnose  # noqa: E402
+from keras_weightinit import diagnose
 
 
 def digits(image: bool, n: int):

@@ -1,5 +1,7 @@
-"""The article's historical claim, on real data: DBN pretraining rescues a deep
-sigmoid network that a small random initialization leaves stuck at chance.
+"""DBN pretraining rescues a deep sigmoid net stuck at chance: the article's claim.
+
+A small random initialization leaves a deep sigmoid network at chance; greedy
+RBM pretraining gets it off, on real data.
 
 A 5-hidden-layer sigmoid MLP (width 128) on scikit-learn's digits (8x8 images,
 1,437 train / 360 validation), trained with SGD and momentum, from
@@ -18,12 +20,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+import keras
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
-from keras_weightinit import DBNPretrain, SmallRandomNormal  # noqa: E402
+from keras_weightinit import DBNPretrain, SmallRandomNormal
 
 
 def make_model(seed: int) -> keras.Model:

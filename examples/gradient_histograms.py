@@ -18,11 +18,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+import keras
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
-from keras_weightinit import GradientHistograms, diagnose, get_scheme  # noqa: E402
+from keras_weightinit import GradientHistograms, diagnose, get_scheme
 
 LOG_DIR = os.path.join("logs", "gradient_histograms")
 DEPTH, WIDTH, EPOCHS = 10, 128, 5

@@ -12,11 +12,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+import keras
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
-import keras_weightinit as kwi  # noqa: E402
+import keras_weightinit as kwi
 
 DEPTH, WIDTH, EPOCHS, SEEDS = 30, 128, 20, (0, 1)
 

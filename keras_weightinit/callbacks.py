@@ -387,7 +387,7 @@ class GradientHistograms(keras.callbacks.Callback):
                 self._first = self._function(
                     self._x_tensor, self._y_tensor, loss_scale(self.model)
                 )
-        except Exception as error:  # noqa: BLE001 - re-raised with context
+        except Exception as error:
             self._function = None
             y_shape = None if self.y is None else self.y.shape
             raise ValueError(

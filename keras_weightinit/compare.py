@@ -145,7 +145,7 @@ def load_dataset(name: str, max_train: int | None = None):
         module = getattr(keras.datasets, name)
         try:
             (x_train, y_train), (x_val, y_val) = module.load_data()
-        except Exception as error:  # noqa: BLE001 - a download that failed
+        except Exception as error:
             raise ValueError(f"could not load dataset {name!r}: {error}") from None
         x_train, x_val = x_train / 255.0, x_val / 255.0
     else:
@@ -159,7 +159,7 @@ def load_dataset(name: str, max_train: int | None = None):
                 x_train, y_train, x_val, y_val = (
                     archive[key] for key in ("x_train", "y_train", "x_test", "y_test")
                 )
-        except Exception as error:  # noqa: BLE001 - any unreadable file
+        except Exception as error:
             raise ValueError(f"cannot read {str(path)!r}: {error}") from None
     arrays = [
         np.asarray(x_train, "float32").reshape(len(x_train), -1),

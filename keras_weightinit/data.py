@@ -99,7 +99,7 @@ def as_array(
     else:
         try:
             array = np.asarray(keras.ops.convert_to_numpy(data))
-        except Exception as error:  # noqa: BLE001 - report what we received
+        except Exception as error:
             raise ValueError(
                 f"Argument `{name}` must be an array, a tf.data.Dataset or a "
                 f"keras.utils.PyDataset. Received: {name} of type "
@@ -237,7 +237,7 @@ def fit_model_input(
     if not model.built and isinstance(model, keras.Sequential):
         try:
             model.build((None, *x.shape[1:]))
-        except Exception as error:  # noqa: BLE001 - re-raised with context
+        except Exception as error:
             raise ValueError(
                 f"Argument `{name}` does not fit model {model.name!r}: building it for "
                 f"inputs of shape {(None, *x.shape[1:])} failed: {error}"
@@ -249,7 +249,7 @@ def fit_model_input(
     if not inputs:
         try:
             model(x[:1], training=False)
-        except Exception as error:  # noqa: BLE001 - re-raised with context
+        except Exception as error:
             raise ValueError(
                 f"Argument `{name}` does not fit model {model.name!r}: calling it on "
                 f"a batch of shape {(1, *x.shape[1:])} failed: {error}"
@@ -291,7 +291,7 @@ def _batch_array(batch, name: str) -> np.ndarray:
     x = _split(batch)[0]
     try:  # tf, jax and torch CPU tensors all convert without a backend op
         array = np.asarray(x)
-    except Exception:  # noqa: BLE001 - e.g. a torch tensor on a GPU
+    except Exception:
         array = np.asarray(keras.ops.convert_to_numpy(x))
     if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
         raise ValueError(

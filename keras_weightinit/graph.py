@@ -135,9 +135,10 @@ def set_attention_scale(layer: keras.Layer, scale: float) -> None:
 
 
 def current_scope() -> keras.Layer | None:
-    """The layer of the innermost Keras name scope: the layer creating a
-    variable when an initializer is called from `add_weight`; None outside
-    any layer.
+    """The layer of the innermost Keras name scope.
+
+    That is the layer creating a variable when an initializer is called from
+    `add_weight`; None outside any layer.
     """
     from keras.src.backend.common import global_state
 
@@ -336,7 +337,7 @@ def _owners(model: keras.Layer) -> dict[int, tuple[keras.Layer, str]]:
         for attribute in (*_ATTRIBUTES, *_LEFT_ALONE.get(type(layer).__name__, ())):
             try:
                 value = getattr(layer, attribute, None)
-            except Exception:  # noqa: BLE001 - a property of an unbuilt layer
+            except Exception:
                 continue
             if isinstance(value, keras.Variable):
                 owners[id(value)] = (layer, attribute)
@@ -512,10 +513,11 @@ def producer(tensor, model: keras.Layer) -> keras.Layer | None:
 
 
 def layer_below(layer: keras.Layer, model: keras.Layer, kind: type):
-    """The layer of type `kind` whose output feeds `layer`, possibly through
-    single-input layers (Flatten, Dropout, ...); None for the model's input,
-    a merge of several tensors, a nested model, or a layer outside any layer
-    graph.
+    """The layer of type `kind` whose output feeds `layer`.
+
+    Possibly through single-input layers (Flatten, Dropout, ...); None for
+    the model's input, a merge of several tensors, a nested model, or a layer
+    outside any layer graph.
 
     Example:
 
@@ -583,9 +585,11 @@ def residual_blocks(model: keras.Layer) -> list[ResidualBlock]:
 
 
 def attention_projections(layer: keras.Layer) -> dict[str, keras.Layer]:
-    """`{"query", "key", "value", "output"} ->` a `MultiHeadAttention`'s
-    projection layers (Keras names them `query`, `key`, `value`,
-    `attention_output`); `{}` for any other layer."""
+    """A `MultiHeadAttention`'s projection layers by role; `{}` for others.
+
+    `{"query", "key", "value", "output"} -> layer` (Keras names them `query`,
+    `key`, `value`, `attention_output`).
+    """
     if not isinstance(layer, keras.layers.MultiHeadAttention):
         return {}
     names = {"query": "query", "key": "key", "value": "value"}

@@ -835,7 +835,7 @@ _SGD = (
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class MuAdam(_MuOptimizer, keras.optimizers.Adam):
+class MuAdam(_MuOptimizer, keras.optimizers.Adam):  # noqa: D101 (__doc__ is set below)
     __doc__ = _OPTIMIZER_DOC.format(
         name="MuAdam",
         base="Adam",
@@ -848,7 +848,7 @@ class MuAdam(_MuOptimizer, keras.optimizers.Adam):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class MuAdamW(_MuOptimizer, keras.optimizers.AdamW):
+class MuAdamW(_MuOptimizer, keras.optimizers.AdamW):  # noqa: D101 (__doc__ is set below)
     __doc__ = _OPTIMIZER_DOC.format(
         name="MuAdamW",
         base="AdamW",
@@ -861,7 +861,7 @@ class MuAdamW(_MuOptimizer, keras.optimizers.AdamW):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class MuSGD(_MuOptimizer, keras.optimizers.SGD):
+class MuSGD(_MuOptimizer, keras.optimizers.SGD):  # noqa: D101 (__doc__ is set below)
     __doc__ = _OPTIMIZER_DOC.format(
         name="MuSGD", base="SGD", family="SGD", summary=_SGD, lr="0.1", mup="MuSGD"
     )

@@ -115,8 +115,10 @@ def _logits_loss():
 
 
 def _prepare(make_model, width: int, base_width: int, mup: bool, seed: int):
-    """A model of `width` and its µP base model (None for the standard
-    parametrization), initialized by `_reinitialize`."""
+    """A model of `width` and its µP base model, initialized by `_reinitialize`.
+
+    The base model is None for the standard parametrization.
+    """
     keras.utils.set_random_seed(seed)
     model = make_model(width)
     base = make_model(base_width) if mup else None
@@ -125,9 +127,11 @@ def _prepare(make_model, width: int, base_width: int, mup: bool, seed: int):
 
 
 def _reinitialize(model: keras.Model, base: keras.Model | None, seed: int) -> None:
-    """Draws `model`'s weights again in place from `seed` (µP against `base`,
-    or He/Glorot "auto" without one) and seeds Keras's global generators
-    (the data order) with it."""
+    """Draws `model`'s weights again in place from `seed`.
+
+    µP against `base`, or He/Glorot "auto" without one; Keras's global
+    generators (the data order) are seeded with `seed` too.
+    """
     keras.utils.set_random_seed(seed)
     if base is not None:
         set_base_shapes(model, base, seed=seed)
@@ -389,8 +393,10 @@ class TransferResult:
         return data
 
     def plot(self, path: str) -> str:
-        """Writes the figure: loss vs learning rate, a curve per width, a panel
-        per parametrization, the interpolated optimum dotted."""
+        """Writes the figure: loss vs learning rate, a curve per width.
+
+        A panel per parametrization, the interpolated optimum dotted.
+        """
         import matplotlib
 
         matplotlib.use("Agg")
@@ -458,8 +464,10 @@ def _vertex(x: np.ndarray, y: np.ndarray, i: int) -> float:
 
 
 def _restart(model: keras.Model, learning_rate: float) -> None:
-    """Zeroes the optimizer's state and sets its learning rate, so that the
-    compiled model trains again from step 0 without being traced again."""
+    """Zeroes the optimizer's state and sets its learning rate.
+
+    So the compiled model trains again from step 0 without being traced again.
+    """
     optimizer = model.optimizer
     for variable in optimizer.variables:
         variable.assign(keras.ops.zeros(variable.shape, variable.dtype))

@@ -408,8 +408,11 @@ def pretrain_dbn(
     settings = RBM(units=1, **rbm_args)  # batch size and shuffle buffer
 
     def layer_input(k: int, layer):
-        """`(u, stream, stats)`: the input of `layer` as an array `u`, or as a
-        `stream` (u None) with its `stats` (None for an array `x`)."""
+        """`(u, stream, stats)`: the input of `layer`.
+
+        As an array `u`, or as a `stream` (u None) with its `stats` (None for
+        an array `x`).
+        """
         if source is None:
             return _layer_inputs(model, layer, data), None, None
         features = math.prod(data.shape[1:])

@@ -1,5 +1,8 @@
-"""The benchmark scripts run against the current API (on tiny inputs): they
-are not tests of speed, which is measured by running them (see README)."""
+"""The benchmark scripts run against the current API, on tiny inputs.
+
+They are not tests of speed, which is measured by running them
+(`benchmarks/README.md`).
+"""
 
 import importlib.util
 from pathlib import Path

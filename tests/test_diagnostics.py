@@ -1,5 +1,8 @@
-"""Tests of `diagnose`: verdicts on digits, the per-layer rows measured
-independently, the report's outputs and clear errors."""
+"""Tests of `keras_weightinit.diagnostics`.
+
+`diagnose`: verdicts on digits, the per-layer rows measured independently,
+the report's outputs and clear errors.
+"""
 
 import json
 

@@ -1,5 +1,8 @@
-"""Tests of `keras_weightinit.mup`: the table, the records, the optimizers,
-on every backend (the coordinate check itself: `test_mup_checks.py`)."""
+"""Tests of `keras_weightinit.mup`.
+
+The table, the records, the optimizers, on every backend (the coordinate
+check itself: `test_mup_checks.py`).
+"""
 
 import keras
 import numpy as np

@@ -1,5 +1,8 @@
-"""Tests of `keras_weightinit.mup_checks`: the coordinate check tells µP from
-the standard parametrization; the learning-rate sweep and its optimum."""
+"""Tests of `keras_weightinit.mup_checks`.
+
+The coordinate check tells µP from the standard parametrization; the
+learning-rate sweep and its optimum.
+"""
 
 import json
 import os

@@ -1,5 +1,8 @@
-"""Tests of `keras_weightinit.mup_cli`: `coord-check` and `transfer` check
-their arguments without Keras, and write their summaries."""
+"""Tests of `keras_weightinit.mup_cli`.
+
+`coord-check` and `transfer` check their arguments without Keras, and write
+their summaries.
+"""
 
 import json
 import subprocess

@@ -1,5 +1,7 @@
-"""Tests of `keras_weightinit.pretraining`: `pretrain_dbn` (the callback that
-runs it, `DBNPretrain`, is tested in `test_callbacks.py`)."""
+"""Tests of `keras_weightinit.pretraining`: `pretrain_dbn`.
+
+The callback that runs it, `DBNPretrain`, is tested in `test_callbacks.py`.
+"""
 
 import glob
 import os

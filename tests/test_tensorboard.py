@@ -1,5 +1,8 @@
-"""Tests of `keras_weightinit.tensorboard`: our buckets and summaries read
-back with TensorBoard's own reader as `tf.summary`'s do."""
+"""Tests of `keras_weightinit.tensorboard`.
+
+Our buckets and summaries read back with TensorBoard's own reader as
+`tf.summary`'s do.
+"""
 
 import numpy as np
 import pytest
