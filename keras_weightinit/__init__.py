@@ -106,6 +106,7 @@ _SUBMODULES = frozenset(
         "config",
         "data",
         "diagnostics",
+        "distributed",
         "gains",
         "graph",
         "initializers",

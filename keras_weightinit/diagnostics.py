@@ -12,6 +12,11 @@ with LeCun or Glorot init, the backpropagated gradient shrinks by about
 a forward signal that shrinks the other way, so the kernel gradient norms are
 about equal in every layer (ratio first/last 1 to 1.6) while the network does
 not learn.
+
+With several processes (`keras.distribution`, `keras_weightinit.distributed`)
+each probes its own batch and the rows are those of the union of the
+batches (sums and the kernel gradients are exchanged), so every process gets
+the same report and verdict.
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_weightinit import graph
+from keras_weightinit import distributed, graph
 from keras_weightinit.data import as_array, check_finite, first_batch, fit_model_input
-from keras_weightinit.probe import Projection, default_loss, probe
+from keras_weightinit.probe import Projection, default_loss, is_batch_mean, probe
 
 __all__ = ["DiagnosisReport", "diagnose"]
 
@@ -98,9 +103,18 @@ class DiagnosisReport:
 
     Example:
 
-    >>> report = diagnose(model, x[:256], y[:256])
-    >>> report.verdict, f"{report.gradient_ratio:.1e}"
-    ('vanishing', '1.8e-21')
+    >>> small = [
+    ...     keras.layers.Dense(
+    ...         64, activation="relu", kernel_initializer=kwi.SmallRandomNormal(seed=i)
+    ...     )
+    ...     for i in range(8)
+    ... ]
+    >>> deep = keras.Sequential(
+    ...     [keras.Input((64,)), *small, keras.layers.Dense(10, activation="softmax")]
+    ... )
+    >>> report = diagnose(deep, x[:256], y[:256])
+    >>> report.verdict, report.gradient_ratio < 1e-6
+    ('vanishing', True)
     >>> report.plot("diagnosis.png")
     'diagnosis.png'
     """
@@ -177,6 +191,9 @@ class DiagnosisReport:
     def plot(self, path: str | os.PathLike) -> str:
         """Writes a PNG: output std and `||dL/dh||` per layer, log scale.
 
+        With several processes only process 0 writes (every process has the
+        same report).
+
         Args:
             path: The file to write (its directory is created).
 
@@ -186,6 +203,8 @@ class DiagnosisReport:
         from matplotlib.figure import Figure
 
         path = os.fspath(path)
+        if not distributed.is_writer():
+            return path
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         depth = np.arange(1, len(self.rows) + 1)
         fig = Figure(figsize=(9, 4), layout="constrained")
@@ -349,15 +368,20 @@ def diagnose(
 
     Raises:
         ValueError: If the data does not fit the model or its loss, or the
-            model has no kernel-like weight.
+            model has no kernel-like weight, or, with several processes, the
+            model or the loss differs across them.
+        keras_weightinit.distributed.ProcessError: With several processes,
+            when another one failed, died or did not answer in time.
 
     Example:
 
     >>> report = diagnose(model, x_train[:256], y_train[:256])
-    >>> report.verdict
-    'vanishing'
-    >>> print(report)
+    >>> report.verdict, [row["name"] for row in report.rows]
+    ('healthy', ['dense', 'dense_1', 'dense_2'])
+    >>> "verdict: healthy" in str(report)
+    True
     >>> report.plot("diagnosis.png")
+    'diagnosis.png'
 
     Reference:
         Glorot & Bengio, "Understanding the difficulty of training deep
@@ -366,6 +390,11 @@ def diagnose(
         Batch and Weight Normalization", 2017; Arora, Li & Lyu, "Theoretical
         Analysis of Auto Rate-Tuning by Batch Normalization", ICLR 2019.
     """
+    with distributed.together("diagnose"):
+        return _diagnose(model, x, y, loss, training)
+
+
+def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
     if not isinstance(model, keras.Model):
         raise ValueError(
             "Argument `model` must be a keras.Model. "
@@ -380,6 +409,8 @@ def diagnose(
             "diagnose needs a model with at least one kernel-like weight "
             f"({', '.join(graph.KERNEL_ROLES)}). Received: model={model.name!r}"
         )
+    distributed.check_same_model(model)
+    distributed.check_replicated(model, "diagnose")
     units = list(dict.fromkeys(w.unit for w in kernels))
     norms = {id(u): graph.normalization_after(u, model) for u in units}
     observed = units + [n for n in norms.values() if n is not None]
@@ -403,6 +434,7 @@ def diagnose(
         )
     else:
         loss_fn, loss_name = "fit", "compiled loss"
+    distributed.check_same_across_processes("loss", loss_name)
     x_tensor = keras.ops.convert_to_tensor(x)
     y_tensor = None if y is None else keras.ops.convert_to_tensor(y)
     primaries = {id(u): graph.primary_weight(u, kernels) for u in units}
@@ -418,7 +450,7 @@ def diagnose(
                 loss=loss,
                 training=training,
             )
-        except Exception as error:  # noqa: BLE001 - re-raised with context
+        except Exception as error:  # re-raised with context
             y_shape = None if y is None else y.shape
             raise ValueError(
                 "Arguments `x` and `y` do not fit the model or its loss. "
@@ -429,7 +461,7 @@ def diagnose(
     result = run(loss_fn)
     order = [u for u in result.order if id(u) in primaries]
     zero = {id(u): not bool(np.any(_numpy(primaries[id(u)].variable))) for u in order}
-    signal, probed, reference = result, None, None
+    signal, probed, reference, positions = result, None, None, None
     if order and zero[id(order[-1])] and not all(zero.values()):
         # A zero classifier (Fixup) lets no loss gradient through before the
         # first step: follow instead the features it takes, projected.
@@ -441,6 +473,8 @@ def diagnose(
         positions = math.prod(keras.ops.shape(result.inputs[id(probed)])[:-1])
         reference = float(np.linalg.norm(direction) * math.sqrt(positions))
 
+    several = distributed.process_count() > 1
+    parts = []  # with several processes: each row's sums over this batch
     grads = dict(zip(map(id, units), signal.weight_grads, strict=True))
     rows, symmetric = [], []
     with np.errstate(all="ignore"):  # overflowing nets still get rows
@@ -461,6 +495,8 @@ def diagnose(
             path = graph.layer_path(unit, model)
             if unit is not order[-1] and _symmetric(kernel_value, dw):
                 symmetric.append(path)
+            if several:
+                parts.append(_sums(h, dh, effective, dw, units_h, name, kernel_value))
             rows.append(
                 {
                     "name": path,
@@ -488,6 +524,17 @@ def diagnose(
     missing = [graph.layer_path(u, model) for u in units if u not in result.order]
     unknown = [w.path for w in found if w.role == "unknown"]
     loss_float = None if result.loss is None else float(result.loss)
+    if several:
+        loss_float, reference, symmetric = _across_processes(
+            rows,
+            parts,
+            len(x),
+            is_batch_mean(loss_fn) and probed is None,
+            is_batch_mean(loss_fn),
+            loss_float,
+            reference,
+            positions,
+        )
     report = _judge(rows, loss_float, symmetric, reference)
     report.loss_name = loss_name
     report.identical = _identical(kernels)
@@ -505,6 +552,89 @@ def diagnose(
             f"not measured: weights of layer types the core does not know: {unknown}"
         )
     return report
+
+
+def _sums(h, dh, effective, dw, units_h, activation: str, kernel) -> dict:
+    """A row's sums over this process's batch, for `_across_processes`."""
+    saturated = _saturated(activation, h) * h.size  # a mean over h: a count
+    return {
+        "n": float(h.size),
+        "sum": float(np.sum(h)),
+        "square": float(np.sum(h * h)),
+        "alive": np.any(units_h != 0, axis=0).astype("float64"),
+        "zeros": float(np.sum(h == 0)),
+        "saturated": float(saturated),
+        "signal": float(np.sum(dh * dh)),
+        "n_effective": float(effective.size),
+        "sum_effective": float(np.sum(effective)),
+        "square_effective": float(np.sum(effective * effective)),
+        "dw": dw,
+        "kernel": kernel,
+    }
+
+
+def _std(count: float, total: float, square: float) -> float:
+    mean = total / count
+    return math.sqrt(max(square / count - mean * mean, 0.0))
+
+
+def _across_processes(
+    rows, parts, samples, mean_signal, mean_loss, loss, reference, positions
+) -> tuple[float | None, float | None, list[str]]:
+    """Rewrites `rows` with statistics over the union of every process's batch.
+
+    Sums travel, not means: each process's mean loss is weighted by its share
+    of the samples, so the gradients and signals are those of the mean loss
+    over all batches (BatchNormalization still uses each process's batch
+    statistics, as data-parallel training without synchronized BN does).
+    Every process gets the same rows, so the same verdict.
+
+    Returns:
+        `(loss, reference, symmetric)` over all processes.
+    """
+    weight = float(samples) if mean_signal else 1.0
+    local = {
+        "samples": float(samples),
+        "loss": 0.0 if loss is None else loss * (samples if mean_loss else 1.0),
+        "positions": float(positions or 0),
+        "rows": [
+            {
+                **{k: v for k, v in part.items() if k != "kernel"},
+                "signal": part["signal"] * weight * weight,
+                "dw": part["dw"] * weight,
+            }
+            for part in parts
+        ],
+    }
+    total = distributed.sum_across_processes(local)
+    scale = total["samples"] if mean_signal else 1.0
+    symmetric = []
+    with np.errstate(all="ignore"):
+        for row, part, summed in zip(rows, parts, total["rows"], strict=True):
+            n = summed["n"]
+            dw = summed["dw"] / scale
+            norm = float(np.linalg.norm(part["kernel"]))
+            row["mean"] = summed["sum"] / n
+            row["std"] = _std(n, summed["sum"], summed["square"])
+            row["dead_fraction"] = float(np.mean(summed["alive"] == 0))
+            row["zero_fraction"] = summed["zeros"] / n
+            row["saturated_fraction"] = summed["saturated"] / n
+            row["grad_norm"] = math.sqrt(summed["signal"]) / scale
+            row["kernel_grad_ratio"] = (
+                float(np.linalg.norm(dw) / norm) if norm > 0 else math.inf
+            )
+            row["effective_std"] = _std(
+                summed["n_effective"],
+                summed["sum_effective"],
+                summed["square_effective"],
+            )
+            if row is not rows[-1] and _symmetric(part["kernel"], dw):
+                symmetric.append(row["name"])
+    if loss is not None:
+        loss = total["loss"] / (total["samples"] if mean_loss else 1.0)
+    if reference is not None:  # the projection's norm times sqrt(positions)
+        reference = reference * math.sqrt(total["positions"] / positions)
+    return loss, reference, symmetric
 
 
 def _ratio(a: float, b: float) -> float:

@@ -35,6 +35,15 @@ clones its initializer for each) start equal. Here:
   from copies of one instance, and the same code with the same seeds still
   gives the same weights.
 - `seed=keras.random.SeedGenerator(...)`: each call draws from the generator.
+
+Under a `keras.distribution` distribution (JAX) Keras passes each call the
+variable's `layout`; a sharded layout (a `ModelParallel` `LayoutMap`) is
+drawn shard by shard, no full copy on one device, with the same values as
+without it. With several processes each one draws its own copy of a
+variable, so they must draw alike: an int seed does; `seed=None` does while
+the processes' Python `random` streams agree, as `keras.distribution.initialize`
+leaves them (the rule Keras's own unseeded initializers follow).
+`keras_weightinit.initialize` agrees on a seed itself.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ import keras
 import numpy as np
 
 from keras_weightinit.checks import is_int, is_number, positive_number
+from keras_weightinit.distributed import lay_out
 from keras_weightinit.gains import calculate_gain, compute_fans, nonlinearity_name
 from keras_weightinit.graph import current_scope
 from keras_weightinit.seeds import Seed, check_seed
@@ -129,8 +139,20 @@ def _shape(shape) -> tuple[int, ...]:
 class _Initializer(keras.initializers.Initializer):
     """Checks shape and dtype; draws on the backend's device with `keras.ops`."""
 
-    def __call__(self, shape, dtype=None):
-        return self._call(shape, dtype, None)
+    def __call__(self, shape, dtype=None, layout=None):
+        """The values for a weight of `shape`, distributed as `layout`.
+
+        Keras passes `layout` (a JAX sharding) when it creates a variable
+        under a `keras.distribution` distribution; a sharded layout's values
+        are drawn shard by shard (`distributed.lay_out`), the same values as
+        without it.
+        """
+        if layout is None:
+            return self._call(shape, dtype, None)
+        traceable = not isinstance(
+            getattr(self, "seed", None), keras.random.SeedGenerator
+        )
+        return lay_out(lambda: self._call(shape, dtype, None), layout, jit=traceable)
 
     def _call(self, shape, dtype, fans: tuple[int, int] | None):
         shape = _shape(shape)

@@ -8,10 +8,20 @@ of data (keras-team/keras#3608). Both read the model through
 projections, Depthwise and Separable convolutions, LSTM/GRU/SimpleRNN cells,
 Embedding tables, inside nested models, subclassed models and custom layers),
 and both either finish or leave the model exactly as it was.
+
+Several processes (`keras.distribution` on JAX; `keras_weightinit.distributed`):
+both check that every process holds the same model and agree on one seed
+(process 0's for `seed=None`), and `lsuv` takes each layer's variance over
+the union of the processes' batches, so every process ends with the same
+weights; an error on one process fails the call on all, each restoring its
+weights. Each weight is re-drawn into its current layout: a kernel sharded
+by a `ModelParallel` `LayoutMap` is drawn shard by shard and keeps its
+sharding.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import random as python_random
 import warnings
@@ -20,7 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_weightinit import graph
+from keras_weightinit import distributed, graph
 from keras_weightinit.checks import positive_int, positive_number
 from keras_weightinit.data import as_array, fit_model_input
 from keras_weightinit.gains import CONV_TRANSPOSE
@@ -245,16 +255,10 @@ def _describe(init) -> str:
     return f"{type(init).__name__}({args})"
 
 
-def _assign_all(values: list) -> None:
-    """Assigns `(variable, value)` pairs, or restores every one on failure."""
-    snapshot = [(v, keras.ops.convert_to_numpy(v)) for v, _ in values]
-    try:
-        for variable, value in values:
-            variable.assign(value)
-    except BaseException:
-        for variable, value in snapshot:
-            variable.assign(value)
-        raise
+def _restore(kept: list) -> None:
+    """Puts back the values of a `distributed.snapshot`."""
+    for variable, value in kept:
+        variable.assign(value)
 
 
 # --------------------------------------------------------------------------
@@ -359,7 +363,12 @@ def initialize(
         ValueError: For an unknown scheme or `residual`, a bad seed, a model
             that is not built, has no kernel-like weight, holds a weight of a
             layer type the core does not know (named in the message), or has
-            no residual addition when `residual` is set. The model is
+            no residual addition when `residual` is set, or, with several
+            processes, models that differ across them. The model is
+            unchanged.
+        keras_weightinit.distributed.ProcessError: With several processes,
+            when another one failed, died or did not answer within the
+            timeout (`distributed.collective_timeout()`); the model is
             unchanged.
 
     Example:
@@ -378,6 +387,21 @@ def initialize(
         Jozefowicz et al., "An Empirical Exploration of Recurrent Network
         Architectures", ICML 2015 (forget-gate bias 1).
     """
+    kept: list = []
+    try:
+        with distributed.together("initialize"):
+            used, values = _plan(model, scheme, seed, residual)
+            kept = distributed.snapshot([v for v, _ in values])
+            for variable, value in values:
+                variable.assign(value)
+    except BaseException:
+        _restore(kept)  # on every process: another one may have failed
+        raise
+    return used
+
+
+def _plan(model, scheme, seed, residual) -> tuple[InitReport, list]:
+    """`initialize`'s checks and draws: the report and `(variable, value)`s."""
     check_model(model, "initialize")
     seed = check_seed(seed)
     residual = check_recipe(residual)
@@ -395,11 +419,12 @@ def initialize(
             f"Received: scheme of type {type(scheme).__name__}"
         )
     found = graph.check_known(model, "initialize")
+    distributed.check_same_model(model)
     kernels = [w for w in found if w.kernel_like]
     if seed is None and isinstance(scheme, keras.initializers.Initializer):
         own = scheme.get_config().get("seed")
         seed = own if isinstance(own, int) and not isinstance(own, bool) else None
-    seeds = spawn_seeds(seed, len(kernels))
+    seeds = spawn_seeds(distributed.shared_seed(seed), len(kernels))
 
     recipe = None if residual is None else plan(model, residual, found)
     used, values, unknown = InitReport(), [], []
@@ -413,11 +438,25 @@ def initialize(
         else:
             init = _clone(scheme, weight_seed)
             used.rules[weight.path] = _describe(init)
-        values.append((weight, draw(init, weight, weight_seed)))
+        values.append(
+            (
+                weight,
+                distributed.draw_into(
+                    weight.variable, functools.partial(draw, init, weight, weight_seed)
+                ),
+            )
+        )
         used[weight.path] = init
     for weight in found:
         if not weight.kernel_like:
-            values.append((weight, _set_value(weight)))
+            values.append(
+                (
+                    weight,
+                    distributed.draw_into(
+                        weight.variable, functools.partial(_set_value, weight)
+                    ),
+                )
+            )
             used.rules[weight.path] = _SET_RULES.get(weight.role, "set")
             if getattr(weight.layer, "unit_forget_bias", False):
                 used.rules[weight.path] = "bias: 0, forget gate 1"
@@ -431,10 +470,9 @@ def initialize(
         warnings.warn(
             "initialize: unknown activation after layers "
             f"{', '.join(unknown)}; used XavierNormal() (Glorot) for them.",
-            stacklevel=2,
+            stacklevel=3,
         )
-    _assign_all(values)
-    return used
+    return used, values
 
 
 # --------------------------------------------------------------------------
@@ -442,13 +480,13 @@ def initialize(
 
 
 class LSUVReport(dict):
-    """What `lsuv` did: `layer path -> {"weight", "var_before", "var_after",
-    "iterations", "converged"}`, in forward order.
+    """What `lsuv` did, layer by layer in forward order.
 
-    A plain dict with `not_converged` (the layers whose variance is still more
-    than `tol` away from 1), `skipped` (`layer path -> why`, the layers with
-    kernel-like weights that `lsuv` could not scale) and `str(report)`, a
-    table.
+    `layer path -> {"weight", "var_before", "var_after", "iterations",
+    "converged"}`: a plain dict with `not_converged` (the layers whose
+    variance is still more than `tol` away from 1), `skipped` (`layer path ->
+    why`, the layers with kernel-like weights that `lsuv` could not scale)
+    and `str(report)`, a table.
 
     Example:
 
@@ -588,7 +626,8 @@ def lsuv(
             for `x`'s shape first.
         x: A batch of inputs (an array; from a batched `tf.data.Dataset` or
             `PyDataset`, the first 1024 samples); a few hundred samples
-            suffice. Must be finite and fit the model's input.
+            suffice. Must be finite and fit the model's input. With several
+            processes, each passes its own shard.
         tol: The tolerance on `|Var(B) - 1|`, positive.
         max_iters: The most rescalings per layer, a positive int.
         orthogonal: Whether to pre-initialize with orthogonal weights; if
@@ -608,6 +647,9 @@ def lsuv(
             layer type the core does not know, or a layer whose output has
             zero or non-finite variance on the batch. On any error (or
             KeyboardInterrupt) the weights are restored.
+        keras_weightinit.distributed.ProcessError: With several processes,
+            when another one failed, died or did not answer within the
+            timeout; the weights are restored on every process.
 
     Example:
 
@@ -620,79 +662,16 @@ def lsuv(
         Algorithm 1; Saxe et al., "Exact solutions to the nonlinear dynamics
         of learning in deep linear neural networks", ICLR 2014 (orthogonal).
     """
-    if not isinstance(model, keras.Model):
-        check_model(model, "lsuv")
-    tol, max_iters, orthogonal, verbose, seed = check_lsuv_args(
-        tol, max_iters, orthogonal, verbose, seed
-    )
-    x = _lsuv_input(model, x)
-    check_model(model, "lsuv")
-    found = graph.check_known(model, "lsuv")
-    kernels = [w for w in found if w.kernel_like]
-    units = list(dict.fromkeys(w.unit for w in kernels))
-    x = keras.ops.convert_to_tensor(x)
-
-    def measure(unit, weight):
-        seen = forward(model, x, [unit], stop_after=unit)
-        return check(weight, _unit_output(unit, weight, seen))
-
-    def check(weight, output):
-        value = float(keras.ops.var(output))
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(
-                f"The output of layer {weight.name!r} has variance {value} on "
-                "the batch `x`, so it cannot be scaled to 1: check that `x` "
-                "varies and that the earlier layers do not zero it."
-            )
-        return output, value
-
-    report = LSUVReport()
-    snapshot = [(w.variable, keras.ops.convert_to_numpy(w.variable)) for w in found]
+    kept: list = []
     try:
-        if orthogonal:
-            seeds = spawn_seeds(seed, len(kernels))
-            values = [
-                (w.variable, draw(Orthogonal(seed=s), w, s))
-                for w, s in zip(kernels, seeds, strict=True)
-            ]
-            values += [(w.variable, _set_value(w)) for w in found if w.role == "bias"]
-            for variable, value in values:
-                variable.assign(value)
-        order = forward(model, x, units).order
-        for unit in units:
-            if unit not in order:
-                report.skipped[graph.layer_path(unit, model)] = (
-                    "the model does not call it on `x`"
-                )
-        for unit in order:
-            weight = graph.primary_weight(unit, kernels)
-            why = _why_not(unit) if weight is not None else "no weight to scale"
-            if why is not None:
-                report.skipped[graph.layer_path(unit, model)] = why
-                continue
-            output, var = measure(unit, weight)
-            before, iterations = var, 0
-            linear = _linear_in_weight(unit)
-            while abs(var - 1.0) >= tol and iterations < max_iters:
-                scale = 1.0 / math.sqrt(var)
-                weight.variable.assign(weight.variable * scale)
-                iterations += 1
-                if linear:  # the output scales exactly with the weight
-                    output, var = check(weight, keras.ops.multiply(output, scale))
-                else:
-                    output, var = measure(unit, weight)
-            report[graph.layer_path(unit, model)] = {
-                "weight": weight.path,
-                "var_before": before,
-                "var_after": var,
-                "iterations": iterations,
-                "converged": abs(var - 1.0) < tol,
-            }
+        with distributed.together("lsuv"):
+            report, tol, max_iters, verbose = _lsuv(
+                model, x, tol, max_iters, orthogonal, verbose, seed, kept
+            )
     except BaseException:
-        for variable, value in snapshot:
-            variable.assign(value)
+        _restore(kept)  # on every process: another one may have failed
         raise
-    if verbose:
+    if verbose and distributed.is_writer():
         print(f"LSUV initialization of {model.name!r} (tol={tol}):")
         print(report)
     if report.not_converged:
@@ -708,3 +687,107 @@ def lsuv(
             stacklevel=2,
         )
     return report
+
+
+def _variance(output) -> float:
+    """`Var(output)` over all its entries and the batches of every process.
+
+    With several processes, from each one's count, mean and variance (so
+    every process gets the variance over the union of the batches).
+    """
+    if distributed.process_count() == 1:
+        return float(keras.ops.var(output))
+    values = keras.ops.cast(output, "float32")
+    count = math.prod(keras.ops.shape(values))
+    mean = float(keras.ops.mean(values))
+    second = float(keras.ops.var(values)) + mean * mean
+    mean, second = distributed.mean_across_processes(
+        [mean * count, second * count], count=count
+    )
+    return second - mean * mean
+
+
+def _lsuv(model, x, tol, max_iters, orthogonal, verbose, seed, kept: list):
+    """`lsuv`'s work; `kept` receives the snapshot to restore on failure."""
+    if not isinstance(model, keras.Model):
+        check_model(model, "lsuv")
+    tol, max_iters, orthogonal, verbose, seed = check_lsuv_args(
+        tol, max_iters, orthogonal, verbose, seed
+    )
+    x = _lsuv_input(model, x)
+    check_model(model, "lsuv")
+    found = graph.check_known(model, "lsuv")
+    distributed.check_same_model(model)
+    distributed.check_replicated(model, "lsuv")
+    kernels = [w for w in found if w.kernel_like]
+    units = list(dict.fromkeys(w.unit for w in kernels))
+    x = keras.ops.convert_to_tensor(x)
+
+    def measure(unit, weight):
+        seen = forward(model, x, [unit], stop_after=unit)
+        return check(weight, _unit_output(unit, weight, seen))
+
+    def check(weight, output):
+        value = _variance(output)
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(
+                f"The output of layer {weight.name!r} has variance {value} on "
+                "the batch `x`, so it cannot be scaled to 1: check that `x` "
+                "varies and that the earlier layers do not zero it."
+            )
+        return output, value
+
+    report = LSUVReport()
+    kept.extend(distributed.snapshot([w.variable for w in found]))
+    if orthogonal:
+        seeds = spawn_seeds(distributed.shared_seed(seed), len(kernels))
+        values = [
+            (
+                w.variable,
+                distributed.draw_into(
+                    w.variable, functools.partial(draw, Orthogonal(seed=s), w, s)
+                ),
+            )
+            for w, s in zip(kernels, seeds, strict=True)
+        ]
+        values += [
+            (
+                w.variable,
+                distributed.draw_into(w.variable, functools.partial(_set_value, w)),
+            )
+            for w in found
+            if w.role == "bias"
+        ]
+        for variable, value in values:
+            variable.assign(value)
+    order = forward(model, x, units).order
+    for unit in units:
+        if unit not in order:
+            report.skipped[graph.layer_path(unit, model)] = (
+                "the model does not call it on `x`"
+            )
+    for unit in order:
+        weight = graph.primary_weight(unit, kernels)
+        why = _why_not(unit) if weight is not None else "no weight to scale"
+        if why is not None:
+            report.skipped[graph.layer_path(unit, model)] = why
+            continue
+        output, var = measure(unit, weight)
+        before, iterations = var, 0
+        linear = _linear_in_weight(unit)
+        while abs(var - 1.0) >= tol and iterations < max_iters:
+            scale = 1.0 / math.sqrt(var)
+            weight.variable.assign(weight.variable * scale)
+            iterations += 1
+            if linear:  # the output scales exactly with the weight
+                output, var = check(weight, keras.ops.multiply(output, scale))
+            else:
+                output, var = measure(unit, weight)
+        report[graph.layer_path(unit, model)] = {
+            "weight": weight.path,
+            "var_before": before,
+            "var_after": var,
+            "iterations": iterations,
+            "converged": abs(var - 1.0) < tol,
+        }
+    return report, tol, max_iters, verbose

@@ -52,13 +52,14 @@ __all__ = [
     "ProbeResult",
     "Stop",
     "default_loss",
+    "is_batch_mean",
     "loss_scale",
     "observe",
     "probe",
 ]
 
 
-class Stop(Exception):  # noqa: N818 - a signal, not an error
+class Stop(Exception):  # a signal, not an error
     """Raised by `observe(stop_after=...)` to end a forward pass early."""
 
 
@@ -219,6 +220,28 @@ def whole_batch_loss(value, reduction: str | None = "sum_over_batch_size"):
     if replicas > 1 and reduction in _MEAN_REDUCTIONS:
         value = value * float(replicas)
     return value
+
+
+def is_batch_mean(loss) -> bool:
+    """Whether a `probe` loss is a mean over the batch (else a sum over it).
+
+    `"fit"` (the compiled losses, taken as means as in `training_loss`), a
+    `keras.losses.Loss` with a mean reduction and a loss function (which
+    `probe` averages) are means; `"sum"`, a `Projection` and a loss with
+    reduction `"sum"` are sums. A mean's gradient on one process's share of
+    a batch is that process's share of the whole batch's gradient times
+    (whole batch / share); a sum's is its part.
+
+    Example:
+
+    >>> is_batch_mean("fit"), is_batch_mean("sum")
+    (True, False)
+    """
+    if isinstance(loss, Projection) or (isinstance(loss, str) and loss == "sum"):
+        return False
+    if isinstance(loss, str):
+        return True
+    return getattr(loss, "reduction", "sum_over_batch_size") in _MEAN_REDUCTIONS
 
 
 def training_loss(model: keras.Model, x, y, y_pred):
