@@ -11,34 +11,37 @@ units). Given `v`, the hidden units are independent with total input
 - Noisy rectified (ReLU) hidden units: `h_j = max(0, x_j + N(0, sigmoid(x_j)))`,
   mean taken as `max(0, x_j)` (Nair & Hinton 2010).
 
-Training is contrastive divergence (CD-k) or persistent CD (Tieleman 2008):
-`dW = <v h>_data - <v h>_model`, each expectation the mean over the batch,
-with momentum and weight decay as in Hinton's practical guide (2010).
+Training is contrastive divergence (CD-k) or persistent CD (Tieleman 2008),
+with momentum and weight decay as in Hinton's practical guide (2010):
 
-Everything in the training loop is a small pure function of tensors (`hidden`
-and `visible` means and samples, `free_energy`, `cd_update`); one epoch is
-`train_epoch`, a loop over the batches inside one `tf.function`, traced once
-per (layer shape, configuration) and shared by every `RBM` of that shape. All
+    g_W = <v h>_data - <v h>_model          (means over the batch)
+    velocity <- momentum velocity + lr (g - weight_decay W)
+    params <- params + velocity
+
+The module is layered: pure functions of tensors for the math (`hidden_mean`,
+`sample_hidden`, `visible_mean`, `sample_visible`, `free_energy`, and one
+update, `train_step`, as `cd_gradients` then `apply_gradients`: the seam
+where data-parallel training would all-reduce the `Gradients`), on named
+state (`Params`, `State`); `train_epoch_fn`, the `tf.function` looping over
+an epoch's batches; and the `RBM` estimator, which reads arrays in memory
+and streams `tf.data.Dataset`s and `PyDataset`s block by block. All
 randomness is stateless, derived from the `seed` argument.
-
-`fit` takes arrays, which it trains on in memory (one `train_epoch` call per
-epoch), and `tf.data.Dataset`s and `PyDataset`s, which it streams: one
-statistics pass, then per epoch the data read block by block, shuffled
-through a bounded buffer and fed to the same `train_epoch` block after
-block, so that memory stays of the order of a batch (see `RBM.fit`).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random as python_random
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_weightinit import distributed
 from keras_weightinit.checks import is_int, is_number, positive_int, positive_number
 from keras_weightinit.data import (
     FeatureStats,
@@ -50,7 +53,21 @@ from keras_weightinit.data import (
     shuffle_blocks,
 )
 
-__all__ = ["RBM", "free_energy", "cd_update", "train_epoch_fn"]
+__all__ = [
+    "RBM",
+    "Config",
+    "Gradients",
+    "Hyper",
+    "Noise",
+    "Params",
+    "State",
+    "apply_gradients",
+    "cd_gradients",
+    "draw_noise",
+    "free_energy",
+    "train_epoch_fn",
+    "train_step",
+]
 
 VISIBLE_UNITS = ("bernoulli", "gaussian")
 HIDDEN_UNITS = ("bernoulli", "relu")
@@ -69,6 +86,9 @@ MONITOR_SAMPLES = 512
 # of batches).
 SHUFFLE_BYTES = 8 << 20
 CHUNK_BYTES = 4 << 20
+# Noise is drawn for many batches at once, at most about this many values
+# per draw (float32: 16 MiB).
+NOISE_VALUES = 1 << 22
 METRICS = (
     "reconstruction_error",
     "free_energy",
@@ -77,47 +97,119 @@ METRICS = (
     "free_energy_gap",
     "val_pseudo_likelihood",
 )
-# Number of traces of `train_epoch` per configuration key (read by the tests).
-TRACE_COUNTS: dict[tuple, int] = {}
 
-_register = keras.saving.register_keras_serializable(package="keras_weightinit")
+
+# --------------------------------------------------------------------------
+# named state
+
+
+class Params(NamedTuple):
+    """The weights of an RBM, or anything shaped like them (a velocity)."""
+
+    kernel: tf.Tensor  # W, (visible, hidden)
+    hidden_bias: tf.Tensor  # c, (hidden,)
+    visible_bias: tf.Tensor  # b, (visible,)
+
+
+class Gradients(NamedTuple):
+    """One batch's CD statistics, sums over its samples.
+
+    The first three fields, divided by `samples`, are the log-likelihood
+    gradient estimates for the `Params` of the same names, `<.>_data -
+    <.>_model`; the next two are the data statistics the sparsity penalty
+    needs. As sums, the statistics of the shards of a batch add up to the
+    batch's (see `train_step`).
+    """
+
+    kernel: tf.Tensor  # sum of v0^T h0 - vk^T hk
+    hidden_bias: tf.Tensor  # sum of h0 - hk
+    visible_bias: tf.Tensor  # sum of v0 - vk
+    hidden_data: tf.Tensor  # sum of h0
+    visible_data: tf.Tensor  # sum of v0
+    samples: tf.Tensor  # m, float32
+
+
+class State(NamedTuple):
+    """What one update carries to the next."""
+
+    params: Params
+    velocity: Params  # the momentum buffers
+    chains: tf.Tensor  # persistent CD's fantasy particles, (batch_size, visible)
+    activity: tf.Tensor  # q: running mean of each hidden unit's activation
+
+
+class Config(NamedTuple):
+    """The static settings of an update: one traced epoch function each."""
+
+    visible: str = "bernoulli"
+    hidden: str = "bernoulli"
+    cd_steps: int = 1
+    persistent: bool = False
+    sparsity: bool = False
+    sample_inputs: bool = False  # train on a Bernoulli sample of each input
+
+
+class Hyper(NamedTuple):
+    """The update's hyperparameters, float32 scalars (they change per epoch)."""
+
+    learning_rate: tf.Tensor
+    momentum: tf.Tensor
+    weight_decay: tf.Tensor
+    sparsity_target: tf.Tensor
+
+
+class Noise(NamedTuple):
+    """The random numbers of one update on `m` samples, in the order of use.
+
+    Uniform on [0, 1) for Bernoulli units, standard normal for the others:
+    `hidden` holds `k` draws `(m, hidden)` for CD-k from the data, `k + 1`
+    for persistent CD; `visible` holds `k` draws `(m, visible)` for
+    persistent CD (its chains sample the visibles), else none.
+    """
+
+    hidden: tuple[tf.Tensor, ...]
+    visible: tuple[tf.Tensor, ...] = ()
 
 
 # --------------------------------------------------------------------------
 # the math: pure functions of tensors
 
 
-def _hidden_input(v, kernel, hidden_bias):
-    """`v W + c` as MatMul + BiasAdd, which Grappler fuses into one op."""
-    return tf.nn.bias_add(tf.matmul(v, kernel), hidden_bias)
+def hidden_input(v: tf.Tensor, params: Params) -> tf.Tensor:
+    """The hidden units' total input `x = v W + c`."""
+    # MatMul + BiasAdd, which TensorFlow fuses into one op.
+    return tf.nn.bias_add(tf.matmul(v, params.kernel), params.hidden_bias)
 
 
-def hidden_mean(pre: tf.Tensor, hidden: str) -> tf.Tensor:
-    """`E[h | v]` from the total input `pre = v W + c`."""
-    return tf.sigmoid(pre) if hidden == "bernoulli" else tf.nn.relu(pre)
+def hidden_mean(x: tf.Tensor, hidden: str) -> tf.Tensor:
+    """`E[h | v]` from the total input `x`: `sigmoid(x)` or `max(0, x)`."""
+    return tf.sigmoid(x) if hidden == "bernoulli" else tf.nn.relu(x)
 
 
-def sample_hidden(pre: tf.Tensor, mean: tf.Tensor, hidden: str, noise) -> tf.Tensor:
-    """A sample of `h | v` from pre-drawn `noise` of `pre`'s shape.
+def sample_hidden(x: tf.Tensor, mean: tf.Tensor, hidden: str, noise) -> tf.Tensor:
+    """A sample of `h | v` from `noise` of `x`'s shape.
 
-    Bernoulli: `noise` uniform on [0, 1), the states `noise < mean`. Noisy
-    ReLU (Nair & Hinton): `noise` standard normal,
-    `max(0, pre + noise * sqrt(sigmoid(pre)))`.
+    Bernoulli: `noise < mean`, uniform `noise`; noisy ReLU:
+    `max(0, x + noise sqrt(sigmoid(x)))`, standard normal `noise`.
     """
     if hidden == "bernoulli":
         return tf.cast(noise < mean, mean.dtype)
-    return tf.nn.relu(pre + noise * tf.sqrt(tf.sigmoid(pre)))
+    return tf.nn.relu(x + noise * tf.sqrt(tf.sigmoid(x)))
 
 
-def visible_mean(h: tf.Tensor, kernel, visible_bias, visible: str) -> tf.Tensor:
+def visible_mean(h: tf.Tensor, params: Params, visible: str) -> tf.Tensor:
     """`E[v | h]`: `sigmoid(h W^T + b)` (Bernoulli) or `h W^T + b` (Gaussian)."""
-    pre = tf.nn.bias_add(tf.matmul(h, kernel, transpose_b=True), visible_bias)
-    return tf.sigmoid(pre) if visible == "bernoulli" else pre
+    x = tf.matmul(h, params.kernel, transpose_b=True)
+    x = tf.nn.bias_add(x, params.visible_bias)
+    return tf.sigmoid(x) if visible == "bernoulli" else x
 
 
 def sample_visible(mean: tf.Tensor, visible: str, noise) -> tf.Tensor:
-    """A sample of `v | h` from pre-drawn `noise` of `mean`'s shape: Bernoulli
-    states `noise < mean` (uniform noise) or `mean + noise` (standard normal)."""
+    """A sample of `v | h` from `noise` of `mean`'s shape.
+
+    Bernoulli: `noise < mean`, uniform `noise`; Gaussian: `mean + noise`,
+    standard normal `noise`.
+    """
     if visible == "bernoulli":
         return tf.cast(noise < mean, mean.dtype)
     return mean + noise
@@ -145,226 +237,218 @@ def _relu_log_partition(x: tf.Tensor, terms: int = 24) -> tf.Tensor:
     return tf.where(x > 0, math.pi**2 / 6 + 0.5 * tf.square(x) - g, g)
 
 
-def _hidden_term(pre: tf.Tensor, hidden: str) -> tf.Tensor:
-    """The hidden units' share of `F(v)`, from their total input `pre`."""
+def _hidden_term(x: tf.Tensor, hidden: str) -> tf.Tensor:
+    """The hidden units' share of `F(v)`, from their total input `x`."""
     if hidden == "bernoulli":
-        return -tf.reduce_sum(tf.math.softplus(pre), axis=-1)
-    return -tf.reduce_sum(_relu_log_partition(pre), axis=-1)
+        return -tf.reduce_sum(tf.math.softplus(x), axis=-1)
+    return -tf.reduce_sum(_relu_log_partition(x), axis=-1)
 
 
-def free_energy(v, kernel, hidden_bias, visible_bias, visible, hidden) -> tf.Tensor:
+def free_energy(
+    v, params, visible: str = "bernoulli", hidden: str = "bernoulli"
+) -> tf.Tensor:
     """`F(v) = -log sum_h exp(-E(v, h))` per sample (up to a constant).
 
-    Bernoulli visible: `-v.b`; Gaussian visible: `||v - b||^2 / 2`; plus, per
-    hidden unit with input `x = v W + c`, `-softplus(x)` (Bernoulli) or
-    `-int softplus` (noisy ReLU, see `_relu_log_partition`).
+    `F(v) = -v.b` (Bernoulli visible) or `||v - b||^2 / 2` (Gaussian), plus
+    for each hidden unit, with input `x = v W + c`, `-softplus(x)`
+    (Bernoulli) or `-int_{-inf}^x softplus(u) du` (noisy ReLU).
+
+    Args:
+        v: Samples, shape `(n, visible)`.
+        params: `Params(kernel, hidden_bias, visible_bias)`, or those three
+            arrays in that order.
+        visible: `"bernoulli"` or `"gaussian"`.
+        hidden: `"bernoulli"` or `"relu"`.
+
+    Returns:
+        The free energies, shape `(n,)`.
+
+    Example:
+
+    >>> params = Params(tf.zeros([3, 2]), tf.zeros([2]), tf.zeros([3]))
+    >>> free_energy(tf.ones([1, 3]), params).numpy()  # -2 softplus(0)
+    array([-1.3862944], dtype=float32)
     """
+    params = Params(*params)
     v = tf.convert_to_tensor(v, tf.float32)
-    pre = _hidden_input(v, kernel, hidden_bias)
     if visible == "bernoulli":
-        visible_term = -tf.linalg.matvec(v, visible_bias)
+        visible_term = -tf.linalg.matvec(v, params.visible_bias)
     else:
-        visible_term = 0.5 * tf.reduce_sum(tf.square(v - visible_bias), axis=-1)
-    return visible_term + _hidden_term(pre, hidden)
+        visible_term = 0.5 * tf.reduce_sum(tf.square(v - params.visible_bias), -1)
+    return visible_term + _hidden_term(hidden_input(v, params), hidden)
 
 
-def _noise_layout(config, sample_inputs: bool = False) -> list[tuple[str, str]]:
-    """The per-sample random draws of one update, in order: `(unit, kind)`.
+def draw_noise(seed, batches, m, n_visible: int, n_hidden: int, config: Config):
+    """The `Noise` of `batches` updates on `m` samples each, one draw per kind.
 
-    `unit` is `"hidden"` or `"visible"` (the draw's width), `kind` is
-    `"uniform"` (Bernoulli units) or `"normal"` (noisy ReLU, Gaussian).
+    Each draw gets a leading axis of `batches`; `_noise_at(noise, i)` is the
+    `i`-th update's `Noise`. One large draw costs much less than many small.
     """
-    kind = {
-        "hidden": "uniform" if config["hidden"] == "bernoulli" else "normal",
-        "visible": "uniform" if config["visible"] == "bernoulli" else "normal",
-    }
-    units = ["hidden"]
-    if config["persistent"]:
-        units.append("hidden")
-    for step in range(config["cd_steps"]):
-        if config["persistent"]:
-            units.append("visible")
-        if step + 1 < config["cd_steps"]:
-            units.append("hidden")
-    layout = [(unit, kind[unit]) for unit in units]
-    if sample_inputs:
-        layout.append(("visible", "uniform"))
-    return layout
 
+    def draw(units, count, width, seed):
+        shape = [count, batches, m, width]
+        if units == "bernoulli":
+            return tuple(tf.unstack(tf.random.stateless_uniform(shape, seed)))
+        return tuple(tf.unstack(tf.random.stateless_normal(shape, seed)))
 
-def _draw_noise(seed, rows, layout, n_visible, n_hidden):
-    """All the draws of `layout` for `rows` samples, one random op per kind.
-
-    Returns `(uniform, normal)`: blocks of shape `(rows, total width of that
-    kind)`, None when that kind is unused (cut them with `_split_noise`).
-    """
-    widths = {"hidden": n_hidden, "visible": n_visible}
-    uniform_width = sum(widths[u] for u, k in layout if k == "uniform")
-    normal_width = sum(widths[u] for u, k in layout if k == "normal")
-    uniform_seed, normal_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, 2)
+    k = config.cd_steps
+    if not config.persistent:
+        return Noise(draw(config.hidden, k, n_hidden, seed))
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    return Noise(
+        draw(config.hidden, k + 1, n_hidden, seeds[0]),
+        draw(config.visible, k, n_visible, seeds[1]),
     )
-    uniform = normal = None
-    if uniform_width:
-        uniform = tf.random.stateless_uniform([rows, uniform_width], uniform_seed)
-    if normal_width:
-        normal = tf.random.stateless_normal([rows, normal_width], normal_seed)
-    return uniform, normal
 
 
-def _split_noise(uniform, normal, layout, n_visible, n_hidden) -> list:
-    """Per-draw noise tensors, in layout order, cut from the blocks."""
-    widths = {"hidden": n_hidden, "visible": n_visible}
-    pieces = {}
-    for kind, block in (("uniform", uniform), ("normal", normal)):
-        sizes = [widths[u] for u, k in layout if k == kind]
-        if len(sizes) == 1:
-            pieces[kind] = [block]
-        elif sizes:
-            pieces[kind] = tf.split(block, sizes, axis=-1)
-    counters = {"uniform": 0, "normal": 0}
-    noise = []
-    for _, kind in layout:
-        noise.append(pieces[kind][counters[kind]])
-        counters[kind] += 1
-    return noise
+def _noise_at(noise: Noise, i) -> Noise:
+    """The `i`-th update's `Noise` of `draw_noise`'s."""
+    return Noise(*(tuple(tf.gather(d, i) for d in draws) for draws in noise))
 
 
-def _coefficients(hyper, m):
-    """The update's scalar coefficients for a batch of `m` samples.
+def cd_gradients(params: Params, v0, chains, noise: Noise, config: Config):
+    """The CD-k (or persistent CD-k) statistics of one batch `v0`.
 
-    Computed once per epoch, outside the batch loop, with the signs the update
-    needs, so that the loop holds no scalar arithmetic.
+    With `h0 = E[h | v0]` and `(vk, hk = E[h | vk])` after `k = cd_steps`
+    Gibbs steps, each `h ~ p(h | v)` then `v = E[v | h]`: from a sample of
+    `h | v0` (CD-k; the visibles stay probabilities) or from the persistent
+    `chains` (PCD; the visibles are sampled, so that each chain is a Markov
+    chain). Summed over the `m = len(v0)` samples:
+
+        kernel = v0^T h0 - vk^T hk
+        hidden_bias = sum(h0 - hk),  visible_bias = sum(v0 - vk)
+
+    Args:
+        params: The current `Params`.
+        v0: The batch, `(m, visible)`.
+        chains: PCD's `m` chains `(m, visible)`; None for CD-k.
+        noise: The update's `Noise`.
+        config: The `Config` (units, `cd_steps`, `persistent`).
+
+    Returns:
+        `(gradients, vk, squared_error)`: the `Gradients`, the negative
+        samples (PCD's advanced chains), and the squared reconstruction
+        error `||v0 - E[v | h ~ p(h | v0)]||^2` summed over the batch.
     """
-    learning_rate, momentum, weight_decay, target = (
-        tf.convert_to_tensor(h, tf.float32) for h in hyper
-    )
-    m = tf.cast(m, tf.float32)
-    return {
-        "scale": learning_rate / m,
-        "minus_scale": -learning_rate / m,
-        "momentum": momentum,
-        "minus_decay": -learning_rate * weight_decay,
-        "sparsity_rate": (1.0 - SPARSITY_DECAY) / m,
-        "sparsity_cost": learning_rate * SPARSITY_COST,
-        "minus_inverse_m": -1.0 / m,
-        "target": target,
-    }
+    visible, hidden = config.visible, config.hidden
+    hidden_noise, visible_noise = iter(noise.hidden), iter(noise.visible)
 
-
-def _cd_step(state, v0, noise, coefficients, config):
-    """`cd_update` on pre-drawn noise (see `_noise_layout`) and coefficients.
-
-    Written for few graph ops per batch (on small layers each op's fixed cost
-    adds up): fused MatMul + BiasAdd, the scale `lr / m` on the
-    `(m, hidden)` factors, and the kernel's momentum step as one AddN.
-    Returns half the batch's summed squared reconstruction error
-    (`tf.nn.l2_loss`), doubled once per epoch by the caller.
-    """
-    kernel, hbias, vbias, d_kernel, d_hbias, d_vbias, chains, q = state
-    visible, hidden = config["visible"], config["hidden"]
-    momentum = coefficients["momentum"]
-    noise = iter(noise)
-
-    pre0 = _hidden_input(v0, kernel, hbias)
-    h0 = hidden_mean(pre0, hidden)
-    h_state = sample_hidden(pre0, h0, hidden, next(noise))
-    reconstruction = visible_mean(h_state, kernel, vbias, visible)
-    if config["persistent"]:
-        m = tf.shape(v0)[0]
-        vk = chains[:m]
-        pre = _hidden_input(vk, kernel, hbias)
-        h_state = sample_hidden(pre, hidden_mean(pre, hidden), hidden, next(noise))
-    for step in range(config["cd_steps"]):
-        if step > 0 or config["persistent"]:
-            vk = visible_mean(h_state, kernel, vbias, visible)
-        else:
+    x0 = hidden_input(v0, params)
+    h0 = hidden_mean(x0, hidden)
+    h = sample_hidden(x0, h0, hidden, next(hidden_noise))
+    reconstruction = visible_mean(h, params, visible)
+    if config.persistent:
+        x = hidden_input(chains, params)
+        h = sample_hidden(x, hidden_mean(x, hidden), hidden, next(hidden_noise))
+    for step in range(config.cd_steps):
+        if step == 0 and not config.persistent:
             vk = reconstruction
-        if config["persistent"]:
-            # A persistent chain must be a Markov chain: sample the visibles.
-            vk = sample_visible(vk, visible, next(noise))
-        pre = _hidden_input(vk, kernel, hbias)
-        hk = hidden_mean(pre, hidden)
-        if step + 1 < config["cd_steps"]:
-            h_state = sample_hidden(pre, hk, hidden, next(noise))
+        else:
+            vk = visible_mean(h, params, visible)
+        if config.persistent:
+            vk = sample_visible(vk, visible, next(visible_noise))
+        x = hidden_input(vk, params)
+        hk = hidden_mean(x, hidden)
+        if step + 1 < config.cd_steps:
+            h = sample_hidden(x, hk, hidden, next(hidden_noise))
 
     residual = v0 - reconstruction
-    visible_diff = residual if vk is reconstruction else v0 - vk
-    h0_scaled = coefficients["scale"] * h0
-    hk_scaled = coefficients["minus_scale"] * hk
-    d_kernel = tf.add_n(
-        [
-            momentum * d_kernel,
-            tf.matmul(v0, h0_scaled, transpose_a=True),
-            tf.matmul(vk, hk_scaled, transpose_a=True),
-            coefficients["minus_decay"] * kernel,
-        ]
+    hidden_data = tf.reduce_sum(h0, 0)
+    visible_data = tf.reduce_sum(v0, 0)
+    if vk is reconstruction:
+        visible_bias = tf.reduce_sum(residual, 0)
+    else:
+        visible_bias = visible_data - tf.reduce_sum(vk, 0)
+    gradients = Gradients(
+        kernel=tf.matmul(v0, h0, transpose_a=True)
+        - tf.matmul(vk, hk, transpose_a=True),
+        hidden_bias=hidden_data - tf.reduce_sum(hk, 0),
+        visible_bias=visible_bias,
+        hidden_data=hidden_data,
+        visible_data=visible_data,
+        samples=tf.cast(tf.shape(v0)[0], tf.float32),
     )
-    d_hbias = momentum * d_hbias + tf.reduce_sum(h0_scaled + hk_scaled, axis=0)
-    d_vbias = momentum * d_vbias + tf.reduce_sum(
-        coefficients["scale"] * visible_diff, axis=0
+    return gradients, vk, 2.0 * tf.nn.l2_loss(residual)
+
+
+def apply_gradients(
+    state: State, gradients: Gradients, hyper: Hyper, sparsity: bool
+) -> State:
+    """The state after one momentum step along `gradients`.
+
+    With `g = gradients / samples` (batch means), learning rate `lr`, the
+    weight decay on the kernel only and, with `sparsity`, the penalty
+    pulling the running mean activation `q` of the hidden units towards the
+    target:
+
+        q <- 0.9 q + 0.1 mean(h0)
+        g_c <- g_c - 0.1 (q - target),  g_W <- g_W - 0.1 mean(v0) (q - target)^T
+        velocity <- momentum velocity + lr (g - weight_decay W)
+        params <- params + velocity
+
+    Args:
+        state: The `State` before the update.
+        gradients: `cd_gradients`' `Gradients` (or their sum over replicas).
+        hyper: The `Hyper` of this epoch.
+        sparsity: Whether the sparsity penalty is on.
+
+    Returns:
+        The new `State` (its chains unchanged).
+    """
+    lr, momentum = hyper.learning_rate, hyper.momentum
+    params, velocity, activity = state.params, state.velocity, state.activity
+    inverse_m = 1.0 / gradients.samples
+    # The scalars multiply each other before they multiply a tensor.
+    kernel_terms = [
+        momentum * velocity.kernel,
+        (lr * inverse_m) * gradients.kernel,
+        (-lr * hyper.weight_decay) * params.kernel,
+    ]
+    hidden_gradient = gradients.hidden_bias * inverse_m
+    if sparsity:
+        activity = SPARSITY_DECAY * activity
+        activity += (1 - SPARSITY_DECAY) * inverse_m * gradients.hidden_data
+        penalty = SPARSITY_COST * (activity - hyper.sparsity_target)
+        hidden_gradient -= penalty
+        visible_mean = (-lr * inverse_m) * gradients.visible_data
+        kernel_terms.append(tf.tensordot(visible_mean, penalty, 0))
+    velocity = Params(
+        kernel=tf.add_n(kernel_terms),
+        hidden_bias=momentum * velocity.hidden_bias + lr * hidden_gradient,
+        visible_bias=momentum * velocity.visible_bias
+        + (lr * inverse_m) * gradients.visible_bias,
     )
-    if config["sparsity"]:
-        q = SPARSITY_DECAY * q + coefficients["sparsity_rate"] * tf.reduce_sum(h0, 0)
-        penalty = coefficients["sparsity_cost"] * (q - coefficients["target"])
-        d_hbias -= penalty
-        d_kernel += tf.tensordot(
-            coefficients["minus_inverse_m"] * tf.reduce_sum(v0, 0), penalty, axes=0
-        )
-    if config["persistent"]:
-        chains = tf.ensure_shape(tf.concat([vk, chains[m:]], 0), chains.shape)
-    new_state = (
-        kernel + d_kernel,
-        hbias + d_hbias,
-        vbias + d_vbias,
-        d_kernel,
-        d_hbias,
-        d_vbias,
-        chains,
-        q,
-    )
-    return new_state, tf.nn.l2_loss(residual)
+    params = Params(*(p + d for p, d in zip(params, velocity, strict=True)))
+    return State(params, velocity, state.chains, activity)
 
 
-def cd_update(state, v0, seeds, hyper, config):
-    """One CD-k / PCD-k update on the batch `v0`; returns the new state.
+def train_step(state: State, v0, noise: Noise, hyper: Hyper, config: Config):
+    """One update on the batch `v0`: `cd_gradients`, then `apply_gradients`.
 
-    `state = (W, c, b, dW, dc, db, chains, q)` (weights, hidden and visible
-    biases, their momentum buffers, the persistent chains, the running mean of
-    the hidden units); `seeds` one stateless seed per random draw (at least
-    `2 + 2 * cd_steps`); `hyper = (learning_rate, momentum, weight_decay,
-    sparsity_target)`; `config` the static settings. With `m = len(v0)`, all
-    statistics are means over `m` samples; persistent CD advances only the
-    first `m` chains, so a short last batch has negatives of its own size.
-
-        dW <- momentum dW + lr ((v0^T h0 - vk^T hk) / m - weight_decay W)
-        dc <- momentum dc + lr (mean(h0) - mean(hk)),  db likewise with v
-    plus `- sparsity_cost (q - target)` on `dc` and `dW` when sparsity is on.
-
-    The epoch function runs the same update (`_cd_step`) on noise drawn for
-    many batches at once.
+    Persistent CD advances only the first `m = len(v0)` chains, so a short
+    last batch has negative statistics of its own size. The seam for
+    data-parallel pretraining is between the two steps: each replica
+    computes the `Gradients` of its shard, an all-reduce sums them (the
+    sample counts too, so that unequal shards weigh right), and every
+    replica applies the sum.
 
     Returns:
         `(new_state, squared reconstruction error summed over the batch)`.
     """
-    v0 = tf.convert_to_tensor(v0, tf.float32)
-    n_visible, n_hidden = state[0].shape
-    m = tf.shape(v0)[0]
-    noise = []
-    for i, (unit, kind) in enumerate(_noise_layout(config)):
-        shape = [m, n_hidden if unit == "hidden" else n_visible]
-        draw = (
-            tf.random.stateless_uniform
-            if kind == "uniform"
-            else (tf.random.stateless_normal)
-        )
-        noise.append(draw(shape, seeds[i]))
-    new_state, half_error = _cd_step(state, v0, noise, _coefficients(hyper, m), config)
-    return new_state, 2.0 * half_error
+    m = v0.shape[0] or tf.shape(v0)[0]
+    chains = state.chains[:m] if config.persistent else None
+    gradients, vk, error = cd_gradients(state.params, v0, chains, noise, config)
+    if config.persistent:
+        if v0.shape[0] != state.chains.shape[0]:  # a short batch: the first m
+            vk = tf.ensure_shape(
+                tf.concat([vk, state.chains[m:]], 0), state.chains.shape
+            )
+        state = state._replace(chains=vk)
+    return apply_gradients(state, gradients, hyper, config.sparsity), error
 
 
-def _monitor(params, v, seed, visible: str, hidden: str):
-    """`(mean F(v), pseudo-likelihood of v)` of `fit`'s per-epoch monitors.
+def _monitor(params: Params, v, seed, config: Config):
+    """`(mean F(v), pseudo-likelihood of v)`, the per-epoch monitors.
 
     The pseudo-likelihood is `score_samples`' (one random visible bit `i`
     flipped per sample), NaN for Gaussian visible units; both NaN for an
@@ -372,223 +456,145 @@ def _monitor(params, v, seed, visible: str, hidden: str):
     `d W_i` and the visible term by `-d b_i`, so `F(v_flipped)` needs no
     second matrix product.
     """
-    kernel, hidden_bias, visible_bias = params
-    if visible != "bernoulli":
-        fe = free_energy(v, *params, visible, hidden)
+    if config.visible != "bernoulli":
+        fe = free_energy(v, params, config.visible, config.hidden)
         return tf.reduce_mean(fe), tf.constant(math.nan)
     n_visible = v.shape[-1]
     columns = tf.random.stateless_uniform(
         [tf.shape(v)[0]], seed, minval=0, maxval=n_visible, dtype=tf.int32
     )
     d = 1.0 - 2.0 * tf.gather(v, columns[:, None], batch_dims=1)  # (n, 1)
-    pre = _hidden_input(v, kernel, hidden_bias)
-    visible_term = -tf.linalg.matvec(v, visible_bias)
-    fe = visible_term + _hidden_term(pre, hidden)
+    x = hidden_input(v, params)
+    visible_term = -tf.linalg.matvec(v, params.visible_bias)
+    fe = visible_term + _hidden_term(x, config.hidden)
     fe_flipped = (
         visible_term
-        - d[:, 0] * tf.gather(visible_bias, columns)
-        + _hidden_term(pre + d * tf.gather(kernel, columns), hidden)
+        - d[:, 0] * tf.gather(params.visible_bias, columns)
+        + _hidden_term(x + d * tf.gather(params.kernel, columns), config.hidden)
     )
     pl = n_visible * tf.reduce_mean(tf.math.log_sigmoid(fe_flipped - fe))
     return tf.reduce_mean(fe), pl
 
 
-_EPOCH_FNS: dict[tuple, tf.types.experimental.ConcreteFunction] = {}
-# Random numbers are drawn for many batches at once, at most about this many
-# per draw (float32: 16 MiB).
-NOISE_CHUNK = 1 << 22
+# --------------------------------------------------------------------------
+# one epoch, in one graph call
 
 
-def train_epoch_fn(
-    n_visible: int,
-    n_hidden: int,
-    batch_size: int,
-    visible: str = "bernoulli",
-    hidden: str = "bernoulli",
-    cd_steps: int = 1,
-    persistent: bool = False,
-    sparsity: bool = False,
-    sample_inputs: bool = False,
-):
-    """The traced `tf.function` that trains one epoch, one per shape and setting.
+@functools.cache
+def train_epoch_fn(n_visible: int, n_hidden: int, batch_size: int, config: Config):
+    """The `tf.function` training one epoch, one per shape and `Config`.
 
-    It takes `(state, x, seed, hyper, monitor_x, val_x)`: the state tuple of
-    `cd_update`, the data `x` of shape `(n, n_visible)` (any `n`), a stateless
-    seed of shape `(2,)`, the four hyperparameters as float32 scalars, and
-    the samples of the per-epoch monitors (any number, possibly none) for the
-    training and the validation data. It returns `(new_state, metrics)`,
-    `metrics = [mean squared reconstruction error, mean F(monitor_x),
-    pseudo-likelihood of monitor_x, mean F(val_x), pseudo-likelihood of
-    val_x]` (NaN for an empty set; see `_monitor`), so `fit` makes one call
-    and one device-to-host copy per epoch.
+    The epoch shuffles `x` (with `config.sample_inputs`, replaces it by a
+    Bernoulli sample of it), runs `train_step` over its full batches in a
+    graph loop (the noise drawn for up to `NOISE_VALUES` values at a time),
+    then once on the short last batch, if any: `fit` makes one call and one
+    device-to-host copy per epoch. Cached, so every `RBM` of a shape and
+    setting shares one function, traced once (its input signature is fixed).
 
-    The data are shuffled, then a graph loop runs the update over the full
-    batches of `batch_size` (static shapes; the random numbers drawn for up
-    to `NOISE_CHUNK` values at a time) and then once on the shorter last
-    batch, if any. With `sample_inputs`, each batch is replaced by a fresh
-    Bernoulli sample of it (DBN training on the states of the layer below).
+    Args:
+        n_visible: Visible units.
+        n_hidden: Hidden units.
+        batch_size: Samples per update (and persistent chains).
+        config: The `Config`.
+
+    Returns:
+        A `tf.function` of `(state, x, seed, hyper, monitor_x, val_x)`: the
+        `State`, the data `(n, n_visible)` (any `n`), a stateless seed of
+        shape `(2,)`, the `Hyper`, and the samples of the per-epoch monitors
+        (any number, possibly none) for the training and the validation
+        data. It returns `(new_state, metrics)`, `metrics = [mean squared
+        reconstruction error, mean F(monitor_x), pseudo-likelihood of
+        monitor_x, mean F(val_x), pseudo-likelihood of val_x]` (NaN for an
+        empty set).
     """
-    key = (
-        n_visible,
-        n_hidden,
-        batch_size,
-        visible,
-        hidden,
-        cd_steps,
-        persistent,
-        sparsity,
-        sample_inputs,
-    )
-    if key in _EPOCH_FNS:
-        return _EPOCH_FNS[key]
-    config = {
-        "visible": visible,
-        "hidden": hidden,
-        "cd_steps": cd_steps,
-        "persistent": persistent,
-        "sparsity": sparsity,
-    }
-    f32 = tf.float32
-    state_spec = (
-        tf.TensorSpec([n_visible, n_hidden], f32),
-        tf.TensorSpec([n_hidden], f32),
-        tf.TensorSpec([n_visible], f32),
-        tf.TensorSpec([n_visible, n_hidden], f32),
-        tf.TensorSpec([n_hidden], f32),
-        tf.TensorSpec([n_visible], f32),
-        tf.TensorSpec([batch_size, n_visible], f32),
-        tf.TensorSpec([n_hidden], f32),
-    )
-    signature = [
-        state_spec,
-        tf.TensorSpec([None, n_visible], f32),
-        tf.TensorSpec([2], tf.int64),
-        tuple(tf.TensorSpec([], f32) for _ in range(4)),
-        tf.TensorSpec([None, n_visible], f32),
-        tf.TensorSpec([None, n_visible], f32),
-    ]
-    layout = _noise_layout(config, sample_inputs)
-    width = sum(n_hidden if unit == "hidden" else n_visible for unit, _ in layout)
-    chunk = max(1, NOISE_CHUNK // (batch_size * width))  # batches per draw
-
-    def update(state, v0, uniform, normal, coefficients):
-        noise = _split_noise(uniform, normal, layout, n_visible, n_hidden)
-        if sample_inputs:
-            v0 = sample_visible(v0, "bernoulli", noise.pop())
-        return _cd_step(state, v0, noise, coefficients, config)
-
-    def batch_step(state, error, i, batches, uniform, normal, coefficients):
-        # tf.gather: one op, where `batches[i]` builds its slice bounds in ops
-        state, batch_error = update(
-            state,
-            tf.gather(batches, i),
-            None if uniform is None else tf.gather(uniform, i),
-            None if normal is None else tf.gather(normal, i),
-            coefficients,
-        )
-        return state, error + batch_error
+    k = config.cd_steps
+    width = (k + config.persistent) * n_hidden + k * config.persistent * n_visible
+    per_draw = max(1, NOISE_VALUES // (batch_size * width))  # batches per draw
 
     def epoch(state, x, seed, hyper, monitor_x, val_x):
-        TRACE_COUNTS[key] = TRACE_COUNTS.get(key, 0) + 1
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 6))
+        shuffle_seed, input_seed, step_seed, last_seed, monitor_seed, val_seed = seeds
         n = tf.shape(x)[0]
-        shuffle_seed, chunk_seed, last_seed, monitor_seed, val_seed = tf.unstack(
-            tf.random.experimental.stateless_split(seed, 5)
-        )
-        order = tf.argsort(tf.random.stateless_uniform([n], shuffle_seed))
-        x = tf.gather(x, order)
-        n_full = n // batch_size
-        coefficients = _coefficients(hyper, batch_size)
+        x = tf.gather(x, tf.argsort(tf.random.stateless_uniform([n], shuffle_seed)))
+        if config.sample_inputs:
+            noise = tf.random.stateless_uniform(tf.shape(x), input_seed)
+            x = sample_visible(x, "bernoulli", noise)
+        full = n // batch_size
+        batches = tf.reshape(x[: full * batch_size], [full, batch_size, n_visible])
         error = tf.constant(0.0)
-        for start in tf.range(0, n_full, chunk):
-            count = tf.minimum(chunk, n_full - start)
-            rows = count * batch_size
-            uniform, normal = _draw_noise(
-                tf.random.experimental.stateless_fold_in(chunk_seed, start),
-                rows,
-                layout,
-                n_visible,
-                n_hidden,
+        for start in tf.range(0, full, per_draw):
+            count = tf.minimum(per_draw, full - start)
+            chunk_seed = tf.random.experimental.stateless_fold_in(step_seed, start)
+            noise = draw_noise(
+                chunk_seed, count, batch_size, n_visible, n_hidden, config
             )
-            batches = tf.reshape(
-                x[start * batch_size : start * batch_size + rows],
-                [count, batch_size, n_visible],
-            )
-            if uniform is not None:
-                uniform = tf.reshape(uniform, [count, batch_size, uniform.shape[-1]])
-            if normal is not None:
-                normal = tf.reshape(normal, [count, batch_size, normal.shape[-1]])
             for i in tf.range(count):
-                state, error = batch_step(
-                    state, error, i, batches, uniform, normal, coefficients
+                v0 = tf.gather(batches, start + i)  # one op; `batches[j]` makes more
+                state, batch_error = train_step(
+                    state, v0, _noise_at(noise, i), hyper, config
                 )
-        rest = n - n_full * batch_size
+                error += batch_error
+        rest = n - full * batch_size
         if rest > 0:
-            uniform, normal = _draw_noise(last_seed, rest, layout, n_visible, n_hidden)
-            state, batch_error = update(
-                state,
-                x[n_full * batch_size :],
-                uniform,
-                normal,
-                _coefficients(hyper, rest),
+            noise = draw_noise(last_seed, 1, rest, n_visible, n_hidden, config)
+            state, batch_error = train_step(
+                state, x[full * batch_size :], _noise_at(noise, 0), hyper, config
             )
             error += batch_error
-        params = state[:3]
         metrics = [
-            2.0 * error / tf.cast(n * n_visible, f32),
-            *_monitor(params, monitor_x, monitor_seed, visible, hidden),
-            *_monitor(params, val_x, val_seed, visible, hidden),
+            error / (tf.cast(n, tf.float32) * n_visible),
+            *_monitor(state.params, monitor_x, monitor_seed, config),
+            *_monitor(state.params, val_x, val_seed, config),
         ]
         return state, tf.stack(metrics)
 
-    # Traced now, once; a concrete function's call costs half a polymorphic
-    # one's (0.5 ms less per epoch here, which digits' 12 ms epochs feel).
-    function = tf.function(epoch, input_signature=signature, autograph=True)
-    _EPOCH_FNS[key] = function.get_concrete_function()
-    return _EPOCH_FNS[key]
+    def spec(*shape):
+        return tf.TensorSpec(shape, tf.float32)
 
-
-_MONITOR_FNS: dict[tuple, tf.types.experimental.ConcreteFunction] = {}
-
-
-def _monitor_fn(n_visible: int, n_hidden: int, visible: str, hidden: str):
-    """The per-epoch monitors of `train_epoch_fn`, alone (for streamed data).
-
-    Takes `(params, monitor_x, val_x, seed)` and returns `[mean F(monitor_x),
-    pseudo-likelihood of monitor_x, mean F(val_x), pseudo-likelihood of
-    val_x]`, with the random bits the epoch function draws for the same
-    `seed`.
-    """
-    key = (n_visible, n_hidden, visible, hidden)
-    if key not in _MONITOR_FNS:
-        f32 = tf.float32
-        signature = [
-            (
-                tf.TensorSpec([n_visible, n_hidden], f32),
-                tf.TensorSpec([n_hidden], f32),
-                tf.TensorSpec([n_visible], f32),
-            ),
-            tf.TensorSpec([None, n_visible], f32),
-            tf.TensorSpec([None, n_visible], f32),
-            tf.TensorSpec([2], tf.int64),
-        ]
-
-        def monitors(params, monitor_x, val_x, seed):
-            seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 5))
-            return tf.stack(
-                [
-                    *_monitor(params, monitor_x, seeds[3], visible, hidden),
-                    *_monitor(params, val_x, seeds[4], visible, hidden),
-                ]
-            )
-
-        function = tf.function(monitors, input_signature=signature)
-        _MONITOR_FNS[key] = function.get_concrete_function()
-    return _MONITOR_FNS[key]
+    params = Params(spec(n_visible, n_hidden), spec(n_hidden), spec(n_visible))
+    data = spec(None, n_visible)
+    signature = [
+        State(params, params, spec(batch_size, n_visible), spec(n_hidden)),
+        data,
+        tf.TensorSpec([2], tf.int64),
+        Hyper(*(spec() for _ in Hyper._fields)),
+        data,
+        data,
+    ]
+    function = tf.function(epoch, input_signature=signature)
+    function.get_concrete_function()  # traced now, once
+    return function
 
 
 def _chunk_rows(n_visible: int, batch_size: int) -> int:
     """Samples per epoch-function call when streaming: whole batches, ~4 MiB."""
     return batch_size * max(1, CHUNK_BYTES // (4 * n_visible * batch_size))
+
+
+def _with_last(iterable):
+    """`(item, is_last)` for each item of `iterable`, reading one ahead."""
+    iterator = iter(iterable)
+    end = object()
+    item = next(iterator, end)
+    while item is not end:
+        following = next(iterator, end)
+        yield item, following is end
+        item = following
+
+
+def _logs(values: np.ndarray, epoch: int, validation: bool) -> dict[str, float]:
+    """The epoch's metrics by name, from the epoch function's `values`."""
+    logs = dict(zip(METRICS[:3], map(float, values[:3]), strict=True))
+    if not math.isfinite(logs["reconstruction_error"]):
+        raise FloatingPointError(
+            f"RBM training diverged at epoch {epoch + 1} (reconstruction "
+            f"error {logs['reconstruction_error']}); lower `learning_rate`."
+        )
+    if validation:
+        logs["val_free_energy"] = float(values[3])
+        logs["free_energy_gap"] = float(values[3] - values[1])
+        logs["val_pseudo_likelihood"] = float(values[4])
+    return logs
 
 
 # --------------------------------------------------------------------------
@@ -612,16 +618,12 @@ def _momentum(value) -> tuple[float, float]:
 
 def _check_args(rbm: RBM) -> None:
     positive_int("units", rbm.units)
-    if rbm.visible not in VISIBLE_UNITS:
-        raise ValueError(
-            f"Argument `visible` must be one of {VISIBLE_UNITS}. "
-            f"Received: visible={rbm.visible!r}"
-        )
-    if rbm.hidden not in HIDDEN_UNITS:
-        raise ValueError(
-            f"Argument `hidden` must be one of {HIDDEN_UNITS}. "
-            f"Received: hidden={rbm.hidden!r}"
-        )
+    for name, allowed in (("visible", VISIBLE_UNITS), ("hidden", HIDDEN_UNITS)):
+        if getattr(rbm, name) not in allowed:
+            raise ValueError(
+                f"Argument `{name}` must be one of {allowed}. "
+                f"Received: {name}={getattr(rbm, name)!r}"
+            )
     positive_int("cd_steps", rbm.cd_steps)
     if not isinstance(rbm.persistent, bool):
         raise ValueError(
@@ -688,8 +690,25 @@ def _check_data(x: np.ndarray, name: str, visible: str, n_visible=None):
 # --------------------------------------------------------------------------
 # the estimator
 
+# The constructor's arguments, in order: `get_config()` without the weights.
+_ARGUMENTS = (
+    "units",
+    "visible",
+    "hidden",
+    "cd_steps",
+    "persistent",
+    "learning_rate",
+    "momentum",
+    "weight_decay",
+    "sparsity_target",
+    "batch_size",
+    "epochs",
+    "seed",
+    "shuffle_buffer",
+)
 
-@_register
+
+@keras.saving.register_keras_serializable(package="keras_weightinit")
 class RBM:
     """A restricted Boltzmann machine trained by (persistent) contrastive divergence.
 
@@ -709,6 +728,10 @@ class RBM:
     momentum `momentum[0]` for the first `min(5, epochs // 2)` epochs then
     `momentum[1]`, weight decay on `W` only, data reshuffled every epoch, and
     an optional sparsity target. `fit` starts from a fresh initialization.
+
+    `get_config()` holds the constructor's arguments and, once fitted, the
+    weights (`"weights"`), so that a Keras serialization round trip
+    (`keras.saving.serialize_keras_object`) keeps a fitted RBM.
 
     Args:
         units: Number of hidden units.
@@ -788,56 +811,61 @@ class RBM:
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
         _check_args(self)
-        self._params = None
-        # How the last successful `fit` read its data (read by the tests).
+        self._params: Params | None = None
+        # How the last successful `fit` read its data.
         self._fit_info: dict | None = None
 
     # -- configuration ---------------------------------------------------
 
+    def _arguments(self) -> dict:
+        arguments = {name: getattr(self, name) for name in _ARGUMENTS}
+        if not is_number(self.momentum):
+            arguments["momentum"] = list(self.momentum)
+        return arguments
+
     def get_config(self) -> dict:
-        momentum = self.momentum
-        return {
-            "units": self.units,
-            "visible": self.visible,
-            "hidden": self.hidden,
-            "cd_steps": self.cd_steps,
-            "persistent": self.persistent,
-            "learning_rate": self.learning_rate,
-            "momentum": list(momentum) if not is_number(momentum) else momentum,
-            "weight_decay": self.weight_decay,
-            "sparsity_target": self.sparsity_target,
-            "batch_size": self.batch_size,
-            "epochs": self.epochs,
-            "seed": self.seed,
-            "shuffle_buffer": self.shuffle_buffer,
-        }
+        """The constructor's arguments, and `"weights"` once fitted."""
+        config = self._arguments()
+        if self._params is not None:  # as lists: JSON, exact for float32
+            config["weights"] = {
+                k: w.tolist() for k, w in self._params._asdict().items()
+            }
+        return config
 
     @classmethod
     def from_config(cls, config: dict) -> RBM:
-        return cls(**config)
+        """The RBM of `get_config()`, fitted if the config holds weights."""
+        config = dict(config)
+        weights = config.pop("weights", None)
+        rbm = cls(**config)
+        if weights is not None:
+            rbm._params = Params(
+                *(np.asarray(weights[name], np.float32) for name in Params._fields)
+            )
+        return rbm
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self._arguments().items())
         return f"RBM({args})"
 
     # -- fitted parameters -----------------------------------------------
 
-    def _fitted(self):
+    def _fitted(self) -> Params:
         if self._params is None:
             raise ValueError("This RBM is not fitted yet. Call `fit(x)` first.")
         return self._params
 
     @property
     def kernel(self) -> np.ndarray:
-        return self._fitted()[0]
+        return self._fitted().kernel
 
     @property
     def hidden_bias(self) -> np.ndarray:
-        return self._fitted()[1]
+        return self._fitted().hidden_bias
 
     @property
     def visible_bias(self) -> np.ndarray:
-        return self._fitted()[2]
+        return self._fitted().visible_bias
 
     def _data(self, x, name="x") -> tf.Tensor:
         array = as_array(x, name)
@@ -848,20 +876,18 @@ class RBM:
 
     def transform(self, x) -> np.ndarray:
         """Hidden means `E[h | v]`: `sigmoid(v W + c)` or `max(0, v W + c)`."""
-        v = self._data(x)
-        pre = _hidden_input(v, self.kernel, self.hidden_bias)
-        return hidden_mean(pre, self.hidden).numpy()
+        x = hidden_input(self._data(x), self._fitted())
+        return hidden_mean(x, self.hidden).numpy()
 
     def reconstruct(self, x) -> np.ndarray:
         """Mean-field reconstruction `E[v | h = E[h | v]]`."""
         h = tf.constant(self.transform(x))
-        return visible_mean(h, self.kernel, self.visible_bias, self.visible).numpy()
+        return visible_mean(h, self._fitted(), self.visible).numpy()
 
     def free_energy(self, x) -> np.ndarray:
         """Free energy `F(v)` per sample (lower is more probable)."""
-        return free_energy(
-            self._data(x), *self._fitted(), self.visible, self.hidden
-        ).numpy()
+        v = self._data(x)
+        return free_energy(v, self._fitted(), self.visible, self.hidden).numpy()
 
     def score_samples(self, x, seed: int | None = None) -> np.ndarray:
         """Pseudo-likelihood per sample, as scikit-learn's `BernoulliRBM`.
@@ -880,17 +906,12 @@ class RBM:
                 f"visible units only. Received: visible={self.visible!r}"
             )
         v = self._data(x).numpy()
-        return self._pseudo_likelihood(v, self.seed if seed is None else seed)
-
-    def _pseudo_likelihood(self, v: np.ndarray, seed) -> np.ndarray:
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(self.seed if seed is None else seed)
         flipped = v.copy()
-        rows = np.arange(len(v))
-        cols = rng.integers(0, v.shape[1], len(v))
+        rows, cols = np.arange(len(v)), rng.integers(0, v.shape[1], len(v))
         flipped[rows, cols] = 1 - flipped[rows, cols]
-        params = self._fitted()
-        fe = free_energy(v, *params, self.visible, self.hidden)
-        fe_flipped = free_energy(flipped, *params, self.visible, self.hidden)
+        fe = self.free_energy(v)
+        fe_flipped = self.free_energy(flipped)
         return (v.shape[1] * tf.math.log_sigmoid(fe_flipped - fe)).numpy()
 
     # -- training --------------------------------------------------------
@@ -924,9 +945,9 @@ class RBM:
            block), into blocks of whole batches of about 4 MiB
            (`CHUNK_BYTES`), each shuffled again within itself and trained on
            by one call of the same epoch function as for arrays (one short
-           batch at the end of the epoch at most, as for arrays). Every
-           block is checked (features, the [0, 1] range), as data may change
-           between passes.
+           batch at the end of the epoch at most, as for arrays; the last
+           block's call computes the monitors). Every block is checked
+           (features, the [0, 1] range), as data may change between passes.
 
         The result depends on the samples, their order, the seed and the
         shuffle buffer, not on the dataset's batch size nor on whether it is
@@ -944,8 +965,8 @@ class RBM:
             verbose: 1 shows a progress bar over the epochs, 0 is silent.
             log_dir: If given, TensorBoard scalars `<name>/<metric>` per epoch.
             sample_inputs: Treat `x` (in [0, 1]) as the probabilities of the
-                layer below and train on a fresh Bernoulli sample of each batch
-                (the DBN recipe for stacking RBMs).
+                layer below and train on a fresh Bernoulli sample of it each
+                epoch (the DBN recipe for stacking RBMs).
             name: Title of the progress bar and prefix of the scalars.
 
         Returns:
@@ -983,7 +1004,7 @@ class RBM:
             data = as_array(x, "x")
             _check_data(data, "x", data_visible)
             n_visible = data.shape[1]
-        val = None
+        val = np.zeros([0, n_visible], "float32")
         if validation_data is not None:
             limit = MONITOR_SAMPLES if is_stream(validation_data) else None
             val = as_array(validation_data, "validation_data", max_samples=limit)
@@ -992,32 +1013,17 @@ class RBM:
             seed = self._fit_seed()
         rng = np.random.default_rng(seed)
 
-        # Initialization (Hinton 2010, section 8).
-        kernel = rng.normal(0.0, 0.01, (n_visible, self.units)).astype("float32")
-        if self.visible == "bernoulli":
-            means = data.mean(axis=0) if data is not None else stats.mean
-            p = np.clip(means, P_CLIP, 1 - P_CLIP)
-            vbias = np.log(p / (1 - p)).astype("float32")
-        else:
-            vbias = np.zeros(n_visible, "float32")
-        pool = data if data is not None else stats.sample
-        chains = pool[rng.integers(0, len(pool), self.batch_size)]
-        if self.visible == "bernoulli" and self.persistent:
-            chains = (rng.random(chains.shape) < chains).astype("float32")
-        state = (
-            tf.constant(kernel),
-            tf.zeros([self.units]),
-            tf.constant(vbias),
-            tf.zeros([n_visible, self.units]),
-            tf.zeros([self.units]),
-            tf.zeros([n_visible]),
-            tf.constant(chains),
-            tf.fill([self.units], float(self.sparsity_target or 0.0)),
-        )
-        epoch_fn = train_epoch_fn(
-            n_visible,
-            self.units,
-            self.batch_size,
+        if data is not None:
+            samples, means, pool = len(data), data.mean(axis=0), data
+        else:  # the statistics pass's sample, uniform and random
+            samples, means, pool = stats.count, stats.mean, stats.sample
+        shared = distributed.process_count() > 1
+        if shared:  # the means of the union of the processes' shards
+            means = distributed.mean_across_processes(means * samples, count=samples)
+            means = np.asarray(means, "float32")
+            samples = int(distributed.sum_across_processes(float(samples)))
+        state = self._initial_state(rng, pool, means)
+        config = Config(
             self.visible,
             self.hidden,
             self.cd_steps,
@@ -1025,93 +1031,53 @@ class RBM:
             self.sparsity_target is not None,
             sample_inputs,
         )
-        if data is not None:
+        epoch_fn = train_epoch_fn(n_visible, self.units, self.batch_size, config)
+        epoch_fn = epoch_fn.get_concrete_function()  # a cheaper call per epoch
+        if data is not None:  # the monitors' samples: a random subset
+            pool = data[rng.permutation(len(data))[:MONITOR_SAMPLES]]
+        monitors = tuple(tf.constant(a[:MONITOR_SAMPLES]) for a in (pool, val))
+        info = {"streamed": stream is not None, "samples": samples}
+        header = f"{name}: {n_visible} {self.visible} -> {self.units} {self.hidden}"
+        if shared:
+            run_epoch = self._shared_epoch(
+                data if stream is None else stream, config, seed, monitors
+            )
+        elif stream is None:
             x_tensor = tf.constant(data)
-            monitor_x = tf.constant(data[rng.permutation(len(data))[:MONITOR_SAMPLES]])
-        else:
-            monitor_x = tf.constant(stats.sample[:MONITOR_SAMPLES])
-        val_x = tf.zeros([0, n_visible]) if val is None else val[:MONITOR_SAMPLES]
-        val_x = tf.constant(val_x)
-        initial, final = _momentum(self.momentum)
-        switch = min(5, self.epochs // 2)
-        buffer = self._buffer_rows(n_visible)
-        info = {"streamed": stream is not None, "samples": len(pool)}
 
-        if stream is None:
-
-            def run_epoch(epoch, state, hyper):
-                state, values = epoch_fn(
-                    state,
-                    x_tensor,
-                    tf.constant([seed, epoch], tf.int64),
-                    hyper,
-                    monitor_x,
-                    val_x,
-                )
+            def run_epoch(epoch, state):
+                seeds = tf.constant([seed, epoch], tf.int64)
+                hyper = self._hyper(epoch)
+                state, values = epoch_fn(state, x_tensor, seeds, hyper, *monitors)
                 return state, values.numpy()
 
         else:
             chunk = _chunk_rows(n_visible, self.batch_size)
+            buffer = self._buffer_rows(n_visible)
             buffer = max(buffer, chunk) if buffer else 0  # as shuffle_blocks
-            info.update(samples=stats.count, shuffle_buffer=buffer, chunk=chunk)
+            info.update(shuffle_buffer=buffer, chunk=chunk)
+            header += f" (streaming {samples} samples, shuffle buffer {buffer})"
             run_epoch = self._stream_epoch(
-                stream,
-                epoch_fn,
-                seed,
-                (chunk, buffer, n_visible, data_visible),
-                (
-                    _monitor_fn(n_visible, self.units, self.visible, self.hidden),
-                    monitor_x,
-                    val_x,
-                ),
+                stream, epoch_fn, seed, (chunk, buffer, data_visible), monitors
             )
 
-        history: dict[str, list[float]] = {}
+        if not distributed.is_writer():  # process 0 prints and writes
+            verbose, log_dir = 0, None
         progbar = None
         if verbose:
-            streamed = ""
-            if stream is not None:
-                streamed = (
-                    f" (streaming {stats.count} samples, shuffle buffer {buffer})"
-                )
-            print(
-                f"{name}: {n_visible} {self.visible} -> {self.units} "
-                f"{self.hidden}{streamed}"
-            )
+            print(header)
             progbar = keras.utils.Progbar(
                 self.epochs,
                 verbose=verbose,
+                stateful_metrics=METRICS,
                 unit_name="epoch",
-                stateful_metrics=list(METRICS),
             )
+        history: dict[str, list[float]] = {}
         writer = tf.summary.create_file_writer(log_dir) if log_dir else None
         try:
             for epoch in range(self.epochs):
-                hyper = tuple(
-                    tf.constant(float(h), tf.float32)
-                    for h in (
-                        self.learning_rate,
-                        initial if epoch < switch else final,
-                        self.weight_decay,
-                        self.sparsity_target or 0.0,
-                    )
-                )
-                state, values = run_epoch(epoch, state, hyper)
-                logs = {
-                    "reconstruction_error": float(values[0]),
-                    "free_energy": float(values[1]),
-                    "pseudo_likelihood": float(values[2]),
-                }
-                if not math.isfinite(logs["reconstruction_error"]):
-                    raise FloatingPointError(
-                        f"RBM training diverged at epoch {epoch + 1} "
-                        f"(reconstruction error {logs['reconstruction_error']}); "
-                        "lower `learning_rate`."
-                    )
-                if val is not None:
-                    logs["val_free_energy"] = float(values[3])
-                    logs["free_energy_gap"] = float(values[3] - values[1])
-                    logs["val_pseudo_likelihood"] = float(values[4])
+                state, values = run_epoch(epoch, state)
+                logs = _logs(values, epoch, validation_data is not None)
                 for key, value in logs.items():
                     history.setdefault(key, []).append(value)
                 if progbar is not None:
@@ -1123,13 +1089,151 @@ class RBM:
         finally:  # on failure the previous fit (if any) stays in place
             if writer is not None:
                 writer.close()
-        self._params = tuple(t.numpy() for t in state[:3])
+        self._params = Params(*(t.numpy() for t in state.params))
         self._fit_info = info
         return history
+
+    def _initial_state(self, rng, pool: np.ndarray, means: np.ndarray) -> State:
+        """The state before the first update (Hinton 2010, section 8).
+
+        `W ~ N(0, 0.01^2)`, `c = 0`, `b = log(p / (1 - p))` of the data's
+        `means` (Bernoulli visible; else 0), no velocity, and chains started
+        from random samples of `pool` (sampled for PCD).
+        """
+        n_visible, units = pool.shape[1], self.units
+        kernel = rng.normal(0.0, 0.01, (n_visible, units)).astype("float32")
+        visible_bias = np.zeros(n_visible, "float32")
+        if self.visible == "bernoulli":
+            p = np.clip(means, P_CLIP, 1 - P_CLIP)
+            visible_bias = np.log(p / (1 - p)).astype("float32")
+        chains = pool[rng.integers(0, len(pool), self.batch_size)]
+        if self.visible == "bernoulli" and self.persistent:
+            chains = (rng.random(chains.shape) < chains).astype("float32")
+        zeros = Params(
+            tf.zeros([n_visible, units]), tf.zeros([units]), tf.zeros([n_visible])
+        )
+        return State(
+            params=Params(tf.constant(kernel), zeros[1], tf.constant(visible_bias)),
+            velocity=zeros,
+            chains=tf.constant(chains),
+            activity=tf.fill([units], float(self.sparsity_target or 0.0)),
+        )
+
+    def _hyper(self, epoch: int) -> Hyper:
+        """The `Hyper` of `epoch`: momentum `momentum[0]`, then `momentum[1]`.
+
+        The switch comes after `min(5, epochs // 2)` epochs (Hinton 2010).
+        """
+        initial, final = _momentum(self.momentum)
+        momentum = initial if epoch < min(5, self.epochs // 2) else final
+        values = (self.learning_rate, momentum, self.weight_decay)
+        values += (self.sparsity_target or 0.0,)
+        return Hyper(*(tf.constant(float(value)) for value in values))
+
+    # -- several processes ----------------------------------------------
+
+    def _shared_epoch(self, source, config: Config, seed: int, monitors):
+        """The function `run(epoch, state)` training one epoch over processes.
+
+        Data parallel (`keras.distribution`, several processes): every step,
+        each process computes `cd_gradients` on a batch of its own shard
+        (`source`: an array, or a `Stream`), the sums over the processes'
+        batches are exchanged (`distributed.sum_across_processes`), and every
+        process applies their mean, so all keep the same weights. A process
+        whose shard has no batch left sends none; the epoch ends when no
+        process has one. PCD's chains stay per process. The monitors are the
+        mean of each process's on its own samples.
+        """
+        n_visible = monitors[0].shape[1]
+        units, batch_size = self.units, self.batch_size
+        me = distributed.process_index()
+        gradients_of = tf.function(
+            lambda params, v0, chains, noise: cd_gradients(
+                params, v0, chains, noise, config
+            ),
+            reduce_retracing=True,
+        )
+        apply = tf.function(
+            lambda state, gradients, hyper: apply_gradients(
+                state, gradients, hyper, config.sparsity
+            )
+        )
+        monitor = tf.function(
+            lambda params, v, seed: _monitor(params, v, seed, config),
+            reduce_retracing=True,
+        )
+
+        def batches(epoch):
+            rng = np.random.default_rng([seed, 1, epoch, me])
+            if isinstance(source, np.ndarray):
+                order = rng.permutation(len(source))
+                blocks = [source[order]]
+            else:
+                chunk = _chunk_rows(n_visible, batch_size)
+                buffer = max(self._buffer_rows(n_visible), chunk)
+                blocks = shuffle_blocks(source.blocks(), buffer, rng, chunk)
+            for block in blocks:
+                _check_shape(block, "x", n_visible, "a batch of ")
+                for start in range(0, len(block), batch_size):
+                    yield block[start : start + batch_size]
+
+        def run(epoch, state):
+            hyper = self._hyper(epoch)
+            mine = batches(epoch)
+            error = count = 0.0
+            for step in itertools.count():
+                v0 = next(mine, None)
+                m = 0 if v0 is None else len(v0)
+                step_seed = tf.constant([seed, (epoch << 40) + (step << 12) + me])
+                if m:
+                    v0 = tf.constant(v0)
+                    if config.sample_inputs:
+                        uniform = tf.random.stateless_uniform(v0.shape, step_seed)
+                        v0 = sample_visible(v0, "bernoulli", uniform)
+                    noise = draw_noise(step_seed, 1, m, n_visible, units, config)
+                    chains = state.chains[:m] if config.persistent else None
+                    grads, vk, batch_error = gradients_of(
+                        state.params, v0, chains, _noise_at(noise, 0)
+                    )
+                    sums = [float(batch_error), *(g.numpy() for g in grads)]
+                else:  # this shard is done: nothing to add to the others'
+                    sums = [0.0, np.zeros((n_visible, units)), np.zeros(units)]
+                    sums += [np.zeros(n_visible), np.zeros(units), np.zeros(n_visible)]
+                    sums += [0.0]
+                batch_error, *summed = distributed.sum_across_processes(sums)
+                total = summed[-1]  # `Gradients.samples`: the samples of all
+                if total == 0:
+                    break
+                if m and config.persistent:
+                    chains = tf.concat([vk, state.chains[m:]], 0)
+                    state = state._replace(chains=chains)
+                summed = Gradients(*(tf.constant(g, tf.float32) for g in summed))
+                state = apply(state, summed, hyper)
+                error += batch_error
+                count += total
+            values = [error / (count * n_visible)]
+            for k, v in enumerate(monitors):
+                values += [
+                    float(t)
+                    for t in monitor(
+                        state.params, v, tf.constant([seed, (epoch << 8) + k])
+                    )
+                ]
+            values[1:] = distributed.mean_across_processes(values[1:])
+            if not np.all(np.isfinite(state.params.kernel.numpy())):
+                raise FloatingPointError(
+                    "RBM training diverged (non-finite weights). Lower "
+                    f"`learning_rate`. Received: learning_rate={self.learning_rate}"
+                )
+            return state, np.asarray(values)
+
+        return run
 
     # -- streaming -------------------------------------------------------
 
     def _fit_seed(self) -> int:
+        if distributed.process_count() > 1:  # process 0's, for every process
+            return distributed.shared_seed(self.seed)
         return self.seed if self.seed is not None else python_random.randrange(2**31)
 
     def _buffer_rows(self, n_visible: int) -> int:
@@ -1173,39 +1277,40 @@ class RBM:
         return stream, stats
 
     def _stream_epoch(self, stream, epoch_fn, seed, sizes, monitors):
-        """The function `run(epoch, state, hyper)` training one streamed epoch.
+        """The function `run(epoch, state)` training one streamed epoch.
 
         It returns `(new state, metrics)` as the epoch function does for an
         array: the data block by block through `epoch_fn` (seed `[seed,
-        epoch * 2^32 + block]`, no monitors), then the monitors once on the
-        final weights (`monitors = (function, monitor_x, val_x)`, seed
-        `[seed, epoch]`).
+        epoch * 2^32 + block]`), the last block's call computing the
+        monitors on the final weights.
         """
-        chunk, buffer, n_visible, data_visible = sizes
-        monitor_fn, monitor_x, val_x = monitors
-        empty = tf.zeros([0, n_visible])
+        chunk, buffer, data_visible = sizes
+        n_visible = monitors[0].shape[1]
+        empty = (tf.zeros([0, n_visible]),) * 2
 
         def checked(blocks):
             for block in blocks:  # as read, before the shuffle buffer
                 _check_shape(block, "x", n_visible, "a batch of ")
                 if data_visible == "bernoulli":
-                    low, high = float(block.min()), float(block.max())
-                    _check_range(low, high, "x", "bernoulli")
+                    _check_range(
+                        float(block.min()), float(block.max()), "x", "bernoulli"
+                    )
                 yield block
 
-        def run(epoch, state, hyper):
+        def run(epoch, state):
             rng = np.random.default_rng([seed, 1, epoch])
             blocks = shuffle_blocks(checked(stream.blocks()), buffer, rng, chunk)
+            hyper = self._hyper(epoch)
             total, count = 0.0, 0
-            for j, block in enumerate(blocks):
+            for j, (block, last) in enumerate(_with_last(blocks)):
                 state, values = epoch_fn(
                     state,
                     as_tensor(block),  # no copy: shuffled blocks are aligned
                     tf.constant([seed, (epoch << 32) + j], tf.int64),
                     hyper,
-                    empty,
-                    empty,
+                    *(monitors if last else empty),
                 )
+                values = values.numpy()
                 total += float(values[0]) * len(block)
                 count += len(block)
             if count == 0:
@@ -1213,9 +1318,6 @@ class RBM:
                     f"Argument `x` holds no samples in epoch {epoch + 1} (the "
                     "dataset ended at once)."
                 )
-            metrics = monitor_fn(
-                state[:3], monitor_x, val_x, tf.constant([seed, epoch], tf.int64)
-            )
-            return state, np.concatenate([[total / count], metrics.numpy()])
+            return state, np.concatenate([[total / count], values[1:]])
 
         return run
