@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_weightinit import graph
+from keras_weightinit import distributed, graph
 from keras_weightinit.checks import positive_int
 from keras_weightinit.data import Stream, first_batch, fit_model_input, is_stream
 from keras_weightinit.model_init import check_lsuv_args, lsuv
@@ -213,6 +213,11 @@ class GradientHistograms(keras.callbacks.Callback):
     written as one `Summary` per step. The cost is about 0.1 s per `fit` plus
     one probe pass per logged epoch (`benchmarks/bench_callbacks.py`).
 
+    Over several processes (`keras.distribution`, JAX), every process passes
+    the same probe batch (checked when `fit` starts: a `ValueError` on every
+    process otherwise) and computes the same values from the replicated
+    weights; process 0 alone writes, so a run has one event file.
+
     The callback holds data, so it is not serializable (no `get_config`).
 
     Args:
@@ -372,8 +377,14 @@ class GradientHistograms(keras.callbacks.Callback):
     # -- Keras hooks ------------------------------------------------------
 
     def on_train_begin(self, logs=None):
-        self._check_model(self.model)
-        if self._writer is None:
+        with distributed.together("GradientHistograms"):
+            self._check_model(self.model)
+            distributed.check_same_model(self.model)
+            distributed.check_same_across_processes("data", [self.x, self.y])
+            self._set_up()
+
+    def _set_up(self):
+        if self._writer is None and distributed.is_writer():
             self._writer = tf.summary.create_file_writer(self.run_dir)
         self._function = self._build()
         self._x_tensor = keras.ops.convert_to_tensor(self.x)
@@ -418,6 +429,10 @@ class GradientHistograms(keras.callbacks.Callback):
     def _log(self, step: int):
         if self._function is None:
             return
+        with distributed.together("GradientHistograms"):
+            self._log_step(step)
+
+    def _log_step(self, step: int):
         # Read now, not traced: a dynamic loss scale changes during `fit` (and
         # before the optimizer is built, `scale_loss` gives its initial value).
         scale = loss_scale(self.model)
@@ -444,8 +459,9 @@ class GradientHistograms(keras.callbacks.Callback):
             out = keras.ops.convert_to_numpy(out)
             histograms[f"{name}/activation"] = out
             scalars[f"activation_std/{name}"] = out.std(dtype="float64")
-        with self._writer.as_default(step=step), tf.summary.record_if(True):
-            tf.summary.experimental.write_raw_pb(summary_bytes(histograms, scalars))
-        self._writer.flush()
+        if self._writer is not None:  # process 0 writes, the others compute
+            with self._writer.as_default(step=step), tf.summary.record_if(True):
+                tf.summary.experimental.write_raw_pb(summary_bytes(histograms, scalars))
+            self._writer.flush()
         self._last_step = step
         self.last_loss = float(keras.ops.convert_to_numpy(loss))

@@ -57,7 +57,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_weightinit import graph
+from keras_weightinit import distributed, graph
 from keras_weightinit.data import (
     FeatureStats,
     Stream,
@@ -259,6 +259,7 @@ def _plan_visible(
         low, high, n_features = u.low, u.high, u.n_features
     else:
         low, high, n_features = float(u.min()), float(u.max()), u.shape[1]
+    low, high = _extremes_across_processes(low, high)
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(
             f"The input of layer {name!r} has NaN or infinite values (the "
@@ -279,6 +280,13 @@ def _plan_visible(
             )
     mean = u.mean if streamed else u.mean(axis=0)
     std = u.std if streamed else u.std(axis=0)
+    if distributed.process_count() > 1:  # of the union of the processes' inputs
+        count = u.count if streamed else len(u)
+        n, first, second = distributed.sum_across_processes(
+            [count, mean * count, (std.astype(np.float64) ** 2 + mean**2) * count]
+        )
+        mean = first / n
+        std = np.sqrt(np.maximum(second / n - mean**2, 0.0))
     # Near-constant features (dead ReLUs) would blow up `W / sigma`: floor
     # sigma at a tenth of the median of the varying features (many dead units
     # must not pull the floor down). Any scale keeps the fold exact.
@@ -286,6 +294,18 @@ def _plan_visible(
     floor = max(0.1 * float(np.median(varying)), 1e-6) if varying.size else 1.0
     std = np.maximum(std, floor)
     return "gaussian", mean.astype("float32"), std.astype("float32"), False
+
+
+def _extremes_across_processes(low: float, high: float) -> tuple[float, float]:
+    """The range of the union of the processes' inputs (one process: its own)."""
+    if distributed.process_count() == 1:
+        return low, high
+    lows = np.zeros(distributed.process_count())
+    highs = np.zeros(distributed.process_count())
+    lows[distributed.process_index()] = low
+    highs[distributed.process_index()] = high
+    lows, highs = distributed.sum_across_processes([lows, highs])
+    return float(lows.min()), float(highs.max())
 
 
 def _fold(rbm: RBM, shift, scale, activation: str):
@@ -397,15 +417,33 @@ def pretrain_dbn(
         2010.
     """
     check_pretrain_args(layers, visible, **rbm_args)
+    kept: list = []  # (variable, value) to restore on any failure, anywhere
+    try:
+        with distributed.together("pretrain_dbn"):
+            return _pretrain(
+                model, x, layers, visible, verbose, log_dir, rbm_args, kept
+            )
+    except BaseException:
+        for variable, value in kept:
+            variable.assign(value)
+        raise
+
+
+def _pretrain(model, x, layers, visible, verbose, log_dir, rbm_args, kept) -> dict:
+    """`pretrain_dbn` after its arguments are checked; fills `kept` first."""
     if is_stream(x):
         source = Stream(x, "x")
         data = source.first()  # builds the model, gives the samples' shape
     else:
         source, data = None, as_array(x, "x")
     fit_model_input(model, data, "pretrain_dbn")
+    distributed.check_same_model(model)
     targets = _select_layers(model, layers)
-    seeds = spawn_seeds(rbm_args.pop("seed", None), len(targets))
+    seed = distributed.shared_seed(rbm_args.pop("seed", None))
+    seeds = spawn_seeds(seed, len(targets))
     settings = RBM(units=1, **rbm_args)  # batch size and shuffle buffer
+    if not distributed.is_writer():  # process 0 prints and writes
+        verbose, log_dir = 0, None
 
     def layer_input(k: int, layer):
         """`(u, stream, stats)`: the input of `layer`.
@@ -443,7 +481,7 @@ def pretrain_dbn(
         targets[0].name,
     )
 
-    snapshot = [(v, v.numpy()) for lay in targets for v in (lay.kernel, lay.bias)]
+    kept += distributed.snapshot([v for t in targets for v in (t.kernel, t.bias)])
     writer = tf.summary.create_file_writer(log_dir) if log_dir else None
     result = {}
     try:
@@ -486,8 +524,8 @@ def pretrain_dbn(
             )
             del u, v, stream, stats
             kernel, bias = _fold(rbm, shift, scale, activation)
-            layer.kernel.assign(kernel)
-            layer.bias.assign(bias)
+            for variable, value in ((layer.kernel, kernel), (layer.bias, bias)):
+                variable.assign(distributed.draw_into(variable, lambda v=value: v))
             if writer is not None and k == 0:
                 shape = _image_shape(data, n_features)
                 if shape is not None:
@@ -497,10 +535,6 @@ def pretrain_dbn(
                             _filter_grid(rbm.kernel, shape),
                             step=0,
                         )
-    except BaseException:
-        for variable, value in snapshot:
-            variable.assign(value)
-        raise
     finally:
         if writer is not None:
             writer.close()

@@ -314,6 +314,68 @@ def _good(process: int, out: Path) -> None:
     (out / f"{process}.json").write_text(json.dumps(record))
 
 
+def _dbn(process: int, out: Path) -> None:
+    """DBNPretrain and GradientHistograms in one `fit`, each process a shard."""
+    import glob
+
+    import keras
+
+    from keras_weightinit import DBNPretrain, GradientHistograms, pretrain_dbn
+
+    distribution = keras.distribution.DataParallel(
+        devices=keras.distribution.list_devices()
+    )
+    distribution.auto_shard_dataset = False
+    keras.distribution.set_distribution(distribution)
+    x, y = _digits()
+    x, y = x[SHARDS[process]], y[SHARDS[process]]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((64,))]
+        + [keras.layers.Dense(16, activation="sigmoid") for _ in range(2)]
+        + [keras.layers.Dense(10, activation="softmax")]
+    )
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    before = _weights(model)
+    dbn = DBNPretrain(x, epochs=2, batch_size=50, verbose=0, seed=None)
+    logs = out / "logs"
+    probe = _digits()[0][:64], _digits()[1][:64]  # the same on both processes
+    histograms = GradientHistograms(str(logs), data=probe)
+    steps = dict(batch_size=100, epochs=1, verbose=0, shuffle=False)
+    model.fit(x[:200], y[:200], callbacks=[dbn, histograms], **steps)
+    after = _weights(model)
+    record = {
+        "errors": {k: v["reconstruction_error"] for k, v in dbn.result.items()},
+        "changed": [bool(np.any(a != b)) for a, b in zip(after, before, strict=True)],
+        "event_files": sorted(
+            os.path.relpath(f, logs)
+            for f in glob.glob(str(logs / "**/events*"), recursive=True)
+        ),
+    }
+    # A shard that is not the same on both processes is refused on both.
+    record["bad_probe"] = _attempt(
+        lambda: model.fit(
+            x[:100],
+            y[:100],
+            callbacks=[GradientHistograms(str(logs), (x[:8], y[:8]))],
+            **steps,
+        )
+    )
+    # A process failing mid-pretraining fails both; weights untouched.
+    kept = _weights(model)
+
+    def failing():
+        data = x.copy()
+        if process == 1:
+            data[5, 0] = np.nan
+        pretrain_dbn(model, data, epochs=1, verbose=0, seed=0)
+
+    record["failed"] = _attempt(failing)
+    record["untouched"] = _same(_weights(model), kept)
+    np.savez(out / f"{process}.npz", **{str(i): w for i, w in enumerate(after)})
+    (out / f"{process}.json").write_text(json.dumps(record))
+
+
 def _bad(process: int, out: Path) -> None:
     """Disagreeing models, batches, a failing and a stalled process."""
     import keras
@@ -460,9 +522,9 @@ def _child(role: str, port: int, process: int, out: str) -> None:
             keras.distribution.initialize(
                 f"127.0.0.1:{port}", num_processes=2, process_id=process
             )
-        {"good": _good, "bad": _bad, "layout": lambda p, o: _layout(o)}[role](
-            process, Path(out)
-        )
+        roles = {"good": _good, "bad": _bad, "dbn": _dbn}
+        roles["layout"] = lambda p, o: _layout(o)
+        roles[role](process, Path(out))
     except BaseException:  # reported through stderr
         traceback.print_exc()
         sys.stderr.flush()
@@ -540,6 +602,44 @@ def good(tmp_path_factory):
     records = _launch(out, "good", 2, limit=150)
     stored = [dict(np.load(out / f"{i}.npz")) for i in range(2)]
     return records, stored
+
+
+@pytest.fixture(scope="module")
+def dbn(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dbn")
+    records = _launch(out, "dbn", 2, limit=240)
+    return records, [dict(np.load(out / f"{i}.npz")) for i in range(2)]
+
+
+@pytest.mark.slow
+def test_two_processes_pretrain_one_dbn_and_write_one_event_file(dbn):
+    (first, second), (weights_0, weights_1) = dbn
+    # Different shards, one DBN: every weight is the same on both processes,
+    # and pretraining and training changed every one of them.
+    assert weights_0.keys() == weights_1.keys()
+    for key in weights_0:
+        np.testing.assert_array_equal(weights_0[key], weights_1[key])
+    assert all(first["changed"]) and first["changed"] == second["changed"]
+    assert first["errors"] == second["errors"]  # the mean over both shards
+    assert all(np.isfinite(e).all() for e in first["errors"].values())
+    # Process 0 alone wrote: one event file, in GradientHistograms' run dir.
+    assert len(first["event_files"]) == 1
+    assert first["event_files"][0].startswith("gradients")
+
+
+@pytest.mark.slow
+def test_a_differing_probe_batch_and_a_failing_process_fail_both(dbn):
+    (first, second), _ = dbn
+    for record in (first, second):
+        assert record["bad_probe"]["type"] == "ValueError"
+        assert (
+            "`data` must be the same on every process" in record["bad_probe"]["message"]
+        )
+        assert record["untouched"]
+    assert second["failed"]["type"] == "ValueError"  # its own NaN
+    assert "NaN" in second["failed"]["message"]
+    assert first["failed"]["type"] == "ProcessError"
+    assert "process 1" in first["failed"]["message"]
 
 
 @pytest.fixture(scope="module")
