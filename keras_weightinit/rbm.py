@@ -566,6 +566,39 @@ def train_epoch_fn(n_visible: int, n_hidden: int, batch_size: int, config: Confi
     return function
 
 
+@functools.cache
+def _concrete_epoch_fn(*args):
+    """`train_epoch_fn(*args)`'s concrete function, whose calls cost less."""
+    return train_epoch_fn(*args).get_concrete_function()
+
+
+@functools.cache
+def _step_fns(config: Config):
+    """`(cd_gradients, apply_gradients, monitors)` as `tf.function`s of `config`.
+
+    For training across processes (`RBM._shared_epoch`), which exchanges the
+    gradient sums between the first two; shared by every `RBM` of a
+    `Config`, traced once per shape.
+    """
+    gradients_of = tf.function(
+        lambda params, v0, chains, noise: cd_gradients(
+            params, v0, chains, noise, config
+        ),
+        reduce_retracing=True,
+    )
+    apply = tf.function(
+        lambda state, gradients, hyper: apply_gradients(
+            state, gradients, hyper, config.sparsity
+        ),
+        reduce_retracing=True,
+    )
+    monitor = tf.function(
+        lambda params, v, seed: _monitor(params, v, seed, config),
+        reduce_retracing=True,
+    )
+    return gradients_of, apply, monitor
+
+
 def _chunk_rows(n_visible: int, batch_size: int) -> int:
     """Samples per epoch-function call when streaming: whole batches, ~4 MiB."""
     return batch_size * max(1, CHUNK_BYTES // (4 * n_visible * batch_size))
@@ -1031,8 +1064,7 @@ class RBM:
             self.sparsity_target is not None,
             sample_inputs,
         )
-        epoch_fn = train_epoch_fn(n_visible, self.units, self.batch_size, config)
-        epoch_fn = epoch_fn.get_concrete_function()  # a cheaper call per epoch
+        epoch_fn = _concrete_epoch_fn(n_visible, self.units, self.batch_size, config)
         if data is not None:  # the monitors' samples: a random subset
             pool = data[rng.permutation(len(data))[:MONITOR_SAMPLES]]
         monitors = tuple(tf.constant(a[:MONITOR_SAMPLES]) for a in (pool, val))
@@ -1147,21 +1179,7 @@ class RBM:
         n_visible = monitors[0].shape[1]
         units, batch_size = self.units, self.batch_size
         me = distributed.process_index()
-        gradients_of = tf.function(
-            lambda params, v0, chains, noise: cd_gradients(
-                params, v0, chains, noise, config
-            ),
-            reduce_retracing=True,
-        )
-        apply = tf.function(
-            lambda state, gradients, hyper: apply_gradients(
-                state, gradients, hyper, config.sparsity
-            )
-        )
-        monitor = tf.function(
-            lambda params, v, seed: _monitor(params, v, seed, config),
-            reduce_retracing=True,
-        )
+        gradients_of, apply, monitor = _step_fns(config)
 
         def batches(epoch):
             rng = np.random.default_rng([seed, 1, epoch, me])
