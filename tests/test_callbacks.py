@@ -24,6 +24,8 @@ from keras_weightinit import (
     DBNPretrain,
     GradientHistograms,
     HeNormal,
+    LSUVInit,
+    LSUVReport,
     SmallRandomNormal,
     pretrain_dbn,
 )
@@ -557,3 +559,30 @@ def test_dbn_pretrain_under_mirrored_strategy(
         assert len(replicas) == 2
         for replica in replicas:
             np.testing.assert_allclose(replica.numpy(), want, atol=1e-5)
+
+
+# --------------------------------------------------------------------------
+# LSUVInit
+
+
+def test_lsuv_init_runs_once_on_an_unbuilt_sequential(digits):
+    x, y = digits[0][:256], digits[1][:256] % 3
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)]
+    )
+    callback = LSUVInit(x[:64], seed=0, tol=0.05)
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    assert isinstance(callback.result, LSUVReport)
+    assert list(callback.result) == [layer.name for layer in model.layers]
+    assert all(r["converged"] for r in callback.result.values())
+    first = callback.result
+    trained = [w.copy() for w in model.get_weights()]
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    assert callback.result is first  # not run again, training goes on
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(trained, model.get_weights(), strict=True)
+    )
+    with pytest.raises(ValueError, match="Received: tol=-1"):
+        LSUVInit(x, tol=-1)

@@ -209,29 +209,6 @@ def test_lsuv_rejects_models_it_cannot_handle():
         kw.lsuv(two, X)
 
 
-def test_lsuv_callback_runs_once_on_an_unbuilt_sequential():
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)]
-    )
-    y = RNG.integers(0, 3, len(X))
-    callback = kw.LSUVInit(X[:64], seed=0, tol=0.05)
-    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(X, y, epochs=1, verbose=0, callbacks=[callback])
-    assert isinstance(callback.result, kw.LSUVReport)
-    assert list(callback.result) == [layer.name for layer in model.layers]
-    assert all(r["converged"] for r in callback.result.values())
-    first = callback.result
-    trained = weights(model)
-    model.fit(X, y, epochs=1, verbose=0, callbacks=[callback])
-    assert callback.result is first  # not run again
-    assert not all(
-        np.array_equal(a, b) for a, b in zip(trained, model.get_weights(), strict=True)
-    )
-    with pytest.raises(ValueError, match="Received: tol=-1"):
-        kw.LSUVInit(X, tol=-1)
-
-
 @pytest.mark.parametrize(
     "layer, shape",
     [
