@@ -501,8 +501,30 @@ def _layout(out: Path) -> None:
         float(np.abs(a - b).max())
         for a, b in zip(_weights(model), _weights(plain), strict=True)
     )
+    # DBN pretraining folds its RBMs into the sharded kernels, in place.
+    with distribution.scope():
+        sigmoid = _sharded_mlp("sigmoid")
+    created = [str(v.value.sharding.spec) for v in sigmoid.weights]
+    kw.pretrain_dbn(sigmoid, x, epochs=1, verbose=0, seed=0)
+    record["dbn_kept"] = created == [
+        str(v.value.sharding.spec) for v in sigmoid.weights
+    ]
+    record["dbn_sharded"] = sum(
+        not v.value.sharding.is_fully_replicated for v in sigmoid.weights
+    )
     record["process_count"] = distributed.process_count()
     (out / "0.json").write_text(json.dumps(record))
+
+
+def _sharded_mlp(activation: str):
+    """A 64-32-32-10 MLP (its kernels sharded when made in a distribution scope)."""
+    import keras
+
+    return keras.Sequential(
+        [keras.Input((64,))]
+        + [keras.layers.Dense(32, activation=activation) for _ in range(2)]
+        + [keras.layers.Dense(10, activation="softmax")]
+    )
 
 
 def _child(role: str, port: int, process: int, out: str) -> None:
@@ -793,6 +815,7 @@ def test_keras_passes_the_layout_and_our_draws_fill_the_shards(layout):
 @pytest.mark.slow
 def test_initialize_and_lsuv_keep_each_kernels_sharding(layout):
     assert layout["initialized"] == layout["created"] == layout["lsuv"]
+    assert layout["dbn_kept"] and layout["dbn_sharded"] >= 2  # DBNPretrain too
     assert layout["initialize_same_as_unsharded"]
     assert layout["orthogonal_error"] < 1e-5
     assert layout["lsuv_converged"] and layout["lsuv_difference"] < 1e-5
