@@ -252,6 +252,19 @@ def _mlp(width=32, seed=0):
     )
 
 
+def _data_parallel(process: int):
+    """Sets a DataParallel distribution over all devices; this process's shard."""
+    import keras
+
+    distribution = keras.distribution.DataParallel(
+        devices=keras.distribution.list_devices()
+    )
+    distribution.auto_shard_dataset = False  # each process reads its own shard
+    keras.distribution.set_distribution(distribution)
+    x, y = _digits()
+    return x[SHARDS[process]], y[SHARDS[process]]
+
+
 def _weights(model) -> list:
     return [np.asarray(v) for v in model.weights]
 
@@ -276,13 +289,7 @@ def _good(process: int, out: Path) -> None:
 
     from keras_weightinit import LSUVInit, diagnose, initialize, lsuv
 
-    distribution = keras.distribution.DataParallel(
-        devices=keras.distribution.list_devices()
-    )
-    distribution.auto_shard_dataset = False
-    keras.distribution.set_distribution(distribution)
-    x, y = _digits()
-    x, y = x[SHARDS[process]], y[SHARDS[process]]
+    x, y = _data_parallel(process)
     model = _mlp()
     shardings = [v.value.sharding for v in model.weights]
     keras.utils.set_random_seed(process)  # the processes' own streams differ now
@@ -322,13 +329,7 @@ def _dbn(process: int, out: Path) -> None:
 
     from keras_weightinit import DBNPretrain, GradientHistograms, pretrain_dbn
 
-    distribution = keras.distribution.DataParallel(
-        devices=keras.distribution.list_devices()
-    )
-    distribution.auto_shard_dataset = False
-    keras.distribution.set_distribution(distribution)
-    x, y = _digits()
-    x, y = x[SHARDS[process]], y[SHARDS[process]]
+    x, y = _data_parallel(process)
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [keras.Input((64,))]
