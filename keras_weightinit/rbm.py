@@ -1024,6 +1024,11 @@ class RBM:
         >>> ds = tf.data.Dataset.from_tensor_slices(x_train).batch(256)
         >>> history = RBM(128, epochs=5, seed=0).fit(ds, verbose=0)
         """
+        with distributed.together("RBM.fit"):  # over processes: fail together
+            return self._fit(x, validation_data, verbose, log_dir, sample_inputs, name)
+
+    def _fit(self, x, validation_data, verbose, log_dir, sample_inputs, name):
+        """`fit` itself, its arguments as `fit` takes them."""
         data_visible = "bernoulli" if sample_inputs else self.visible
         stream = stats = None
         if is_stream(x):
