@@ -1184,6 +1184,7 @@ class RBM:
         n_visible = monitors[0].shape[1]
         units, batch_size = self.units, self.batch_size
         me = distributed.process_index()
+        data_visible = "bernoulli" if config.sample_inputs else config.visible
         gradients_of, apply, monitor = _step_fns(config)
 
         def batches(epoch):
@@ -1195,8 +1196,11 @@ class RBM:
                 chunk = _chunk_rows(n_visible, batch_size)
                 buffer = max(self._buffer_rows(n_visible), chunk)
                 blocks = shuffle_blocks(source.blocks(), buffer, rng, chunk)
-            for block in blocks:
+            for block in blocks:  # checked as `_stream_epoch` checks them
                 _check_shape(block, "x", n_visible, "a batch of ")
+                if data_visible == "bernoulli":
+                    low, high = float(block.min()), float(block.max())
+                    _check_range(low, high, "x", "bernoulli")
                 for start in range(0, len(block), batch_size):
                     yield block[start : start + batch_size]
 
