@@ -599,6 +599,18 @@ def _step_fns(config: Config):
     return gradients_of, apply, monitor
 
 
+def _checked_blocks(blocks, n_visible: int, data_visible: str):
+    """`blocks` as read from a stream, each checked: features, [0, 1] range.
+
+    Data may change between passes, so every epoch checks them again.
+    """
+    for block in blocks:
+        _check_shape(block, "x", n_visible, "a batch of ")
+        if data_visible == "bernoulli":
+            _check_range(float(block.min()), float(block.max()), "x", "bernoulli")
+        yield block
+
+
 def _chunk_rows(n_visible: int, batch_size: int) -> int:
     """Samples per epoch-function call when streaming: whole batches, ~4 MiB."""
     return batch_size * max(1, CHUNK_BYTES // (4 * n_visible * batch_size))
@@ -1195,12 +1207,9 @@ class RBM:
             else:
                 chunk = _chunk_rows(n_visible, batch_size)
                 buffer = max(self._buffer_rows(n_visible), chunk)
-                blocks = shuffle_blocks(source.blocks(), buffer, rng, chunk)
-            for block in blocks:  # checked as `_stream_epoch` checks them
-                _check_shape(block, "x", n_visible, "a batch of ")
-                if data_visible == "bernoulli":
-                    low, high = float(block.min()), float(block.max())
-                    _check_range(low, high, "x", "bernoulli")
+                blocks = _checked_blocks(source.blocks(), n_visible, data_visible)
+                blocks = shuffle_blocks(blocks, buffer, rng, chunk)
+            for block in blocks:
                 for start in range(0, len(block), batch_size):
                     yield block[start : start + batch_size]
 
@@ -1315,18 +1324,10 @@ class RBM:
         n_visible = monitors[0].shape[1]
         empty = (tf.zeros([0, n_visible]),) * 2
 
-        def checked(blocks):
-            for block in blocks:  # as read, before the shuffle buffer
-                _check_shape(block, "x", n_visible, "a batch of ")
-                if data_visible == "bernoulli":
-                    _check_range(
-                        float(block.min()), float(block.max()), "x", "bernoulli"
-                    )
-                yield block
-
         def run(epoch, state):
             rng = np.random.default_rng([seed, 1, epoch])
-            blocks = shuffle_blocks(checked(stream.blocks()), buffer, rng, chunk)
+            blocks = _checked_blocks(stream.blocks(), n_visible, data_visible)
+            blocks = shuffle_blocks(blocks, buffer, rng, chunk)
             hyper = self._hyper(epoch)
             total, count = 0.0, 0
             for j, (block, last) in enumerate(_with_last(blocks)):
