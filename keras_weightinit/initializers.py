@@ -229,13 +229,41 @@ class _RandomInitializer(_Initializer):
         a = keras.random.normal(
             (max(rows, cols), min(rows, cols)), dtype=dtype, seed=self._next_seed()
         )
-        q, r = keras.ops.linalg.qr(a)
-        # the signs of diag(r) make the distribution uniform (Haar)
-        q = q * keras.ops.where(keras.ops.diagonal(r) < 0, -1.0, 1.0)
+        q = _haar(a)
         return q if rows >= cols else keras.ops.transpose(q)
 
     def get_config(self) -> dict:
         return {"seed": keras.saving.serialize_keras_object(self.seed)}
+
+
+_HAAR_LEAF = 512
+
+
+def _haar(a):
+    """The orthonormal columns `Q` of `a = QR` with `diag(R) > 0`, for normal `a`.
+
+    For a standard normal `(n, k)` matrix `a` (`n >= k`), `Q` is Haar-random
+    (uniform over matrices with orthonormal columns). For a near-square `a`
+    the same distribution is built from a QR of half the columns:
+    `Q = [Q1, C @ M]`, with `Q1` the first `b = k // 2` columns of the QR of
+    `a[:, :b]`, `C` the rest of that QR's complete `Q` (an orthonormal basis of
+    the complement of `Q1`), and `M = _haar(a[b:, b:])`, Haar-random and
+    independent of `Q1`, so that `C @ M` is uniform over the bases of the
+    complement. The work moves from the QR into one matrix product.
+    """
+    n, k = a.shape
+    if k <= _HAAR_LEAF or 8 * k <= 7 * n:
+        q, r = keras.ops.linalg.qr(a)
+        return q * _signs(r)
+    b = k // 2
+    q, r = keras.ops.linalg.qr(a[:, :b], mode="complete")
+    rest = keras.ops.matmul(q[:, b:], _haar(a[b:, b:]))
+    return keras.ops.concatenate([q[:, :b] * _signs(r), rest], axis=1)
+
+
+def _signs(r):
+    """The signs of `diag(r)`, 0 counted as +1."""
+    return keras.ops.where(keras.ops.diagonal(r) < 0, -1.0, 1.0)
 
 
 # layer -> {int seed: weights that layer has drawn from the seed}

@@ -113,6 +113,21 @@ def test_orthogonal_rows_or_columns_are_orthonormal_times_gain(shape, gain):
     np.testing.assert_allclose(gram, g**2 * np.eye(len(gram)), atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(700, 700), (700, 640)])
+def test_a_large_orthogonal_is_orthonormal_and_haar(shape):
+    # past 512 columns a near-square draw is built in halves; the law stays Haar
+    rows, cols = shape
+    w = _values(kwi.Orthogonal(seed=0), shape)
+    np.testing.assert_allclose(w.T @ w, np.eye(cols), atol=2e-5)
+    # each column of a Haar matrix is uniform on the sphere: (w + 1) / 2 of an
+    # entry is Beta((rows - 1) / 2, (rows - 1) / 2); the diagonal would show a
+    # missed sign fix, the second half a complement that is not re-drawn
+    beta = ((rows - 1) / 2, (rows - 1) / 2)
+    for sample in (np.diag(w), w[:, : cols // 2], w[:, cols // 2 :]):
+        pvalue = scipy.stats.kstest((sample.ravel() + 1) / 2, "beta", args=beta).pvalue
+        assert pvalue > 1e-3
+
+
 def test_delta_orthogonal_is_zero_except_an_orthogonal_centre():
     w = _values(kwi.DeltaOrthogonal(gain=2.0, seed=0), (3, 5, 8, 16))
     centre = w[1, 2]
