@@ -1,7 +1,9 @@
 """RBM throughput: keras_weightinit.RBM vs scikit-learn's BernoulliRBM.
 
 Run: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_rbm.py`
-(`--epochs-digits`, `--epochs-mnist`, `--repeats`).
+(`--epochs-digits`, `--epochs-mnist`, `--repeats`). With `--against REV`, it
+instead alternates the epoch loop of this tree's `rbm.py` with the one of
+git revision `REV` in one process and prints their ratio per case.
 
 Prints a markdown table: samples/s of both (same data, epochs, batch size and
 units, float32), their ratio, our rate against the bound of a loop doing only
@@ -20,18 +22,23 @@ bound.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras
 import numpy as np
 import tensorflow as tf
 from sklearn.datasets import load_digits
 from sklearn.neural_network import BernoulliRBM
 
+import keras_weightinit.rbm as current
 from keras_weightinit import RBM
-from keras_weightinit.rbm import Config, Hyper, Params, State, train_epoch_fn
 
 
 def best_time(function, repeats: int) -> float:
@@ -90,22 +97,27 @@ def products_loop(batch: int, n_visible: int, units: int, steps: int):
     return run
 
 
-def epoch_loop(x: np.ndarray, units: int, batch: int, epochs: int):
-    """A function running `epochs` calls of the epoch function alone."""
+def epoch_loop(x: np.ndarray, units: int, batch: int, epochs: int, rbm=current):
+    """A function running `epochs` calls of the epoch function alone.
+
+    `rbm` is the module whose `train_epoch_fn` runs (this tree's `rbm.py`
+    or, for `--against`, another revision's).
+    """
     n_visible = x.shape[1]
-    fn = train_epoch_fn(n_visible, units, batch, Config()).get_concrete_function()
+    config = rbm.Config()
+    fn = rbm.train_epoch_fn(n_visible, units, batch, config).get_concrete_function()
     rng = np.random.default_rng(0)
     kernel = rng.normal(0, 0.01, (n_visible, units)).astype("float32")
-    zeros = Params(
+    zeros = rbm.Params(
         tf.zeros([n_visible, units]), tf.zeros([units]), tf.zeros([n_visible])
     )
-    state = State(
+    state = rbm.State(
         zeros._replace(kernel=tf.constant(kernel)),
         zeros,
         tf.zeros([batch, n_visible]),
         tf.zeros([units]),
     )
-    hyper = Hyper(*(tf.constant(h, tf.float32) for h in (0.1, 0.5, 1e-4, 0.0)))
+    hyper = rbm.Hyper(*(tf.constant(h, tf.float32) for h in (0.1, 0.5, 1e-4, 0.0)))
     data = tf.constant(x)
     none = tf.zeros([0, n_visible])  # no monitor samples: the loop alone
 
@@ -167,11 +179,52 @@ def bench(name, x, units, batch, epochs, repeats, peak):
     }
 
 
+def rbm_at(revision: str):
+    """`keras_weightinit/rbm.py` of git `revision`, loaded as a module."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{revision}:keras_weightinit/rbm.py"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp()) / "rbm_at_revision.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("rbm_at_revision", path)
+    module = importlib.util.module_from_spec(spec)
+    registered = keras.saving.get_custom_objects()  # the live registry
+    kept = dict(registered)
+    spec.loader.exec_module(module)
+    registered.clear()  # this tree's `RBM` stays the registered one
+    registered.update(kept)
+    return module
+
+
+def against(revision: str, cases, repeats: int) -> list[dict]:
+    """This tree's epoch loop over `revision`'s, alternating, fastest runs."""
+    other = rbm_at(revision)
+    rows = []
+    for name, x, units, batch, epochs in cases:
+        loops = {
+            "ours": epoch_loop(x, units, batch, epochs),
+            "theirs": epoch_loop(x, units, batch, epochs, rbm=other),
+        }
+        times = {key: [] for key in loops}
+        for _ in range(repeats):
+            for key, loop in loops.items():
+                times[key].append(best_time(loop, 1))
+        best = {key: min(values) for key, values in times.items()}
+        rows.append({"case": name, **best, "ratio": best["ours"] / best["theirs"]})
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs-digits", type=int, default=10)
     parser.add_argument("--epochs-mnist", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--against", metavar="REV", default=None)
     args = parser.parse_args()
 
     digits = (load_digits().data / 16).astype("float32")
@@ -183,6 +236,20 @@ def main():
         0,
         1,
     ).astype("float32")
+
+    if args.against:
+        cases = [
+            ("digits", digits, 256, 64, args.epochs_digits),
+            ("MNIST-sized", mnist, 500, 100, args.epochs_mnist),
+        ]
+        print(f"| case | this tree, s | {args.against}, s | this / {args.against} |")
+        print("|---|---:|---:|---:|")
+        for r in against(args.against, cases, args.repeats):
+            print(
+                f"| {r['case']} | {r['ours']:.4f} | {r['theirs']:.4f} "
+                f"| {r['ratio']:.3f} |"
+            )
+        return
 
     peak = matmul_gflops()
     rows = [

@@ -125,7 +125,7 @@ class Gradients(NamedTuple):
     hidden_bias: tf.Tensor  # sum of h0 - hk
     visible_bias: tf.Tensor  # sum of v0 - vk
     hidden_data: tf.Tensor  # sum of h0
-    visible_data: tf.Tensor  # sum of v0
+    visible_data: tf.Tensor | None  # sum of v0; None if no update needs it
     samples: tf.Tensor  # m, float32
 
 
@@ -189,11 +189,11 @@ def hidden_mean(x: tf.Tensor, hidden: str) -> tf.Tensor:
 def sample_hidden(x: tf.Tensor, mean: tf.Tensor, hidden: str, noise) -> tf.Tensor:
     """A sample of `h | v` from `noise` of `x`'s shape.
 
-    Bernoulli: `noise < mean`, uniform `noise`; noisy ReLU:
+    Bernoulli: `bernoulli(mean, noise)`, uniform `noise`; noisy ReLU:
     `max(0, x + noise sqrt(sigmoid(x)))`, standard normal `noise`.
     """
     if hidden == "bernoulli":
-        return tf.cast(noise < mean, mean.dtype)
+        return bernoulli(mean, noise)
     return tf.nn.relu(x + noise * tf.sqrt(tf.sigmoid(x)))
 
 
@@ -207,12 +207,27 @@ def visible_mean(h: tf.Tensor, params: Params, visible: str) -> tf.Tensor:
 def sample_visible(mean: tf.Tensor, visible: str, noise) -> tf.Tensor:
     """A sample of `v | h` from `noise` of `mean`'s shape.
 
-    Bernoulli: `noise < mean`, uniform `noise`; Gaussian: `mean + noise`,
-    standard normal `noise`.
+    Bernoulli: `bernoulli(mean, noise)`, uniform `noise`; Gaussian:
+    `mean + noise`, standard normal `noise`.
     """
     if visible == "bernoulli":
-        return tf.cast(noise < mean, mean.dtype)
+        return bernoulli(mean, noise)
     return mean + noise
+
+
+def bernoulli(mean: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
+    """A Bernoulli sample of probabilities `mean` from uniform `[0, 1)` noise.
+
+    `1` where `noise < mean`, else `0` (`-0.0` for some), as
+    `ceil(mean - noise)`: the difference lies in `(-1, 1]` and is positive
+    exactly where `noise < mean`.
+
+    Example:
+
+    >>> bernoulli(tf.constant([0.0, 0.5, 1.0]), tf.constant([0.0, 0.7, 0.3])).numpy()
+    array([ 0., -0.,  1.], dtype=float32)
+    """
+    return tf.math.ceil(mean - noise)
 
 
 def _relu_log_partition(x: tf.Tensor, terms: int = 24) -> tf.Tensor:
@@ -279,17 +294,22 @@ def free_energy(
 
 
 def draw_noise(seed, batches, m, n_visible: int, n_hidden: int, config: Config):
-    """The `Noise` of `batches` updates on `m` samples each, one draw per kind.
+    """The `Noise` of `batches` updates on `m` samples each, drawn at once.
 
-    Each draw gets a leading axis of `batches`; `_noise_at(noise, i)` is the
-    `i`-th update's `Noise`. One large draw costs much less than many small.
+    One draw per kind of noise and Gibbs step, with a leading axis of
+    `batches`; `_noise_at(noise, i)` is the `i`-th update's `Noise`. One
+    large draw costs much less than many small.
     """
 
     def draw(units, count, width, seed):
-        shape = [count, batches, m, width]
-        if units == "bernoulli":
-            return tuple(tf.unstack(tf.random.stateless_uniform(shape, seed)))
-        return tuple(tf.unstack(tf.random.stateless_normal(shape, seed)))
+        shape = [batches, m, width]
+        sample = (
+            tf.random.stateless_uniform
+            if units == "bernoulli"
+            else tf.random.stateless_normal
+        )
+        seeds = tf.random.experimental.stateless_split(seed, count)
+        return tuple(sample(shape, seeds[j]) for j in range(count))
 
     k = config.cd_steps
     if not config.persistent:
@@ -354,11 +374,19 @@ def cd_gradients(params: Params, v0, chains, noise: Noise, config: Config):
 
     residual = v0 - reconstruction
     hidden_data = tf.reduce_sum(h0, 0)
-    visible_data = tf.reduce_sum(v0, 0)
+    visible_data = None
+    if config.sparsity or vk is not reconstruction:
+        visible_data = tf.reduce_sum(v0, 0)
     if vk is reconstruction:
         visible_bias = tf.reduce_sum(residual, 0)
     else:
         visible_bias = visible_data - tf.reduce_sum(vk, 0)
+    m = v0.shape[0]  # a constant when the batch size is known
+    samples = (
+        tf.cast(tf.shape(v0)[0], tf.float32)
+        if m is None
+        else tf.constant(m, tf.float32)
+    )
     gradients = Gradients(
         kernel=tf.matmul(v0, h0, transpose_a=True)
         - tf.matmul(vk, hk, transpose_a=True),
@@ -366,7 +394,7 @@ def cd_gradients(params: Params, v0, chains, noise: Noise, config: Config):
         visible_bias=visible_bias,
         hidden_data=hidden_data,
         visible_data=visible_data,
-        samples=tf.cast(tf.shape(v0)[0], tf.float32),
+        samples=samples,
     )
     return gradients, vk, 2.0 * tf.nn.l2_loss(residual)
 
@@ -398,10 +426,11 @@ def apply_gradients(
     lr, momentum = hyper.learning_rate, hyper.momentum
     params, velocity, activity = state.params, state.velocity, state.activity
     inverse_m = 1.0 / gradients.samples
+    step = lr * inverse_m
     # The scalars multiply each other before they multiply a tensor.
     kernel_terms = [
         momentum * velocity.kernel,
-        (lr * inverse_m) * gradients.kernel,
+        step * gradients.kernel,
         (-lr * hyper.weight_decay) * params.kernel,
     ]
     hidden_gradient = gradients.hidden_bias * inverse_m
@@ -415,8 +444,7 @@ def apply_gradients(
     velocity = Params(
         kernel=tf.add_n(kernel_terms),
         hidden_bias=momentum * velocity.hidden_bias + lr * hidden_gradient,
-        visible_bias=momentum * velocity.visible_bias
-        + (lr * inverse_m) * gradients.visible_bias,
+        visible_bias=momentum * velocity.visible_bias + step * gradients.visible_bias,
     )
     params = Params(*(p + d for p, d in zip(params, velocity, strict=True)))
     return State(params, velocity, state.chains, activity)
@@ -1231,7 +1259,10 @@ class RBM:
                     grads, vk, batch_error = gradients_of(
                         state.params, v0, chains, _noise_at(noise, 0)
                     )
-                    sums = [float(batch_error), *(g.numpy() for g in grads)]
+                    sums = [float(batch_error)]
+                    sums += [
+                        np.zeros(n_visible) if g is None else g.numpy() for g in grads
+                    ]
                 else:  # this shard is done: nothing to add to the others'
                     sums = [0.0, np.zeros((n_visible, units)), np.zeros(units)]
                     sums += [np.zeros(n_visible), np.zeros(units), np.zeros(n_visible)]

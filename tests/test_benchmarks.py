@@ -37,6 +37,21 @@ def test_bench_rbm_measures_every_column(digits):
     assert row["frac_fit"] == pytest.approx(row["gflops_fit"] / 100.0)
 
 
+def test_bench_rbm_compares_against_a_git_revision(digits):
+    import keras
+
+    bench_rbm = _load("bench_rbm")
+    x = digits[0]
+    rows = bench_rbm.against("HEAD", [("tiny", x, 8, 32, 1)], repeats=1)
+    assert [r["case"] for r in rows] == ["tiny"]
+    assert rows[0]["ours"] > 0 and rows[0]["theirs"] > 0
+    assert rows[0]["ratio"] == rows[0]["ours"] / rows[0]["theirs"]
+    # the revision's RBM class does not replace this tree's in the registry
+    from keras_weightinit import RBM
+
+    assert keras.saving.get_registered_object("keras_weightinit>RBM") is RBM
+
+
 def test_bench_callbacks_times_the_hooks_inside_the_fit(digits, tmp_path):
     bench_callbacks = _load("bench_callbacks")
     x, y = digits

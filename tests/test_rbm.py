@@ -19,6 +19,7 @@ from keras_weightinit.rbm import (
     Params,
     State,
     apply_gradients,
+    bernoulli,
     cd_gradients,
     free_energy,
     train_epoch_fn,
@@ -61,6 +62,17 @@ def hyper(learning_rate=1.0, momentum=0.0, weight_decay=0.0, target=0.0):
 
 # --------------------------------------------------------------------------
 # the math
+
+
+def test_bernoulli_samples_are_noise_below_the_mean():
+    rng = np.random.default_rng(0)
+    mean = rng.random((200, 300), dtype=np.float32)
+    mean[:, :3] = [0.0, 1.0, 0.5]
+    noise = rng.random((200, 300), dtype=np.float32)
+    noise[:100, :3] = [0.0, 0.0, 0.5]
+    noise[100:, :3] = np.float32(1 - 2**-24)  # the largest float below 1
+    sample = bernoulli(tf.constant(mean), tf.constant(noise)).numpy()
+    np.testing.assert_array_equal(sample, (noise < mean).astype("float32"))
 
 
 def test_free_energy_formulas():
