@@ -3,7 +3,9 @@
 Run: `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_rbm.py`
 (`--epochs-digits`, `--epochs-mnist`, `--repeats`). With `--against REV`, it
 instead alternates the epoch loop of this tree's `rbm.py` with the one of
-git revision `REV` in one process and prints their ratio per case.
+git revision `REV` in one process and prints their ratio per case; with
+`--parts`, it prints what a step's parts cost (single ops, and a CD-1 loop
+built up part by part).
 
 Prints a markdown table: samples/s of both (same data, epochs, batch size and
 units, float32), their ratio, our rate against the bound of a loop doing only
@@ -179,6 +181,82 @@ def bench(name, x, units, batch, epochs, repeats, peak):
     }
 
 
+def op_costs(shape, repeats: int = 5, iterations: int = 1000) -> dict[str, float]:
+    """Microseconds per op of a step's elementwise ops on `shape`, in a graph loop."""
+    rng = np.random.default_rng(0)
+    noise = tf.constant(rng.random(shape, dtype=np.float32))
+    ops = {
+        "noise < mean, cast": lambda a: tf.cast(noise < a, tf.float32),
+        "ceil(mean - noise)": lambda a: tf.math.ceil(a - noise),
+        "sigmoid": tf.sigmoid,
+        "subtraction": lambda a: a - noise,
+    }
+    start = tf.constant(rng.random(shape, dtype=np.float32))
+    costs = {}
+    for name, op in ops.items():
+
+        @tf.function(autograph=False)
+        def loop(a, op=op):
+            return tf.while_loop(
+                lambda i, a: i < iterations, lambda i, a: (i + 1, op(a)), (0, a)
+            )[1]
+
+        loop(start).numpy()
+        costs[name] = best_time(lambda loop=loop: loop(start).numpy(), repeats)
+        costs[name] *= 1e6 / iterations
+    return costs
+
+
+def step_parts(batch, n_visible, units, steps, repeats: int = 5) -> list[float]:
+    """Time of a CD-1 graph loop built up in parts, over the products alone.
+
+    Parts: the five products (and the bound's cheap update); + the biases
+    and the three sigmoids; + sampling the hidden units; + the momentum,
+    weight-decay and bias updates.
+    """
+    rng = np.random.default_rng(0)
+    v = tf.constant(rng.random((batch, n_visible), dtype=np.float32))
+    w0 = tf.constant(rng.normal(0, 0.01, (n_visible, units)).astype("float32"))
+    noise = tf.constant(rng.random((steps, batch, units), dtype=np.float32))
+
+    def loop_of(level):
+        @tf.function
+        def loop(w, b, c, velocity):
+            for i in tf.range(steps):
+                x0 = tf.matmul(v, w)
+                h0 = tf.sigmoid(x0 + c) if level >= 1 else x0
+                h = tf.math.ceil(h0 - tf.gather(noise, i)) if level >= 2 else h0
+                r = tf.matmul(h, w, transpose_b=True)
+                r = tf.sigmoid(r + b) if level >= 1 else r
+                xk = tf.matmul(r, w)
+                hk = tf.sigmoid(xk + c) if level >= 1 else xk
+                g = tf.matmul(v, h0, transpose_a=True)
+                g -= tf.matmul(r, hk, transpose_a=True)
+                if level >= 3:
+                    velocity = 0.5 * velocity + 1e-3 * g - 1e-6 * w
+                    w += velocity
+                    c += 1e-3 * (tf.reduce_sum(h0, 0) - tf.reduce_sum(hk, 0))
+                    b += 1e-3 * tf.reduce_sum(v - r, 0)
+                else:
+                    w += 1e-9 * g
+            return w
+
+        def run():
+            loop(w0, tf.zeros([n_visible]), tf.zeros([units]), tf.zeros_like(w0))
+            return None
+
+        run()
+        return run
+
+    runs = [loop_of(level) for level in range(4)]
+    times = [[] for _ in runs]
+    for _ in range(repeats):
+        for run, kept in zip(runs, times, strict=True):
+            kept.append(best_time(run, 1))
+    best = [min(t) for t in times]
+    return [t / best[0] for t in best]
+
+
 def rbm_at(revision: str):
     """`keras_weightinit/rbm.py` of git `revision`, loaded as a module."""
     root = Path(__file__).resolve().parents[1]
@@ -225,6 +303,7 @@ def main():
     parser.add_argument("--epochs-mnist", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--against", metavar="REV", default=None)
+    parser.add_argument("--parts", action="store_true")
     args = parser.parse_args()
 
     digits = (load_digits().data / 16).astype("float32")
@@ -236,6 +315,22 @@ def main():
         0,
         1,
     ).astype("float32")
+
+    if args.parts:
+        for shape in [(100, 500), (64, 256)]:
+            costs = op_costs(shape)
+            print(shape, ", ".join(f"{k} {v:.0f} us" for k, v in costs.items()))
+        names = ["products", "+ biases, sigmoids", "+ sampling", "+ updates"]
+        for name, (batch, n_visible, units, steps) in [
+            ("MNIST-sized", (100, 784, 500, 200)),
+            ("digits", (64, 64, 256, 290)),
+        ]:
+            parts = step_parts(batch, n_visible, units, steps)
+            print(
+                f"{name} CD-1 loop, over the products alone: "
+                + ", ".join(f"{n} {p:.2f}" for n, p in zip(names, parts, strict=True))
+            )
+        return
 
     if args.against:
         cases = [

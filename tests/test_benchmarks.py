@@ -52,6 +52,20 @@ def test_bench_rbm_compares_against_a_git_revision(digits):
     assert keras.saving.get_registered_object("keras_weightinit>RBM") is RBM
 
 
+def test_bench_rbm_times_the_parts_of_a_step():
+    bench_rbm = _load("bench_rbm")
+    costs = bench_rbm.op_costs((4, 8), repeats=1, iterations=10)
+    assert set(costs) == {
+        "noise < mean, cast",
+        "ceil(mean - noise)",
+        "sigmoid",
+        "subtraction",
+    }
+    assert all(c > 0 for c in costs.values())
+    parts = bench_rbm.step_parts(4, 6, 5, steps=3, repeats=1)
+    assert len(parts) == 4 and parts[0] == 1.0 and all(p > 0 for p in parts)
+
+
 def test_bench_callbacks_times_the_hooks_inside_the_fit(digits, tmp_path):
     bench_callbacks = _load("bench_callbacks")
     x, y = digits
