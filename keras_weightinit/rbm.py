@@ -381,12 +381,8 @@ def cd_gradients(params: Params, v0, chains, noise: Noise, config: Config):
         visible_bias = tf.reduce_sum(residual, 0)
     else:
         visible_bias = visible_data - tf.reduce_sum(vk, 0)
-    m = v0.shape[0]  # a constant when the batch size is known
-    samples = (
-        tf.cast(tf.shape(v0)[0], tf.float32)
-        if m is None
-        else tf.constant(m, tf.float32)
-    )
+    # a constant when the batch size is known
+    samples = tf.cast(v0.shape[0] or tf.shape(v0)[0], tf.float32)
     gradients = Gradients(
         kernel=tf.matmul(v0, h0, transpose_a=True)
         - tf.matmul(vk, hk, transpose_a=True),
