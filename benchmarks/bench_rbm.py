@@ -52,6 +52,18 @@ def best_time(function, repeats: int) -> float:
     return min(times)
 
 
+def fastest_alternating(functions: dict, repeats: int) -> dict:
+    """The fastest of `repeats` runs of each function, the runs interleaved.
+
+    Interleaved, so that the noise of a shared machine hits them all.
+    """
+    times = {key: [] for key in functions}
+    for _ in range(repeats):
+        for key, function in functions.items():
+            times[key].append(best_time(function, 1))
+    return {key: min(values) for key, values in times.items()}
+
+
 def matmul_gflops(n: int = 1024, iterations: int = 20, repeats: int = 5) -> float:
     """float32 GFLOP/s of an n x n matmul chain in one tf.function."""
     a = tf.random.normal([n, n])
@@ -155,12 +167,8 @@ def bench(name, x, units, batch, epochs, repeats, peak):
         "bound": products_loop(batch, x.shape[1], units, -(-len(x) // batch) * epochs),
         "sklearn": theirs,
     }
-    # Interleaved, so that the noise of a shared machine hits all four.
-    times = {key: [] for key in functions}
-    for _ in range(repeats):
-        for key, function in functions.items():
-            times[key].append(best_time(function, 1))
-    t_ours, t_loop, t_bound, t_sk = (min(times[k]) for k in functions)
+    best = fastest_alternating(functions, repeats)
+    t_ours, t_loop, t_bound, t_sk = (best[k] for k in functions)
     bound = samples / t_bound
     gflops_fit = flops / t_ours / 1e9
     gflops_loop = flops / t_loop / 1e9
@@ -243,18 +251,12 @@ def step_parts(batch, n_visible, units, steps, repeats: int = 5) -> list[float]:
 
         def run():
             loop(w0, tf.zeros([n_visible]), tf.zeros([units]), tf.zeros_like(w0))
-            return None
 
         run()
         return run
 
-    runs = [loop_of(level) for level in range(4)]
-    times = [[] for _ in runs]
-    for _ in range(repeats):
-        for run, kept in zip(runs, times, strict=True):
-            kept.append(best_time(run, 1))
-    best = [min(t) for t in times]
-    return [t / best[0] for t in best]
+    best = fastest_alternating({level: loop_of(level) for level in range(4)}, repeats)
+    return [best[level] / best[0] for level in range(4)]
 
 
 def rbm_at(revision: str):
@@ -288,11 +290,7 @@ def against(revision: str, cases, repeats: int) -> list[dict]:
             "ours": epoch_loop(x, units, batch, epochs),
             "theirs": epoch_loop(x, units, batch, epochs, rbm=other),
         }
-        times = {key: [] for key in loops}
-        for _ in range(repeats):
-            for key, loop in loops.items():
-                times[key].append(best_time(loop, 1))
-        best = {key: min(values) for key, values in times.items()}
+        best = fastest_alternating(loops, repeats)
         rows.append({"case": name, **best, "ratio": best["ours"] / best["theirs"]})
     return rows
 
@@ -316,6 +314,10 @@ def main():
         1,
     ).astype("float32")
 
+    cases = [  # name, data, units, batch size, epochs
+        ("digits", digits, 256, 64, args.epochs_digits),
+        ("MNIST-sized", mnist, 500, 100, args.epochs_mnist),
+    ]
     if args.parts:
         for shape in [(100, 500), (64, 256)]:
             costs = op_costs(shape)
@@ -333,10 +335,6 @@ def main():
         return
 
     if args.against:
-        cases = [
-            ("digits", digits, 256, 64, args.epochs_digits),
-            ("MNIST-sized", mnist, 500, 100, args.epochs_mnist),
-        ]
         print(f"| case | this tree, s | {args.against}, s | this / {args.against} |")
         print("|---|---:|---:|---:|")
         for r in against(args.against, cases, args.repeats):
@@ -347,10 +345,7 @@ def main():
         return
 
     peak = matmul_gflops()
-    rows = [
-        bench("digits", digits, 256, 64, args.epochs_digits, args.repeats, peak),
-        bench("MNIST-sized", mnist, 500, 100, args.epochs_mnist, args.repeats, peak),
-    ]
+    rows = [bench(*case, args.repeats, peak) for case in cases]
     peak = max(peak, matmul_gflops())
     for row in rows:  # re-normalize with the better matmul measurement
         row["frac_fit"] = row["gflops_fit"] / peak
