@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import keras
 
-from keras_weightinit.checks import is_number
+from keras_weightinit.checks import is_number, positive_shape
 
 __all__ = ["activation_name", "calculate_gain", "compute_fans", "nonlinearity_name"]
 
@@ -56,6 +56,9 @@ def compute_fans(shape: Sequence[int], transposed: bool = False) -> tuple[int, i
     Returns:
         The pair `(fan_in, fan_out)` of Python ints.
 
+    Raises:
+        ValueError: `shape` is not a sequence of positive ints.
+
     Example:
 
     >>> compute_fans((3, 3, 16, 32))
@@ -68,7 +71,7 @@ def compute_fans(shape: Sequence[int], transposed: bool = False) -> tuple[int, i
         feedforward neural networks", AISTATS 2010 (the fans); Keras
         `keras.initializers.VarianceScaling` (the convolution layout).
     """
-    shape = tuple(int(d) for d in shape)
+    shape = positive_shape("shape", shape)
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:

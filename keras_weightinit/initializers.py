@@ -58,7 +58,7 @@ from typing import Literal
 import keras
 import numpy as np
 
-from keras_weightinit.checks import is_int, is_number, positive_number
+from keras_weightinit.checks import is_number, positive_number, positive_shape
 from keras_weightinit.distributed import lay_out
 from keras_weightinit.gains import calculate_gain, compute_fans, nonlinearity_name
 from keras_weightinit.graph import current_scope
@@ -120,16 +120,7 @@ def _choice(name: str, value, options: Sequence[str]) -> str:
 
 
 def _shape(shape) -> tuple[int, ...]:
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        dims = None
-    if dims is None or not all(is_int(d) and d > 0 for d in dims):
-        raise ValueError(
-            "Argument `shape` must be a sequence of positive ints. "
-            f"Received: shape={shape!r}"
-        )
-    return tuple(int(d) for d in dims)
+    return positive_shape("shape", shape)
 
 
 # --------------------------------------------------------------------------
