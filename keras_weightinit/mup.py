@@ -67,6 +67,7 @@ Reference:
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 import weakref
@@ -76,6 +77,7 @@ import keras
 import numpy as np
 
 from keras_weightinit import graph
+from keras_weightinit.checks import is_number, number_in, positive_number
 from keras_weightinit.graph import Weight
 from keras_weightinit.initializers import HeNormal, Orthogonal, XavierNormal
 from keras_weightinit.seeds import Seed, check_seed, spawn_seeds
@@ -767,6 +769,31 @@ class _MuOptimizer:
     """
 
     _family = "adam"
+    # Keras takes any number here (it checks `momentum` alone): a NaN or a
+    # negative value would train to NaN or uphill without a word.
+    _RANGES = {
+        "beta_1": "[0, 1)",
+        "beta_2": "[0, 1)",
+        "epsilon": "(0, inf)",
+        "weight_decay": "[0, inf)",
+        "momentum": "[0, 1]",
+    }
+
+    def __init__(self, *args, **kwargs):
+        try:
+            bound = inspect.signature(super().__init__).bind_partial(*args, **kwargs)
+        except TypeError:  # too many positional arguments: the parent says so
+            bound = None
+        if bound is not None:
+            for name, value in bound.arguments.items():
+                if name == "learning_rate":
+                    _check_learning_rate(value)
+                elif name in self._RANGES and value is not None:
+                    value = number_in(name, value, self._RANGES[name])
+                    if name == "momentum":  # SGD takes a Python float only
+                        bound.arguments[name] = value
+            args, kwargs = bound.args, bound.kwargs
+        super().__init__(*args, **kwargs)
 
     def build(self, variables):
         super().build(variables)
@@ -800,6 +827,24 @@ class _MuOptimizer:
         return super().update_step(gradient, variable, learning_rate)
 
 
+def _check_learning_rate(value) -> None:
+    """Raises `ValueError` unless `value` is a learning rate Keras can use.
+
+    A positive finite number, a `LearningRateSchedule` or a callable (not
+    checked: it is called later).
+    """
+    if callable(value):  # a `LearningRateSchedule` too
+        return
+    if is_number(value):
+        positive_number("learning_rate", value)
+        return
+    raise ValueError(
+        "Argument `learning_rate` must be a positive finite number, a "
+        "`keras.optimizers.schedules.LearningRateSchedule` or a callable "
+        f"returning the rate. Received: learning_rate={value!r}"
+    )
+
+
 _OPTIMIZER_DOC = """{name} with µP's per-variable learning rates: `{base}` whose
     update of each weight uses `learning_rate * lr_mult`, `lr_mult` from the
     records `set_base_shapes` left on the model ({family} column of the
@@ -807,8 +852,16 @@ _OPTIMIZER_DOC = """{name} with µP's per-variable learning rates: `{base}` whos
 
     Args:
         learning_rate: The base learning rate (the one tuned at the base
-            width), a float or a schedule.
-        **kwargs: `keras.optimizers.{base}`'s other arguments, unchanged.
+            width): a positive finite number, a schedule or a callable.
+        **kwargs: `keras.optimizers.{base}`'s other arguments, unchanged;
+            checked here where Keras takes any number: `beta_1`, `beta_2`
+            in [0, 1), `epsilon` > 0, `weight_decay` >= 0 (or None),
+            `momentum` in [0, 1].
+
+    Raises:
+        ValueError: A learning rate that is not a positive finite number or
+            a schedule, or one of the arguments above out of its range;
+            the message names the argument and the value received.
 
     Example:
 
