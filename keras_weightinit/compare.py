@@ -3,7 +3,8 @@
 `compare(CompareConfig(...))` trains the same MLP from every scheme and seed,
 writes TensorBoard runs `<logdir>/<scheme>/seed<k>/{train,validation,gradients}`
 and a summary (`summary.md`, `summary.json`, `summary.png`). The command line
-front end is `keras-weightinit compare` (`keras_weightinit.cli`).
+front end is `keras-weightinit compare` (`keras_weightinit_cli`), whose
+`keras_weightinit_cli.settings` defines `CompareConfig` without Keras.
 """
 
 from __future__ import annotations
@@ -21,19 +22,19 @@ import keras
 import numpy as np
 
 from keras_weightinit.callbacks import DBNPretrain, GradientHistograms, LSUVInit
-from keras_weightinit.config import (  # defined there to need no Keras
+from keras_weightinit.diagnostics import diagnose
+from keras_weightinit.gains import activation_name
+from keras_weightinit.initializers import scheme_names
+from keras_weightinit.model_init import initialize
+from keras_weightinit.pretraining import UNITS_FOR_ACTIVATION
+from keras_weightinit_cli.settings import (  # the command line's: no Keras there
     ARTICLE_SCHEMES,
     DATA_DEPENDENT,
     DATASETS,
     CompareConfig,
     check_config,
 )
-from keras_weightinit.config import OPTIMIZERS as OPTIMIZERS
-from keras_weightinit.diagnostics import diagnose
-from keras_weightinit.gains import activation_name
-from keras_weightinit.initializers import scheme_names
-from keras_weightinit.model_init import initialize
-from keras_weightinit.pretraining import UNITS_FOR_ACTIVATION
+from keras_weightinit_cli.settings import OPTIMIZERS as OPTIMIZERS
 
 __all__ = [
     "ARTICLE_SCHEMES",
@@ -154,18 +155,12 @@ def load_dataset(name: str, max_train: int | None = None):
             raise ValueError(
                 f"unknown --dataset {name!r}; use {', '.join(DATASETS)} or a .npz path"
             )
-        try:
-            with np.load(path) as archive:
-                x_train, y_train, x_val, y_val = (
-                    archive[key] for key in ("x_train", "y_train", "x_test", "y_test")
-                )
-        except Exception as error:
-            raise ValueError(f"cannot read {str(path)!r}: {error}") from None
+        x_train, y_train, x_val, y_val = _read_npz(path)
     arrays = [
-        np.asarray(x_train, "float32").reshape(len(x_train), -1),
-        np.asarray(y_train).astype("int64").ravel(),
-        np.asarray(x_val, "float32").reshape(len(x_val), -1),
-        np.asarray(y_val).astype("int64").ravel(),
+        _numeric(name, "x_train", x_train).reshape(len(x_train), -1),
+        _labels(name, "y_train", y_train),
+        _numeric(name, "x_test", x_val).reshape(len(x_val), -1),
+        _labels(name, "y_test", y_val),
     ]
     if len(arrays[0]) != len(arrays[1]) or len(arrays[2]) != len(arrays[3]):
         raise ValueError(f"dataset {name!r}: inputs and labels differ in length")
@@ -174,6 +169,64 @@ def load_dataset(name: str, max_train: int | None = None):
     if min(len(a) for a in arrays) == 0:
         raise ValueError(f"dataset {name!r} is empty")
     return tuple(arrays)
+
+
+_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, ...]:
+    """The four arrays of an `.npz`; `ValueError` saying why not, in one line."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in _NPZ_KEYS if key not in archive.files]
+            if missing:
+                raise ValueError(
+                    f"it has no {', '.join(missing)} (it has "
+                    f"{', '.join(archive.files) or 'no arrays'})"
+                )
+            arrays = []
+            for key in _NPZ_KEYS:
+                try:
+                    arrays.append(archive[key])
+                except ValueError as error:
+                    if "allow_pickle" not in str(error):
+                        raise
+                    raise ValueError(
+                        f"{key} holds Python objects (a pickled object array), "
+                        "which compare does not load; save numeric arrays"
+                    ) from None
+    except Exception as error:
+        raise ValueError(f"cannot read {str(path)!r}: {error}") from None
+    return tuple(arrays)
+
+
+def _numeric(dataset: str, key: str, values, dtype: str = "float32") -> np.ndarray:
+    """`values` as `dtype`, or `ValueError` for non-numbers, NaN or inf."""
+    try:
+        array = np.asarray(values, dtype)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"dataset {dataset!r}: {key} must hold numbers. Received: dtype="
+            f"{np.asarray(values).dtype}"
+        ) from None
+    bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise ValueError(
+            f"dataset {dataset!r}: {key} has {bad} non-finite values (NaN or "
+            f"inf) of {np.size(array)}; replace or drop them"
+        )
+    return array
+
+
+def _labels(dataset: str, key: str, values) -> np.ndarray:
+    """Class indices as int64, or `ValueError` unless whole numbers >= 0."""
+    array = _numeric(dataset, key, values, "float64").ravel()
+    if np.any(array < 0) or np.any(array != np.round(array)):
+        raise ValueError(
+            f"dataset {dataset!r}: {key} must hold class indices (ints >= 0). "
+            f"Received: values from {array.min():g} to {array.max():g}"
+        )
+    return array.astype("int64")
 
 
 # ----------------------------------------------------------------- runs

@@ -10,7 +10,7 @@
 - `digits_mlp`: the MLP `64 -> w -> w -> 10` (ReLU, `MuReadout`) both use.
 
 The commands `keras-weightinit coord-check` and `keras-weightinit transfer`
-run them (`keras_weightinit.mup_cli`).
+run them (`keras_weightinit_cli`).
 """
 
 from __future__ import annotations
@@ -197,6 +197,7 @@ def coord_check(
     base_width: int | None = None,
     loss=None,
     seed: int = 0,
+    verbose: int = 0,
 ) -> CoordCheck:
     """µP's coordinate check: mean `|activation|` per width after each step.
 
@@ -222,6 +223,7 @@ def coord_check(
         loss: The Keras loss (default sparse categorical cross-entropy on
             logits: a `MuReadout` has no softmax).
         seed: Seeds the initialization.
+        verbose: 1: a progress line per width, 0: silent.
 
     Returns:
         A `CoordCheck`.
@@ -250,6 +252,10 @@ def coord_check(
     base_width = (
         widths[0] if base_width is None else positive_int("base_width", base_width)
     )
+    if verbose not in (0, 1) or isinstance(verbose, bool):
+        raise ValueError(
+            f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"
+        )
     x, y = np.asarray(x), np.asarray(y)
     loss = _logits_loss() if loss is None else loss
 
@@ -269,6 +275,13 @@ def coord_check(
                 table = values.setdefault(name, [[] for _ in range(steps)])
                 mean = float(np.mean(np.abs(keras.ops.convert_to_numpy(out))))
                 table[step].append(mean)
+        if verbose:
+            print(
+                f"{'mup' if mup else 'sp':>3} width {width:>5}: {steps} steps, "
+                f"mean |{names[-1]}| {values[names[-1]][-1][-1]:.3g} "
+                f"({len(values[names[-1]][-1])}/{len(widths)} widths)",
+                flush=True,
+            )
     return CoordCheck("mup" if mup else "sp", widths, steps, names, values)
 
 
@@ -376,8 +389,34 @@ class TransferResult:
             best[width] = float(np.exp(_vertex(logs, np.log(row), i)))
         return best
 
+    def best_at_edge(self, parametrization: str) -> list[int]:
+        """The widths whose lowest loss is at the first or last learning rate.
+
+        Their optimum may lie outside the grid: the best learning rate
+        reported for them is only a bound.
+
+        Example:
+
+        >>> result = TransferResult([8, 16], [0.1, 1.0, 10.0], {"mup": {
+        ...     "8": [1.0, 0.5, 0.9], "16": [0.3, 0.5, 0.9]}}, "adam", 1, [0])
+        >>> result.best_at_edge("mup")
+        [16]
+        """
+        edges = (0, len(self.learning_rates) - 1)
+        found = []
+        for width in self.widths:
+            row = np.asarray(self.losses[parametrization][str(width)], float)
+            row = np.where(np.isfinite(row) & (row > 0), row, np.inf)
+            if np.isfinite(row).any() and int(np.argmin(row)) in edges:
+                found.append(width)
+        return found
+
     def to_dict(self) -> dict:
-        """A JSON-ready dict (NaN as null), with the best learning rates."""
+        """A JSON-ready dict (NaN as null), with the best learning rates.
+
+        `best_at_edge` lists, per parametrization, the widths whose best
+        learning rate is at an end of the grid.
+        """
         data = dataclasses.asdict(self)
         data["losses"] = {
             p: {
@@ -390,6 +429,7 @@ class TransferResult:
             p: {str(k): v for k, v in self.best_learning_rates(p).items()}
             for p in self.losses
         }
+        data["best_at_edge"] = {p: self.best_at_edge(p) for p in self.losses}
         return data
 
     def plot(self, path: str) -> str:
@@ -574,7 +614,8 @@ def lr_transfer(
                     if verbose:
                         print(
                             f"{part:>3} width {width:>5} seed {seed} lr {lr:.2e}: "
-                            f"loss {loss:.4f}"
+                            f"loss {loss:.4f}",
+                            flush=True,
                         )
             # a learning rate that diverged for any seed counts as diverged
             losses.setdefault(part, {})[str(width)] = runs.mean(axis=0).tolist()

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from keras_weightinit import config as config_module
 from keras_weightinit.compare import CompareConfig, compare, validate
-from keras_weightinit.config import check_config
+from keras_weightinit_cli import settings as config_module
+from keras_weightinit_cli.settings import check_config
 
 
 @pytest.mark.parametrize(
@@ -36,6 +36,11 @@ from keras_weightinit.config import check_config
         ({"max_train": 0}, "Received: max_train=0"),
         ({"verbose": 2}, "Argument `verbose` must be 0 or 1. Received: verbose=2"),
         ({"activation": None}, "Received: activation=None"),
+        (
+            {"schemes": ("he", "kaiming")},
+            "Argument `schemes` has an unknown scheme 'kaiming'.",
+        ),
+        ({"dataset": "missing.npz"}, "Received: dataset='missing.npz'"),
     ],
 )
 def test_a_bad_setting_is_named_without_keras_and_by_compare(
@@ -62,10 +67,6 @@ def test_a_bad_setting_is_named_without_keras_and_by_compare(
             "Argument `activation` must be one of ('sigmoid', 'tanh', 'relu') "
             "with the 'dbn' scheme",
         ),
-        (
-            {"schemes": ("he", "kaiming")},
-            "Argument `schemes` has an unknown scheme 'kaiming'.",
-        ),
     ],
 )
 def test_what_needs_keras_is_checked_by_validate(tmp_path, settings, message):
@@ -90,7 +91,7 @@ def test_the_config_is_the_same_class_from_both_modules():
 def test_the_config_and_its_checks_need_no_keras():
     script = """
 import sys
-from keras_weightinit.config import CompareConfig, check_config
+from keras_weightinit_cli.settings import CompareConfig, check_config
 check_config(CompareConfig())
 try:
     check_config(CompareConfig(depth=0))
@@ -106,3 +107,31 @@ print(sorted(m for m in ("keras", "tensorflow", "numpy") if m in sys.modules))
         "Argument `depth` must be a positive int. Received: depth=0",
         "[]",
     ]
+
+
+def test_the_fixed_scheme_lists_are_keras_and_the_packages():
+    import keras
+
+    from keras_weightinit.initializers import scheme_names
+
+    assert tuple(scheme_names()) == config_module.SCHEMES
+    for name in config_module.KERAS_INITIALIZERS:
+        assert keras.initializers.get(name)((4, 4)).shape == (4, 4)
+    base = keras.initializers.Initializer
+    public = {
+        name
+        for name, value in vars(keras.initializers).items()
+        if isinstance(value, type) and issubclass(value, base)
+    }
+    unusable = {
+        "Initializer",
+        "Constant",
+        "constant",
+        "STFT",
+        "stft",
+        "STFTInitializer",
+    }
+    assert public - unusable <= set(config_module.KERAS_INITIALIZERS)
+    for name in config_module.PACKAGE_INITIALIZERS:
+        init = keras.initializers.get(f"keras_weightinit>{name}")
+        assert type(init).__name__ == name

@@ -1,4 +1,4 @@
-"""Tests of `keras_weightinit.mup_cli`.
+"""The µP commands of `keras_weightinit_cli`.
 
 `coord-check` and `transfer` check their arguments without Keras, and write
 their summaries.
@@ -14,7 +14,7 @@ import pytest
 def test_cli_checks_arguments_without_keras():
     code = (
         "import sys\n"
-        "from keras_weightinit import cli\n"
+        "import keras_weightinit_cli as cli\n"
         "codes = [cli.main(['coord-check', '--widths', '64']),\n"
         "         cli.main(['transfer', '--learning-rates', '0,1']),\n"
         "         cli.main(['coord-check', '--steps', '0']),\n"
@@ -32,10 +32,37 @@ def test_cli_checks_arguments_without_keras():
 
 @pytest.mark.slow
 def test_coord_check_command_writes_its_summary(tmp_path):
-    from keras_weightinit import cli
+    import keras_weightinit_cli as cli
 
     logdir = tmp_path / "cc"
     assert cli.main(["coord-check", "--quick", "--logdir", str(logdir)]) == 0
     summary = json.loads((logdir / "summary.json").read_text())
     assert [r["parametrization"] for r in summary["results"]] == ["mup", "sp"]
     assert (logdir / "summary.png").stat().st_size > 0
+
+
+def test_transfer_flags_a_best_learning_rate_at_the_edge_of_its_grid():
+    from keras_weightinit.mup_checks import TransferResult
+    from keras_weightinit_cli.commands import format_transfer
+
+    losses = {"64": [1.0, 0.5, 1.0], "128": [0.4, 0.6, 0.9]}
+    result = TransferResult(
+        [64, 128], [0.01, 0.1, 1.0], {"mup": losses}, "adam", 1, [0]
+    )
+    assert result.best_at_edge("mup") == [128]
+    assert result.to_dict()["best_at_edge"] == {"mup": [128]}
+    table = format_transfer(result)
+    assert "64: 0.1," in table and "128: 0.01 (edge)" in table
+    assert "at the edge of the grid for widths [128]" in table
+
+
+def test_coord_check_shows_progress(capsys):
+    from keras_weightinit.mup_checks import coord_check, digits, digits_mlp
+
+    x, y = digits(32)
+    coord_check(digits_mlp, [8, 16], x, y, steps=1, verbose=1)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "mup width     8",
+        "mup width    16",
+    ]
