@@ -42,7 +42,14 @@ import numpy as np
 import tensorflow as tf
 
 from keras_weightinit import distributed
-from keras_weightinit.checks import is_int, is_number, positive_int, positive_number
+from keras_weightinit.checks import (
+    is_int,
+    is_number,
+    optional_path,
+    positive_int,
+    positive_number,
+    verbose_level,
+)
 from keras_weightinit.data import (
     FeatureStats,
     Stream,
@@ -666,6 +673,15 @@ def _logs(values: np.ndarray, epoch: int, validation: bool) -> dict[str, float]:
     return logs
 
 
+def _epoch_line(epoch: int, epochs: int, logs: dict[str, float]) -> str:
+    """The line `verbose=2` prints after an epoch, formatted as Keras's."""
+    values = [
+        f"{key}: {value:.4f}" if abs(value) > 1e-3 else f"{key}: {value:.4e}"
+        for key, value in logs.items()
+    ]
+    return " - ".join([f"Epoch {epoch + 1}/{epochs}", *values])
+
+
 # --------------------------------------------------------------------------
 # argument checks
 
@@ -816,7 +832,9 @@ class RBM:
         weight_decay: L2 coefficient on the weights (not the biases).
         sparsity_target: None, or the wanted mean activation of the hidden
             units (running estimate decayed by 0.9, penalty weight 0.1).
-        batch_size: Samples per update.
+        batch_size: Samples per update, and persistent chains; `fit` caps
+            it at the number of samples (one batch of all the data), so a
+            batch larger than the data costs no more than the data.
         epochs: Passes over the data in `fit`.
         seed: An int for reproducible training, or None (drawn from Python's
             `random`, so `keras.utils.set_random_seed` fixes it).
@@ -1031,8 +1049,10 @@ class RBM:
             validation_data: Held-out data, same forms, for the free energy
                 gap and the validation pseudo-likelihood; of a dataset only
                 the first 512 samples are read (the monitors use no more).
-            verbose: 1 shows a progress bar over the epochs, 0 is silent.
-            log_dir: If given, TensorBoard scalars `<name>/<metric>` per epoch.
+            verbose: As in Keras: 0 silent, 1 a progress bar over the
+                epochs, 2 one line per epoch, `"auto"` 1.
+            log_dir: If given (a str or `os.PathLike`), TensorBoard scalars
+                `<name>/<metric>` per epoch.
             sample_inputs: Treat `x` (in [0, 1]) as the probabilities of the
                 layer below and train on a fresh Bernoulli sample of it each
                 epoch (the DBN recipe for stacking RBMs).
@@ -1049,10 +1069,11 @@ class RBM:
             `val_pseudo_likelihood` (on its first 512 samples).
 
         Raises:
-            ValueError: For data that are not 2-D, hold no samples, NaN or
-                infinite values, the wrong number of features, values
-                outside [0, 1] for Bernoulli units, or an infinite dataset;
-                the RBM keeps its previous fit.
+            ValueError: For a bad `verbose` or `log_dir`, data that are not
+                2-D, hold no samples, NaN or infinite values, the wrong
+                number of features, values outside [0, 1] for Bernoulli
+                units, or an infinite dataset; the RBM keeps its previous
+                fit.
             FloatingPointError: If training diverges.
 
         Example:
@@ -1060,6 +1081,8 @@ class RBM:
         >>> ds = tf.data.Dataset.from_tensor_slices(x_train).batch(256)
         >>> history = RBM(128, epochs=5, seed=0).fit(ds, verbose=0)
         """
+        verbose = verbose_level(verbose)
+        log_dir = optional_path("log_dir", log_dir)
         with distributed.together("RBM.fit"):  # over processes: fail together
             return self._fit(x, validation_data, verbose, log_dir, sample_inputs, name)
 
@@ -1096,7 +1119,9 @@ class RBM:
             means = distributed.mean_across_processes(means * samples, count=samples)
             means = np.asarray(means, "float32")
             samples = int(distributed.sum_across_processes(float(samples)))
-        state = self._initial_state(rng, pool, means)
+        # One batch of all the data at most: chains and noise sized by the data.
+        batch_size = min(self.batch_size, samples)
+        state = self._initial_state(rng, pool, means, batch_size)
         config = Config(
             self.visible,
             self.hidden,
@@ -1105,15 +1130,16 @@ class RBM:
             self.sparsity_target is not None,
             sample_inputs,
         )
-        epoch_fn = _concrete_epoch_fn(n_visible, self.units, self.batch_size, config)
+        epoch_fn = _concrete_epoch_fn(n_visible, self.units, batch_size, config)
         if data is not None:  # the monitors' samples: a random subset
             pool = data[rng.permutation(len(data))[:MONITOR_SAMPLES]]
         monitors = tuple(tf.constant(a[:MONITOR_SAMPLES]) for a in (pool, val))
         info = {"streamed": stream is not None, "samples": samples}
+        info["batch_size"] = batch_size
         header = f"{name}: {n_visible} {self.visible} -> {self.units} {self.hidden}"
         if shared:
             run_epoch = self._shared_epoch(
-                data if stream is None else stream, config, seed, monitors
+                data if stream is None else stream, config, seed, monitors, batch_size
             )
         elif stream is None:
             x_tensor = tf.constant(data)
@@ -1125,7 +1151,7 @@ class RBM:
                 return state, values.numpy()
 
         else:
-            chunk = _chunk_rows(n_visible, self.batch_size)
+            chunk = _chunk_rows(n_visible, batch_size)
             buffer = self._buffer_rows(n_visible)
             buffer = max(buffer, chunk) if buffer else 0  # as shuffle_blocks
             info.update(shuffle_buffer=buffer, chunk=chunk)
@@ -1136,9 +1162,27 @@ class RBM:
 
         if not distributed.is_writer():  # process 0 prints and writes
             verbose, log_dir = 0, None
-        progbar = None
+        history, state = self._train(
+            run_epoch,
+            state,
+            validation_data is not None,
+            (verbose, log_dir, name, header),
+        )
+        self._params = Params(*(t.numpy() for t in state.params))
+        self._fit_info = info
+        return history
+
+    def _train(self, run_epoch, state: State, validation: bool, output):
+        """`(history, state)` after `self.epochs` calls of `run_epoch`.
+
+        `output` is `(verbose, log_dir, name, header)`: `verbose` 1 shows a
+        progress bar over the epochs, 2 one line per epoch (Keras's meanings).
+        """
+        verbose, log_dir, name, header = output
         if verbose:
             print(header)
+        progbar = None
+        if verbose == 1:
             progbar = keras.utils.Progbar(
                 self.epochs,
                 verbose=verbose,
@@ -1150,11 +1194,13 @@ class RBM:
         try:
             for epoch in range(self.epochs):
                 state, values = run_epoch(epoch, state)
-                logs = _logs(values, epoch, validation_data is not None)
+                logs = _logs(values, epoch, validation)
                 for key, value in logs.items():
                     history.setdefault(key, []).append(value)
                 if progbar is not None:
                     progbar.update(epoch + 1, list(logs.items()))
+                elif verbose == 2:
+                    print(_epoch_line(epoch, self.epochs, logs))
                 if writer is not None:
                     with writer.as_default():
                         for key, value in logs.items():
@@ -1162,16 +1208,16 @@ class RBM:
         finally:  # on failure the previous fit (if any) stays in place
             if writer is not None:
                 writer.close()
-        self._params = Params(*(t.numpy() for t in state.params))
-        self._fit_info = info
-        return history
+        return history, state
 
-    def _initial_state(self, rng, pool: np.ndarray, means: np.ndarray) -> State:
+    def _initial_state(
+        self, rng, pool: np.ndarray, means: np.ndarray, batch_size: int
+    ) -> State:
         """The state before the first update (Hinton 2010, section 8).
 
         `W ~ N(0, 0.01^2)`, `c = 0`, `b = log(p / (1 - p))` of the data's
-        `means` (Bernoulli visible; else 0), no velocity, and chains started
-        from random samples of `pool` (sampled for PCD).
+        `means` (Bernoulli visible; else 0), no velocity, and `batch_size`
+        chains started from random samples of `pool` (sampled for PCD).
         """
         n_visible, units = pool.shape[1], self.units
         kernel = rng.normal(0.0, 0.01, (n_visible, units)).astype("float32")
@@ -1179,7 +1225,7 @@ class RBM:
         if self.visible == "bernoulli":
             p = np.clip(means, P_CLIP, 1 - P_CLIP)
             visible_bias = np.log(p / (1 - p)).astype("float32")
-        chains = pool[rng.integers(0, len(pool), self.batch_size)]
+        chains = pool[rng.integers(0, len(pool), batch_size)]
         if self.visible == "bernoulli" and self.persistent:
             chains = (rng.random(chains.shape) < chains).astype("float32")
         zeros = Params(
@@ -1205,7 +1251,7 @@ class RBM:
 
     # -- several processes ----------------------------------------------
 
-    def _shared_epoch(self, source, config: Config, seed: int, monitors):
+    def _shared_epoch(self, source, config: Config, seed: int, monitors, batch_size):
         """The function `run(epoch, state)` training one epoch over processes.
 
         Data parallel (`keras.distribution`, several processes): every step,
@@ -1218,7 +1264,7 @@ class RBM:
         mean of each process's on its own samples.
         """
         n_visible = monitors[0].shape[1]
-        units, batch_size = self.units, self.batch_size
+        units = self.units
         me = distributed.process_index()
         data_visible = "bernoulli" if config.sample_inputs else config.visible
         gradients_of, apply, monitor = _step_fns(config)
