@@ -18,7 +18,15 @@ layer's output is the RBM's hidden means. The conversions, exact:
   layer below. Inputs of a layer above a ReLU layer, and everything else:
   Gaussian visible units on the standardized input
   `v = (u - mu) / sigma` (per feature; sigma floored at a tenth of the
-  median sigma, so near-constant features do not blow up the kernel).
+  median sigma of the varying features, 1 when none varies, so
+  near-constant features do not blow up the kernel).
+- Zero-variance features, of one value over the data (dead ReLUs, blank
+  pixels, an input of `np.ones`), never blow up the weights. Standardized,
+  their sigma is 0 exactly (not float32's rounding error of their mean,
+  which would set a floor of 1e-6 and kernels of 1e4), so they get the
+  floor scale and `v = 0`, and their kernel rows stay about as small as
+  initialized; as Bernoulli units (a constant 0 or 1) the RBM's visible
+  biases absorb them.
   In both affine cases `v = (u - shift) / scale` is folded exactly into the
   layer: `kernel = W / scale[:, None]`, `bias = c - (shift / scale)
   W`, so the layer sees the raw `u` and computes `v W + c` (before the tanh
@@ -49,6 +57,7 @@ array, bit for bit.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import traceback
 from collections.abc import Sequence
@@ -58,6 +67,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_weightinit import distributed, graph
+from keras_weightinit.checks import (
+    keras_model,
+    known_keywords,
+    optional_path,
+    verbose_level,
+)
 from keras_weightinit.data import (
     FeatureStats,
     Stream,
@@ -86,12 +101,17 @@ _BLOCK_BYTES = 8 << 20
 DEFAULT_LEARNING_RATES = {"bernoulli": 0.1, "relu": 0.01, "gaussian": 0.001}
 
 
-def check_pretrain_args(layers=None, visible: str = "auto", **rbm_args) -> None:
+def check_pretrain_args(
+    layers=None, visible: str = "auto", *, log_dir=None, verbose=1, **rbm_args
+) -> None:
     """Validates the arguments of `pretrain_dbn` that do not need the model.
 
     Raises:
-        ValueError: For a bad `visible`, `layers`, or RBM argument.
+        ValueError: For a bad `visible`, `layers`, `log_dir`, `verbose`, an
+            unknown keyword or a bad RBM argument.
     """
+    optional_path("log_dir", log_dir)
+    verbose_level(verbose)
     if visible not in _VISIBLE:
         raise ValueError(
             f"Argument `visible` must be one of {_VISIBLE}. Received: "
@@ -114,10 +134,10 @@ def check_pretrain_args(layers=None, visible: str = "auto", **rbm_args) -> None:
             "Argument `layers` must be None or a non-empty list of Dense layer "
             f"names. Received: layers={layers!r}"
         )
-    try:
-        RBM(units=1, **rbm_args)
-    except TypeError as error:
-        raise ValueError(f"Unknown RBM argument: {error}") from error
+    own = ("layers", "visible", "log_dir", "verbose")
+    rbm = [name for name in inspect.signature(RBM).parameters if name not in _RESERVED]
+    known_keywords("pretrain_dbn (and DBNPretrain)", rbm_args, own + tuple(rbm))
+    RBM(units=1, **rbm_args)
 
 
 def _select_layers(model: keras.Model, layers) -> list[keras.layers.Dense]:
@@ -256,10 +276,11 @@ def _plan_visible(
     """
     streamed = isinstance(u, FeatureStats)
     if streamed:
-        low, high, n_features = u.low, u.high, u.n_features
+        minimum, maximum, n_features = u.minimum, u.maximum, u.n_features
     else:
-        low, high, n_features = float(u.min()), float(u.max()), u.shape[1]
-    low, high = _extremes_across_processes(low, high)
+        minimum, maximum, n_features = u.min(axis=0), u.max(axis=0), u.shape[1]
+    minimum, maximum = _extremes_across_processes(minimum, maximum)
+    low, high = float(minimum.min()), float(maximum.max())
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(
             f"The input of layer {name!r} has NaN or infinite values (the "
@@ -287,6 +308,9 @@ def _plan_visible(
         )
         mean = first / n
         std = np.sqrt(np.maximum(second / n - mean**2, 0.0))
+    # A feature of one value has variance 0, not float32's rounding of its
+    # mean (up to 1e-4 of it), which would set the floor below.
+    std = np.where(minimum == maximum, 0.0, std)
     # Near-constant features (dead ReLUs) would blow up `W / sigma`: floor
     # sigma at a tenth of the median of the varying features (many dead units
     # must not pull the floor down). Any scale keeps the fold exact.
@@ -296,16 +320,19 @@ def _plan_visible(
     return "gaussian", mean.astype("float32"), std.astype("float32"), False
 
 
-def _extremes_across_processes(low: float, high: float) -> tuple[float, float]:
-    """The range of the union of the processes' inputs (one process: its own)."""
+def _extremes_across_processes(minimum: np.ndarray, maximum: np.ndarray):
+    """Each feature's range over the union of the processes' inputs.
+
+    One process: its own `(minimum, maximum)`.
+    """
     if distributed.process_count() == 1:
-        return low, high
-    lows = np.zeros(distributed.process_count())
-    highs = np.zeros(distributed.process_count())
-    lows[distributed.process_index()] = low
-    highs[distributed.process_index()] = high
+        return minimum, maximum
+    lows = np.zeros((distributed.process_count(), len(minimum)))
+    highs = np.zeros((distributed.process_count(), len(maximum)))
+    lows[distributed.process_index()] = minimum
+    highs[distributed.process_index()] = maximum
     lows, highs = distributed.sum_across_processes([lows, highs])
-    return float(lows.min()), float(highs.max())
+    return lows.min(axis=0), highs.max(axis=0)
 
 
 def _fold(rbm: RBM, shift, scale, activation: str):
@@ -378,10 +405,12 @@ def pretrain_dbn(
         visible: Visible units of the first pretrained layer: `"auto"`
             (Bernoulli for inputs in [0, 1], else Gaussian on standardized
             inputs), `"bernoulli"` (inputs must be in [0, 1]) or `"gaussian"`.
-        log_dir: If given, TensorBoard scalars `pretrain/<layer>/<metric>` and,
-            for image-like inputs, `pretrain/<layer>/filters`, an image grid
-            of the first layer's filters.
-        verbose: 1 shows a progress bar per layer over the epochs, 0 is silent.
+        log_dir: If given (a str or `os.PathLike`), TensorBoard scalars
+            `pretrain/<layer>/<metric>` and, for image-like inputs,
+            `pretrain/<layer>/filters`, an image grid of the first layer's
+            filters.
+        verbose: As in Keras: 0 silent, 1 a progress bar per layer over the
+            epochs, 2 one line per epoch, `"auto"` 1.
         **rbm_args: `RBM` arguments (`epochs`, `batch_size`, `learning_rate`,
             `momentum`, `weight_decay`, `cd_steps`, `persistent`,
             `sparsity_target`, `seed`, `shuffle_buffer` for streamed data).
@@ -394,8 +423,9 @@ def pretrain_dbn(
         `{layer name: the RBM's history}` (per-epoch lists, see `RBM.fit`).
 
     Raises:
-        ValueError: No Dense layer to pretrain, a named layer not Dense or not
-            in the model, an unsupported activation, NaN/inf or empty data,
+        ValueError: A `model` that is not a `keras.Model`, no Dense layer to
+            pretrain, a named layer not Dense or not in the model, an
+            unsupported activation, NaN/inf or empty data,
             data of the wrong shape, an infinite or unbatched dataset,
             Bernoulli visible units for data outside [0, 1], or a bad RBM
             argument. The model is unchanged.
@@ -416,7 +446,9 @@ def pretrain_dbn(
         "Rectified linear units improve restricted Boltzmann machines", ICML
         2010.
     """
-    check_pretrain_args(layers, visible, **rbm_args)
+    keras_model(model)
+    check_pretrain_args(layers, visible, log_dir=log_dir, verbose=verbose, **rbm_args)
+    verbose = verbose_level(verbose)
     kept: list = []  # (variable, value) to restore on any failure, anywhere
     try:
         with distributed.together("pretrain_dbn"):
