@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_weightinit import distributed, graph
-from keras_weightinit.checks import positive_int
+from keras_weightinit.checks import optional_path, positive_int, verbose_level
 from keras_weightinit.data import Stream, first_batch, fit_model_input, is_stream
 from keras_weightinit.model_init import check_lsuv_args, lsuv
 from keras_weightinit.pretraining import check_pretrain_args, pretrain_dbn
@@ -52,6 +52,15 @@ class _OnFirstFit(keras.callbacks.Callback):
             self.result = self._run(self.model)
             self.done = True
 
+    def _verbose(self, verbose) -> int:
+        """`verbose` as an int; `"auto"` follows `fit`'s, as Keras's bar does.
+
+        Outside `fit`, `"auto"` is 1.
+        """
+        if isinstance(verbose, str) and verbose == "auto":
+            verbose = (self.params or {}).get("verbose", 1)
+        return verbose_level(verbose)
+
 
 class DBNPretrain(_OnFirstFit):
     """Greedy layer-wise RBM pretraining of a model's Dense layers.
@@ -67,17 +76,21 @@ class DBNPretrain(_OnFirstFit):
             order of a batch (see `pretrain_dbn`).
         layers: Names of the Dense layers to pretrain; default every Dense
             layer but the last.
-        log_dir: If given, TensorBoard scalars per layer (`pretrain/<layer>`).
-        verbose: 1 shows a progress bar per layer, 0 is silent.
+        log_dir: If given (a str or `os.PathLike`), TensorBoard scalars per
+            layer (`pretrain/<layer>`).
+        verbose: `"auto"` (default) follows `fit`'s `verbose`, as Keras's
+            callbacks do: nothing inside `fit(verbose=0)`; else 0 silent, 1
+            a progress bar per layer, 2 one line per epoch.
         **rbm_args: `visible` (`"auto"`, `"bernoulli"`, `"gaussian"`) and the
             `RBM` arguments (`epochs`, `batch_size`, `learning_rate`,
             `shuffle_buffer` for streamed data, ...), checked here so that a
             bad value fails before `fit`.
 
     Raises:
-        ValueError: At construction, for a bad `layers`, `visible` or RBM
-            argument, or a dataset that cannot be streamed (infinite,
-            unbatched, a `PyDataset` without a length); in `fit`, for what
+        ValueError: At construction, for a bad `layers`, `log_dir`,
+            `verbose`, `visible` or RBM argument, or a dataset that cannot
+            be streamed (infinite, unbatched, a `PyDataset` without a
+            length); in `fit`, for what
             `pretrain_dbn` rejects (the model keeps its weights).
 
     Example:
@@ -103,17 +116,17 @@ class DBNPretrain(_OnFirstFit):
         self,
         x,
         layers: list[str] | None = None,
-        log_dir: str | None = None,
-        verbose: int = 1,
+        log_dir: str | os.PathLike | None = None,
+        verbose: int | str = "auto",
         **rbm_args,
     ):
-        check_pretrain_args(layers, **rbm_args)
+        check_pretrain_args(layers, log_dir=log_dir, verbose=verbose, **rbm_args)
         if is_stream(x):
             Stream(x, "x")  # refuses infinite or unbatched datasets now
         super().__init__()
         self.x = x
         self.layers = layers
-        self.log_dir = log_dir
+        self.log_dir = optional_path("log_dir", log_dir)
         self.verbose = verbose
         self.rbm_args = rbm_args
 
@@ -123,7 +136,7 @@ class DBNPretrain(_OnFirstFit):
             self.x,
             layers=self.layers,
             log_dir=self.log_dir,
-            verbose=self.verbose,
+            verbose=self._verbose(self.verbose),
             **self.rbm_args,
         )
 
@@ -140,7 +153,9 @@ class LSUVInit(_OnFirstFit):
     Args:
         x: A batch of inputs (array), as `lsuv` takes it.
         **lsuv_args: Passed to `lsuv` (`tol`, `max_iters`, `orthogonal`,
-            `verbose`, `seed`).
+            `verbose`, `seed`); `verbose="auto"` follows `fit`'s, as
+            Keras's callbacks do (default 0, silent). An unknown keyword is
+            named with the accepted ones.
 
     Example:
 
@@ -160,7 +175,8 @@ class LSUVInit(_OnFirstFit):
         self.lsuv_args = lsuv_args
 
     def _run(self, model):
-        return lsuv(model, self.x, **self.lsuv_args)
+        verbose = self._verbose(self.lsuv_args.get("verbose", 0))
+        return lsuv(model, self.x, **{**self.lsuv_args, "verbose": verbose})
 
 
 class GradientHistograms(keras.callbacks.Callback):
