@@ -341,25 +341,49 @@ class SmallRandomNormal(RandomNormal):
         super().__init__(stddev=stddev, seed=seed)
 
 
-class _Xavier(_RandomInitializer):
+def _fan(fans: tuple[int, int], mode: str) -> float:
+    """The fan a variance-scaling `mode` reads from `(fan_in, fan_out)`.
+
+    Example:
+
+    >>> _fan((4, 8), "fan_in"), _fan((4, 8), "fan_out"), _fan((4, 8), "fan_avg")
+    (4, 8, 6.0)
+    """
+    fan_in, fan_out = fans
+    return {"fan_in": fan_in, "fan_out": fan_out}.get(mode, (fan_in + fan_out) / 2)
+
+
+class _VarianceScaling(_RandomInitializer):
+    """`Var(W) = scale / fan`, `fan` the `mode`'s of the weight's fans.
+
+    Keras's `VarianceScaling` (untruncated) with this module's seeds; each
+    scaled scheme is a subclass that picks `scale` and `mode` from its own
+    arguments, and its Normal or Uniform twin sets `distribution`. The fans
+    are the shape's (`compute_fans`), or those `draw_with_fans` passes.
+    """
+
     distribution = "normal"
 
+    def __init__(self, scale: float, mode: str, seed: Seed = None):
+        super().__init__(seed)
+        self._variance = scale
+        self.mode = mode
+
+    def _sample(self, shape, dtype, fans):
+        std = math.sqrt(self._variance / _fan(fans, self.mode))
+        return self._draw(shape, dtype, std, self.distribution)
+
+
+class _Xavier(_VarianceScaling):
     def __init__(
         self,
         gain: Gain = 1.0,
         mode: Literal["fan_in", "fan_out", "fan_avg"] = "fan_avg",
         seed: Seed = None,
     ):
-        super().__init__(seed)
-        self._scale, self.gain = _gain(gain)
-        self.mode = _choice("mode", mode, ("fan_in", "fan_out", "fan_avg"))
-
-    def _sample(self, shape, dtype, fans):
-        fan_in, fan_out = fans
-        fan = {"fan_in": fan_in, "fan_out": fan_out}.get(self.mode)
-        if fan is None:
-            fan = (fan_in + fan_out) / 2
-        return self._draw(shape, dtype, self._scale / math.sqrt(fan), self.distribution)
+        scale, self.gain = _gain(gain)
+        mode = _choice("mode", mode, ("fan_in", "fan_out", "fan_avg"))
+        super().__init__(scale=scale * scale, mode=mode, seed=seed)
 
     def get_config(self) -> dict:
         return {"gain": self.gain, "mode": self.mode, **super().get_config()}
@@ -417,28 +441,22 @@ class XavierUniform(_Xavier):
     distribution = "uniform"
 
 
-class _He(_RandomInitializer):
-    distribution = "normal"
-
+class _He(_VarianceScaling):
     def __init__(
         self,
         negative_slope: float = 0.0,
         mode: Literal["fan_in", "fan_out"] = "fan_in",
         seed: Seed = None,
     ):
-        super().__init__(seed)
         if not is_number(negative_slope) or not math.isfinite(negative_slope):
             raise ValueError(
                 "Argument `negative_slope` must be a finite number. "
                 f"Received: negative_slope={negative_slope!r}"
             )
         self.negative_slope = float(negative_slope)
-        self.mode = _choice("mode", mode, ("fan_in", "fan_out"))
-
-    def _sample(self, shape, dtype, fans):
-        fan = fans[0 if self.mode == "fan_in" else 1]
-        std = math.sqrt(2.0 / ((1.0 + self.negative_slope * self.negative_slope) * fan))
-        return self._draw(shape, dtype, std, self.distribution)
+        mode = _choice("mode", mode, ("fan_in", "fan_out"))
+        scale = 2.0 / (1.0 + self.negative_slope * self.negative_slope)
+        super().__init__(scale=scale, mode=mode, seed=seed)
 
     def get_config(self) -> dict:
         return {
@@ -667,14 +685,10 @@ def draw_with_fans(init, shape, dtype, fans: tuple[int, int]):
     if isinstance(init, _Initializer):
         return init._call(shape, dtype, fans)
     if isinstance(init, keras.initializers.VarianceScaling):
-
-        def fan(pair):
-            return {"fan_in": pair[0], "fan_out": pair[1]}.get(
-                init.mode, (pair[0] + pair[1]) / 2
-            )
-
         scaled = keras.initializers.VarianceScaling(
-            scale=init.scale * fan(compute_fans(shape)) / fan(fans),
+            scale=init.scale
+            * _fan(compute_fans(shape), init.mode)
+            / _fan(fans, init.mode),
             mode=init.mode,
             distribution=init.distribution,
             seed=init.seed,
