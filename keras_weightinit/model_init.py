@@ -31,7 +31,12 @@ import numpy as np
 from keras import ops
 
 from keras_weightinit import distributed, graph
-from keras_weightinit.checks import positive_int, positive_number
+from keras_weightinit.checks import (
+    known_keywords,
+    positive_int,
+    positive_number,
+    verbose_level,
+)
 from keras_weightinit.data import as_array, fit_model_input
 from keras_weightinit.gains import CONV_TRANSPOSE
 from keras_weightinit.graph import Weight
@@ -114,27 +119,41 @@ def check_model(model, caller: str) -> keras.Model:
     return model
 
 
-def check_lsuv_args(tol=0.1, max_iters=10, orthogonal=True, verbose=0, seed=None):
+_LSUV_ARGUMENTS = ("tol", "max_iters", "orthogonal", "verbose", "seed")
+_TOL_MIN = float(np.finfo(np.float32).resolution)  # 1e-06
+
+
+def check_lsuv_args(
+    tol=0.1, max_iters=10, orthogonal=True, verbose=0, seed=None, **unknown
+):
     """Raises `ValueError` for a bad `lsuv` argument; returns them checked.
 
-    `LSUVInit` calls it at construction, so a bad value fails before `fit`.
+    `LSUVInit` calls it at construction, so a bad value fails before `fit`;
+    an unknown keyword is named with the accepted ones. `tol` must be at
+    least float32's resolution, 1e-6: the variances are float32, so a
+    smaller one is never met. `verbose` as in Keras (`checks.verbose_level`),
+    returned as an int.
 
     Example:
 
     >>> check_lsuv_args(tol=0.05, max_iters=20)
     (0.05, 20, True, 0, None)
     """
+    known_keywords("lsuv (and LSUVInit)", unknown, _LSUV_ARGUMENTS)
     tol = positive_number("tol", tol)
+    if tol < _TOL_MIN:
+        raise ValueError(
+            f"Argument `tol` must be at least {_TOL_MIN:g}, float32's resolution "
+            "(the variances are float32: a smaller tolerance is never met). "
+            f"Received: tol={tol!r}"
+        )
     max_iters = positive_int("max_iters", max_iters)
     if not isinstance(orthogonal, bool):
         raise ValueError(
             "Argument `orthogonal` must be True or False. "
             f"Received: orthogonal={orthogonal!r}"
         )
-    if verbose not in (0, 1):
-        raise ValueError(
-            f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"
-        )
+    verbose = verbose_level(verbose)
     return tol, max_iters, orthogonal, verbose, check_seed(seed)
 
 
