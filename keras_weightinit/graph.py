@@ -34,6 +34,7 @@ import re
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
 from keras_weightinit.gains import CONV_TRANSPOSE, activation_name, compute_fans
 
@@ -67,8 +68,8 @@ KERNEL_ROLES = (
     "pointwise_kernel",
     "recurrent_kernel",
     "embeddings",
+    "token",
 )
-_SET_ROLES = ("bias", "gamma", "beta")
 # attribute of the owner layer -> role
 _ATTRIBUTES = {
     "kernel": "kernel",
@@ -226,9 +227,11 @@ class Weight:
     Attributes:
         variable: The `keras.Variable`.
         layer: The layer that owns it (the innermost one).
-        role: `kernel`, `depthwise_kernel`, `pointwise_kernel`,
-            `recurrent_kernel`, `embeddings`, `bias`, `gamma`, `beta`, or
-            `unknown` (a weight of a layer type the core does not know).
+        role: Drawn: `kernel`, `depthwise_kernel`, `pointwise_kernel`,
+            `recurrent_kernel`, `embeddings` (a lookup or added table),
+            `token` (a class or register token); set: `bias`, `gamma`,
+            `beta`, `constant` (any other weight its layer builds as a
+            constant); or `unknown` (a random vector: no fans).
         name: The layer path of the owner (see `layer_path`), the name the
             tools report.
         fan_in: Inputs one output unit sums over (see the table in
@@ -238,6 +241,13 @@ class Weight:
             (4 for LSTM kernels, 3 for GRU, 1 otherwise).
         unit: The layer whose call computes this weight's output: the RNN
             layer for a cell's weights, else the owner.
+        experts: Slices along the first axis that are initialized separately
+            (the experts of a mixture-of-experts kernel
+            `(experts, in, out)`, whose fans are an expert's), 1 otherwise.
+        initial: For a weight that is set, not drawn: the constant value its
+            layer's own initializer gives it at build, or None when that
+            cannot be read (then `initialize` sets biases and betas to 0 and
+            gammas to 1).
     """
 
     variable: keras.Variable
@@ -248,6 +258,8 @@ class Weight:
     fan_out: int | None = None
     gates: int = 1
     unit: keras.Layer | None = None
+    experts: int = 1
+    initial: object = None
 
     @property
     def path(self) -> str:
@@ -344,6 +356,202 @@ def _owners(model: keras.Layer) -> dict[int, tuple[keras.Layer, str]]:
     return owners
 
 
+def own_variables(layer: keras.Layer) -> list[keras.Variable]:
+    """The variables `layer` holds itself, not through a sublayer."""
+    below = {id(v) for sub in _sublayers(layer) for v in sub.weights}
+    return [v for v in layer.weights if id(v) not in below]
+
+
+def build_initializers(layer: keras.Layer) -> dict[int, object]:
+    """`id(variable) ->` the initializer `layer`'s build drew it from.
+
+    A copy of the layer is made from its config and built from its build
+    config inside a `keras.StatelessScope`, where Keras creates variables
+    without values and keeps their initializers: nothing is drawn or
+    allocated. `{}` when the layer cannot be rebuilt so (a config that does
+    not serialize, a build that needs more than shapes).
+    """
+    from keras.src.backend.common import global_state
+
+    key = "uninitialized_variables"
+    pending = list(global_state.get_global_attribute(key) or [])
+    try:
+        copy = type(layer).from_config(layer.get_config())
+        with keras.StatelessScope(initialize_variables=False):
+            copy.build_from_config(layer.get_build_config())
+        mine, theirs = own_variables(layer), own_variables(copy)
+        if [tuple(v.shape) for v in mine] != [tuple(v.shape) for v in theirs]:
+            return {}
+        return {id(a): b._initializer for a, b in zip(mine, theirs, strict=True)}
+    except Exception:
+        return {}
+    finally:
+        global_state.set_global_attribute(key, pending)
+
+
+def _constant(initializer, variable: keras.Variable):
+    """The value `initializer` gives `variable` if every entry is the same.
+
+    Without an initializer (its layer cannot be rebuilt), the variable's
+    current value is read instead.
+    """
+    if initializer is None:
+        flat = keras.ops.reshape(variable.value, (-1,))
+        if not bool(keras.ops.all(keras.ops.equal(flat, flat[0]))):
+            return None
+        first = keras.ops.convert_to_numpy(flat[0])
+        return np.full(tuple(variable.shape), first, first.dtype)
+    config = getattr(initializer, "get_config", dict)()
+    if config.get("seed", False) is not False:  # Keras's random initializers
+        return None
+    try:
+        value = initializer(tuple(variable.shape), dtype=variable.dtype)
+    except Exception:
+        return None
+    value = np.asarray(keras.ops.convert_to_numpy(value))
+    if value.size and np.all(value == value.flat[0]):
+        return value
+    return None
+
+
+def _input_width(layer: keras.Layer) -> int | None:
+    """The last axis of the input `layer` was built for, if known."""
+    config = layer.get_build_config() or {}
+    shape = config.get("input_shape")
+    if shape is None and config.get("shapes_dict"):
+        shape = next(iter(config["shapes_dict"].values()))
+    if isinstance(shape, (list, tuple)) and shape and isinstance(shape[-1], int):
+        return shape[-1]
+    return None
+
+
+def drawn_role(layer: keras.Layer, shape: tuple[int, ...]) -> str:
+    """The role of a weight of an unknown name that its layer drew at random.
+
+    | shape                                   | role          | fans
+    |-----------------------------------------|---------------|----------------
+    | `(1, ..., n, d)`                        | `token`       | `1`, `d`
+    | `(rows, d)`, `d` the input's width and  | `embeddings`  | `1`, `d`
+    |   `rows` not (a table added or looked   |               |
+    |   up, as position embeddings)           |               |
+    | `(experts, in, out)`                    | `kernel`      | per expert
+    | any other of rank >= 2                  | `kernel`      | `compute_fans`
+    | rank 0 or 1                             | `unknown`     |
+    """
+    if len(shape) < 2:
+        return "unknown"
+    if shape[0] == 1 and all(d == 1 for d in shape[:-2]):
+        return "token"
+    width = _input_width(layer)
+    if len(shape) == 2 and width is not None and shape[-2] != width == shape[-1]:
+        return "embeddings"
+    return "kernel"
+
+
+def _role(owner, attribute, variable, initializer) -> tuple[str, object]:
+    """`(role, constant value at build or None)` of one weight."""
+    role = _ATTRIBUTES.get(attribute)
+    if role == "kernel" and isinstance(owner, _DEPTHWISE):
+        return "depthwise_kernel", None
+    if role in ("gamma", "beta") and not isinstance(owner, _NORMALIZATION):
+        role = None  # a LayerScale's gamma: read from its build
+    if isinstance(owner, keras.layers.RMSNormalization) and attribute == "scale":
+        role = "gamma"
+    if role in KERNEL_ROLES:
+        return role, None
+    constant = _constant(initializer, variable)
+    if role is not None:
+        return role, constant
+    if constant is not None:
+        return "constant", constant
+    return drawn_role(owner, tuple(variable.shape)), None
+
+
+def _parents(model: keras.Layer) -> dict[int, keras.Layer]:
+    parents: dict[int, keras.Layer] = {}
+    for layer in [model, *layers(model)]:
+        for sub in _sublayers(layer, recursive=False):
+            parents.setdefault(id(sub), layer)
+        cell = getattr(layer, "cell", None)
+        if isinstance(cell, keras.Layer):
+            parents[id(cell)] = layer
+    return parents
+
+
+def weights(model: keras.Layer) -> list[Weight]:
+    """Every trainable float weight of a built model, with role and fans.
+
+    A weight's role comes from what it is in its layer: the kernels, tables
+    and normalization weights of Keras's layers by their attribute; any
+    other weight by what the layer's own initializer gives it at build
+    (`build_initializers`): a constant (a norm's scale, a LayerScale's
+    gain, a bias) has role `constant` and keeps that value; a random draw
+    is a `kernel`, `embeddings` table or `token` by its shape
+    (`drawn_role`). Only a random vector, which has no fans, is `unknown`
+    (`check_known` names it with the `rules=` fix). Weights Keras's own
+    layers hold that no rule covers (PReLU's `alpha`, `Attention`'s
+    `scale`) are left out.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> [(w.role, w.fan_in, w.fan_out) for w in weights(model)]
+    [('kernel', 3, 2), ('bias', None, None)]
+    """
+    owners, parents = _owners(model), _parents(model)
+    owner_of = {}
+    for layer in [model, *layers(model)]:
+        for variable in own_variables(layer):
+            owner_of.setdefault(id(variable), layer)
+    built: dict[int, dict] = {}
+    found, seen = [], set()
+    for variable in model.trainable_variables:
+        if id(variable) in seen or not keras.backend.is_float_dtype(variable.dtype):
+            continue
+        seen.add(id(variable))
+        owner, attribute = owners.get(id(variable), (None, None))
+        if owner is not None and attribute not in _ATTRIBUTES:
+            continue  # _LEFT_ALONE
+        owner = owner or owner_of.get(id(variable), model)
+        if _ATTRIBUTES.get(attribute) in KERNEL_ROLES:
+            initializer = None
+        else:
+            if id(owner) not in built:
+                built[id(owner)] = build_initializers(owner)
+            initializer = built[id(owner)].get(id(variable))
+        role, constant = _role(owner, attribute, variable, initializer)
+        found.append(_weight(model, owner, role, variable, constant, parents))
+    return found
+
+
+def _weight(model, owner, role, variable, constant, parents) -> Weight:
+    name, unit = layer_path(owner, model), _unit(owner, parents)
+    if role not in KERNEL_ROLES:
+        return Weight(variable, owner, role, name, unit=unit, initial=constant)
+    shape = tuple(int(d) for d in variable.shape)
+    experts = 1
+    if (
+        role == "kernel"
+        and len(shape) == 3
+        and owner_attribute(owner, variable) is None
+    ):
+        experts = shape[0]
+        fan_in, fan_out, gates = shape[1], shape[2], 1
+    else:
+        fan_in, fan_out, gates = fans_of(owner, role, shape)
+    return Weight(
+        variable, owner, role, name, fan_in, fan_out, gates, unit, experts=experts
+    )
+
+
+def owner_attribute(layer: keras.Layer, variable: keras.Variable) -> str | None:
+    """The attribute of `_ATTRIBUTES` under which `layer` holds `variable`."""
+    for attribute in _ATTRIBUTES:
+        if getattr(layer, attribute, None) is variable:
+            return attribute
+    return None
+
+
 def _unit(layer: keras.Layer, parents: dict[int, keras.Layer]) -> keras.Layer:
     """The RNN layer around a cell (its call is what can be observed)."""
     parent = parents.get(id(layer))
@@ -352,94 +560,38 @@ def _unit(layer: keras.Layer, parents: dict[int, keras.Layer]) -> keras.Layer:
     return layer
 
 
-def weights(model: keras.Layer) -> list[Weight]:
-    """Every trainable float weight of a built model, with role and fans.
-
-    Weights Keras's own layers hold that no rule covers (PReLU's `alpha`,
-    `Attention`'s `scale`) are left out; a weight of another name held by a
-    custom layer has role `unknown` (`check_known` names them).
-
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    >>> [(w.role, w.fan_in, w.fan_out) for w in weights(model)]
-    [('kernel', 3, 2), ('bias', None, None)]
-    """
-    owners = _owners(model)
-    parents: dict[int, keras.Layer] = {}
-    for layer in [model, *layers(model)]:
-        for sub in _sublayers(layer, recursive=False):
-            parents.setdefault(id(sub), layer)
-        cell = getattr(layer, "cell", None)
-        if isinstance(cell, keras.Layer):
-            parents[id(cell)] = layer
-    found, seen = [], set()
-    for variable in model.trainable_variables:
-        if id(variable) in seen or not keras.backend.is_float_dtype(variable.dtype):
-            continue
-        seen.add(id(variable))
-        owner, attribute = owners.get(id(variable), (None, None))
-        if owner is None:
-            found.append(
-                Weight(variable, model, "unknown", variable.path.rsplit("/", 1)[0])
-            )
-            continue
-        if attribute not in _ATTRIBUTES:
-            continue
-        role = _ATTRIBUTES[attribute]
-        if role == "kernel" and isinstance(owner, _DEPTHWISE):
-            role = "depthwise_kernel"
-        if role in ("gamma", "beta") and not isinstance(owner, _NORMALIZATION):
-            role = "unknown"
-        if isinstance(owner, keras.layers.RMSNormalization) and attribute == "scale":
-            role = "gamma"
-        name = layer_path(owner, model)
-        if role in KERNEL_ROLES:
-            fan_in, fan_out, gates = fans_of(owner, role, tuple(variable.shape))
-            found.append(
-                Weight(
-                    variable,
-                    owner,
-                    role,
-                    name,
-                    fan_in,
-                    fan_out,
-                    gates,
-                    _unit(owner, parents),
-                )
-            )
-        else:
-            found.append(
-                Weight(variable, owner, role, name, unit=_unit(owner, parents))
-            )
-    return found
-
-
 def kernel_weights(model: keras.Layer) -> list[Weight]:
     """The weights of `weights(model)` that are drawn (`KERNEL_ROLES`)."""
     return [w for w in weights(model) if w.kernel_like]
 
 
-def check_known(model: keras.Layer, caller: str) -> list[Weight]:
+def check_known(
+    model: keras.Layer, caller: str, covered: Callable[[str], bool] | None = None
+) -> list[Weight]:
     """`weights(model)`, or `ValueError` naming the weights of unknown role.
 
     Args:
         model: A built model.
         caller: The tool's name, used in the message.
+        covered: Whether a variable path is covered by one of the user's
+            `rules=` (its role need not be known).
     """
     found = weights(model)
-    unknown = [w for w in found if w.role == "unknown"]
+    unknown = [
+        w
+        for w in found
+        if w.role == "unknown" and not (covered is not None and covered(w.path))
+    ]
     if unknown:
-        listed = ", ".join(
-            f"{w.path} (in a {type(_owner_of(w, model)).__name__})" for w in unknown
-        )
+        listed = ", ".join(f"{w.path} (in a {type(w.layer).__name__})" for w in unknown)
         raise ValueError(
-            f"{caller} does not know how to initialize weights {listed}: the "
-            "core knows kernel, depthwise_kernel, pointwise_kernel, "
-            "recurrent_kernel, embeddings, bias and normalization gamma/beta "
-            "held under those attribute names. Store the weight as "
-            "`self.kernel` (its fans are read from its shape) or leave it out "
-            f"of the model. Received: model={model.name!r}"
+            f"{caller} does not know how to initialize weights {listed}: their "
+            "layer draws them at random and they have no fans (a vector). "
+            "Say what to do with them in `rules=`, a dict of glob patterns on "
+            "the variable path: for example "
+            f"`rules={{{unknown[0].path!r}: 'keep'}}` (leave it as it is), an "
+            "initializer or a scheme name. Nothing was changed. "
+            f"Received: model={model.name!r}"
         )
     if not any(w.kernel_like for w in found):
         raise ValueError(
@@ -448,15 +600,6 @@ def check_known(model: keras.Layer, caller: str) -> list[Weight]:
             f"with layers {[layer.name for layer in layers(model)]}"
         )
     return found
-
-
-def _owner_of(weight: Weight, model: keras.Layer) -> keras.Layer:
-    """The innermost layer whose weights hold `weight.variable`."""
-    owner = model
-    for layer in layers(model):
-        if any(v is weight.variable for v in layer.weights):
-            owner = layer
-    return owner
 
 
 # --------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_weightinit import distributed, graph
+from keras_weightinit import distributed, graph, structure
 from keras_weightinit.checks import (
     known_keywords,
     positive_int,
@@ -43,6 +43,7 @@ from keras_weightinit.graph import Weight
 from keras_weightinit.initializers import (
     HeNormal,
     Orthogonal,
+    RandomNormal,
     XavierNormal,
     draw_with_fans,
     get_scheme,
@@ -50,6 +51,7 @@ from keras_weightinit.initializers import (
 )
 from keras_weightinit.probe import forward
 from keras_weightinit.residual import check_recipe, plan
+from keras_weightinit.rules import KEEP, Rules
 from keras_weightinit.seeds import Seed, check_seed, spawn_seeds
 
 __all__ = ["InitReport", "LSUVReport", "check_lsuv_args", "draw", "initialize", "lsuv"]
@@ -84,6 +86,24 @@ _FAMILIES = {
     "softmax": "glorot",
     "log_softmax": "glorot",
 }
+
+
+def _family(name: str | None) -> str | None:
+    """The family of an activation name; a package's variant by its base name.
+
+    `"keras_hub>gelu_approximate"` is a `gelu`: the part after `>` and then
+    the longest known name it starts with are tried.
+    """
+    if name is None:
+        return None
+    base = name.rsplit(">", 1)[-1]
+    for key in (name, base):
+        if key in _FAMILIES:
+            return _FAMILIES[key]
+    for key in sorted(_FAMILIES, key=len, reverse=True):
+        if base.startswith(key):
+            return _FAMILIES[key]
+    return None
 
 
 def _auto_initializer(family: str, slope: float, seed: Seed):
@@ -204,16 +224,29 @@ def draw(init, weight: Weight, seed: Seed = None):
     view, back = _matrix_view(weight)
     dtype = weight.variable.dtype
     fans = (weight.fan_in, weight.fan_out)
-    if weight.gates == 1:
-        return back(ops.convert_to_tensor(draw_with_fans(init, view, dtype, fans)))
-    block = (*view[:-1], view[-1] // weight.gates)
+    if weight.experts > 1:  # one draw per expert, with an expert's fans
+        slices = spawn_seeds(seed, weight.experts)
+        return ops.stack(
+            [
+                _draw_gates(_clone(init, s), view[1:], dtype, fans, weight.gates, s)
+                for s in slices
+            ]
+        )
+    return back(_draw_gates(init, view, dtype, fans, weight.gates, seed))
+
+
+def _draw_gates(init, shape, dtype, fans, gates: int, seed: Seed):
+    """`init` drawn for `shape`, each of `gates` blocks of the last axis alone."""
+    if gates == 1:
+        return ops.convert_to_tensor(draw_with_fans(init, shape, dtype, fans))
+    block = (*shape[:-1], shape[-1] // gates)
     parts = [
         ops.convert_to_tensor(
             draw_with_fans(_clone(init, block_seed), block, dtype, fans)
         )
-        for block_seed in spawn_seeds(seed, weight.gates)
+        for block_seed in spawn_seeds(seed, gates)
     ]
-    return back(ops.concatenate(parts, axis=-1))
+    return ops.concatenate(parts, axis=-1)
 
 
 def _clone(initializer, seed: Seed):
@@ -228,12 +261,17 @@ def _clone(initializer, seed: Seed):
 
 
 def _set_value(weight: Weight) -> np.ndarray:
-    """The value `initialize` sets a bias, gamma or beta to.
+    """The value `initialize` sets a weight that is not drawn to.
 
-    Biases and betas are 0, gammas 1; an LSTM bias gets 1 on its forget gate
-    when the cell has `unit_forget_bias=True` (Jozefowicz et al. 2015).
+    The value its layer's own initializer gives it at build, where that is
+    a constant (`Weight.initial`: a norm's scale, Gemma's zero scale, a
+    LayerScale's 1e-6, an LSTM's forget-gate bias); else biases and betas
+    are 0 and gammas 1, an LSTM bias 1 on its forget gate when the cell has
+    `unit_forget_bias=True` (Jozefowicz et al. 2015).
     """
     shape = weight.shape
+    if weight.initial is not None:
+        return np.asarray(weight.initial)
     if weight.role == "gamma":
         return np.ones(shape, "float32")
     value = np.zeros(shape, "float32")
@@ -244,24 +282,59 @@ def _set_value(weight: Weight) -> np.ndarray:
     return value
 
 
-def _auto(weight: Weight, model: keras.Model, seed: Seed, unknown: list):
-    """The initializer of the "auto" rule for a kernel-like weight."""
+def readout_std(head: Weight) -> float:
+    """The std of the readout's draw: `sqrt(0.1 ln(C) / fan_in)`, at most LeCun's.
+
+    Logits `z = h W` of `C` classes, from features `h` of unit second moment
+    and `W ~ N(0, s^2 / fan_in)`, are i.i.d. `N(0, s^2)`, and the expected
+    cross-entropy of an untrained model is `E[logsumexp(z)] - E[z_y] ~ ln(C)
+    + s^2 / 2` (the second-order expansion of `logsumexp` around 0). With
+    `s^2 = 0.1 ln(C)` (capped at 1, LeCun's `1 / fan_in`) the model predicts
+    near uniformly, its loss within 5% of `ln(C)`, while the readout still
+    passes a gradient to the layers below. A tied table `(C, d)` is used
+    transposed: its readout fan-in is `d`. `C` is at least 2 (one sigmoid
+    unit is a choice of two).
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(10)])
+    >>> head = graph.kernel_weights(model)[0]
+    >>> round(readout_std(head), 4)
+    0.06
+    """
+    if head.role == "embeddings":
+        classes, fan = head.shape[0], head.shape[-1]
+    else:
+        classes, fan = head.shape[-1] // max(head.gates, 1), head.fan_in
+    spread = min(1.0, 0.1 * math.log(max(classes, 2)))
+    return math.sqrt(spread / fan)
+
+
+def _auto(weight: Weight, model, seed: Seed, unknown: list, heads=()):
+    """`(initializer, qualifier)` of the "auto" rule for a kernel-like weight."""
     layer = weight.layer
-    if weight.role == "embeddings":
-        return XavierNormal(mode="fan_in", seed=seed)  # fan_in 1: N(0, 1)
+    if weight in heads:
+        tied = " (readout, tied table)" if weight.role == "embeddings" else " (readout)"
+        return RandomNormal(stddev=readout_std(weight), seed=seed), tied
+    tied = [h for h in heads if h.role == "embeddings"]
+    if tied and weight.role in ("embeddings", "token"):
+        # the tied table's scale, so the input tables summed keep their ratio
+        return RandomNormal(stddev=readout_std(tied[0]), seed=seed), " (tied model)"
+    if weight.role in ("embeddings", "token"):
+        return XavierNormal(mode="fan_in", seed=seed), ""  # fan_in 1: N(0, 1)
     if weight.role == "recurrent_kernel":
-        return Orthogonal(seed=seed)
+        return Orthogonal(seed=seed), ""
     if isinstance(getattr(layer, "recurrent_kernel", None), keras.Variable):
-        return XavierNormal(seed=seed)  # an RNN cell's input kernel, per gate
+        return XavierNormal(seed=seed), ""  # an RNN cell's input kernel, per gate
     if weight.role == "depthwise_kernel" and isinstance(
         getattr(layer, "pointwise_kernel", None), keras.Variable
     ):
-        return XavierNormal(seed=seed)  # linear: the pointwise conv follows
+        return XavierNormal(seed=seed), ""  # linear: the pointwise conv follows
     name, slope = graph.following_activation(layer, model)
-    family = _FAMILIES.get(name)
+    family = _family(name)
     if family is None:
         unknown.append(f"{weight.name} ({name})")
-    return _auto_initializer(family or "glorot", slope, seed)
+    return _auto_initializer(family or "glorot", slope, seed), ""
 
 
 _SET_RULES = {"bias": "bias: 0", "gamma": "gamma: 1", "beta": "beta: 0"}
@@ -288,9 +361,10 @@ class InitReport(dict):
     """What `initialize` did: `variable path -> initializer used`.
 
     A plain dict (one entry per re-drawn weight) with `rules`, `variable path
-    -> the rule that set it, in words` (every weight `initialize` set, biases
-    and normalization weights included), and `alpha`, DeepNorm's residual
-    multiplier for the user's residual layers (None for other recipes).
+    -> the rule that set it, in words` (every trainable variable: drawn,
+    set to its layer's constant, or kept by a user's rule), `alpha`,
+    DeepNorm's residual multiplier for the user's residual layers (None for
+    other recipes), and `str(report)`, the rules as a table.
 
     Example:
 
@@ -306,12 +380,21 @@ class InitReport(dict):
         self.rules: dict[str, str] = {}
         self.alpha: float | None = None
 
+    def __str__(self) -> str:
+        width = max([len("variable"), *map(len, self.rules)])
+        lines = [f"{'variable':<{width}}  rule"]
+        lines += [f"{path:<{width}}  {rule}" for path, rule in self.rules.items()]
+        if self.alpha is not None:
+            lines.append(f"residual layers: alpha = {self.alpha:.4g}")
+        return "\n".join(lines)
+
 
 def initialize(
     model: keras.Model,
     scheme: str | keras.initializers.Initializer = "auto",
     seed: Seed = None,
     residual: str | None = None,
+    rules: dict | None = None,
 ) -> InitReport:
     """Re-initializes every kernel-like weight of a built model, in place.
 
@@ -342,8 +425,21 @@ def initialize(
     | Separable depthwise kernel            | `XavierNormal()` (linear)         |
     | RNN cell kernel                       | `XavierNormal()` per gate block   |
     | RNN recurrent kernel                  | `Orthogonal()` per gate block     |
-    | Embedding table (fan_in 1)            | `XavierNormal(mode="fan_in")`:    |
-    |                                       | `N(0, 1)`                         |
+    | Embedding table (fan_in 1), position  | `XavierNormal(mode="fan_in")`:    |
+    | table, class/register token           | `N(0, 1)`                         |
+    | the readout (the projection making    | `N(0, 0.1 ln(C) / fan_in)` (see   |
+    | logits or probabilities of `C`        | `readout_std`): the untrained     |
+    | classes: a Dense head, an untied      | model predicts near uniformly     |
+    | reverse embedding)                    |                                   |
+    | a tied table (input and readout) and  | the readout's rule, `fan_in = d`, |
+    | the model's other input tables        | for the one variable              |
+    | a kernel `(experts, in, out)`         | each expert its own draw          |
+
+    Weights that are set, not drawn (biases, normalization scales and
+    offsets, LayerScale gains, any weight its layer builds as a constant)
+    get the value their layer's own initializer gives them at build
+    (Gemma's zero scale stays 0, a LayerScale's 1e-6 stays 1e-6); see
+    `keras_weightinit.graph.weights` for how roles are read.
 
     The activation is the layer's own `activation=`; when that is linear, a
     single `Activation`, `ReLU`, `LeakyReLU`, `PReLU`, `ELU` or `Softmax`
@@ -371,7 +467,13 @@ def initialize(
             `1/sqrt(M)`, M residual additions) or `"deepnorm"` (branch
             kernels, of attention the value and output projections, x
             `(4M)^(-1/4)`; `report.alpha = M^(1/4)` is for the residual
-            layers, `LN(alpha * x + f(x))`).
+            layers, `LN(alpha * x + f(x))`). Branches are found in the
+            layer graph (`Add`) and inside blocks that add them in their own
+            `call` (`keras_weightinit.structure.inner_blocks`).
+        rules: None, or `{glob pattern: "keep" | scheme name |
+            keras.initializers.Initializer}` on variable paths
+            (`fnmatch`, first match wins), applied before the automatic
+            rules; a weight the core cannot place must be covered here.
 
     Returns:
         An `InitReport`: a dict `variable path -> initializer used`, one
@@ -409,7 +511,7 @@ def initialize(
     kept: list = []
     try:
         with distributed.together("initialize"):
-            used, values = _plan(model, scheme, seed, residual)
+            used, values = _plan(model, scheme, seed, residual, rules)
             kept = distributed.snapshot([v for v, _ in values])
             for variable, value in values:
                 variable.assign(value)
@@ -419,11 +521,7 @@ def initialize(
     return used
 
 
-def _plan(model, scheme, seed, residual) -> tuple[InitReport, list]:
-    """`initialize`'s checks and draws: the report and `(variable, value)`s."""
-    check_model(model, "initialize")
-    seed = check_seed(seed)
-    residual = check_recipe(residual)
+def _check_scheme(scheme) -> None:
     if isinstance(scheme, str):
         known = ["auto", *scheme_names()]
         if scheme not in known:
@@ -437,61 +535,95 @@ def _plan(model, scheme, seed, residual) -> tuple[InitReport, list]:
             "`keras.initializers.Initializer`. "
             f"Received: scheme of type {type(scheme).__name__}"
         )
-    found = graph.check_known(model, "initialize")
+
+
+def _drawn(weight: Weight, rules: Rules) -> bool:
+    """Whether `initialize` draws `weight` (else it sets or keeps it)."""
+    rule = rules.match(weight.path)
+    return rule != KEEP and (weight.kernel_like or rule is not None)
+
+
+def _plan(model, scheme, seed, residual, rules) -> tuple[InitReport, list]:
+    """`initialize`'s checks and draws: the report and `(variable, value)`s."""
+    check_model(model, "initialize")
+    seed = check_seed(seed)
+    residual = check_recipe(residual)
+    _check_scheme(scheme)
+    rules = Rules(rules, [v.path for v in model.trainable_variables], scheme_names())
+    found = graph.check_known(model, "initialize", covered=rules.covers)
     distributed.check_same_model(model)
-    kernels = [w for w in found if w.kernel_like]
     if seed is None and isinstance(scheme, keras.initializers.Initializer):
         own = scheme.get_config().get("seed")
         seed = own if isinstance(own, int) and not isinstance(own, bool) else None
-    seeds = spawn_seeds(distributed.shared_seed(seed), len(kernels))
-
+    drawn = [w for w in found if _drawn(w, rules)]
+    seeds = spawn_seeds(distributed.shared_seed(seed), len(drawn))
+    heads = structure.readouts(model, found) if scheme == "auto" else []
     recipe = None if residual is None else plan(model, residual, found)
     used, values, unknown = InitReport(), [], []
-    for weight, weight_seed in zip(kernels, seeds, strict=True):
-        if scheme == "auto":
-            init = _auto(weight, model, weight_seed, unknown)
-            used.rules[weight.path] = f"auto: {_describe(init)}"
-        elif isinstance(scheme, str):
-            init = get_scheme(scheme, weight_seed)
-            used.rules[weight.path] = f"{scheme}: {_describe(init)}"
-        else:
-            init = _clone(scheme, weight_seed)
-            used.rules[weight.path] = _describe(init)
-        values.append(
-            (
-                weight,
-                distributed.draw_into(
-                    weight.variable, functools.partial(draw, init, weight, weight_seed)
-                ),
+    for weight, weight_seed in zip(drawn, seeds, strict=True):
+        rule = rules.match(weight.path)
+        if rule is not None:
+            init = _named(rule, weight_seed)
+            used.rules[weight.path] = (
+                f"rules[{rules.pattern(weight.path)!r}]: {_describe(init)}"
             )
-        )
+        else:
+            init, used.rules[weight.path] = _initializer(
+                weight, scheme, model, weight_seed, unknown, heads
+            )
+        fill = functools.partial(draw, init, weight, weight_seed)
+        values.append((weight, distributed.draw_into(weight.variable, fill)))
         used[weight.path] = init
     for weight in found:
-        if not weight.kernel_like:
-            values.append(
-                (
-                    weight,
-                    distributed.draw_into(
-                        weight.variable, functools.partial(_set_value, weight)
-                    ),
-                )
-            )
-            used.rules[weight.path] = _SET_RULES.get(weight.role, "set")
-            if getattr(weight.layer, "unit_forget_bias", False):
-                used.rules[weight.path] = "bias: 0, forget gate 1"
+        if weight.path in used.rules:
+            continue
+        if rules.match(weight.path) == KEEP:
+            used.rules[weight.path] = f"rules[{rules.pattern(weight.path)!r}]: kept"
+            continue
+        fill = functools.partial(_set_value, weight)
+        values.append((weight, distributed.draw_into(weight.variable, fill)))
+        used.rules[weight.path] = _set_rule(weight)
+    used.rules = {w.path: used.rules[w.path] for w in found}
     if recipe is not None:
         used.alpha = recipe.alpha
         values = [(w, value * recipe.factors.get(w.path, 1.0)) for w, value in values]
         for path, rule in recipe.rules.items():
             used.rules[path] = f"{used.rules[path]}; {rule}"
-    values = [(w.variable, value) for w, value in values]
     if unknown:
         warnings.warn(
             "initialize: unknown activation after layers "
             f"{', '.join(unknown)}; used XavierNormal() (Glorot) for them.",
             stacklevel=3,
         )
-    return used, values
+    return used, [(w.variable, value) for w, value in values]
+
+
+def _named(rule, seed: Seed):
+    """The initializer of a scheme name or a user's initializer, seeded."""
+    return get_scheme(rule, seed) if isinstance(rule, str) else _clone(rule, seed)
+
+
+def _initializer(weight, scheme, model, seed, unknown, heads):
+    """`(initializer, rule in words)` of a drawn weight under `scheme`."""
+    if scheme == "auto":
+        init, why = _auto(weight, model, seed, unknown, heads)
+        return init, f"auto{why}: {_describe(init)}"
+    if isinstance(scheme, str):
+        init = get_scheme(scheme, seed)
+        return init, f"{scheme}: {_describe(init)}"
+    init = _clone(scheme, seed)
+    return init, _describe(init)
+
+
+def _set_rule(weight: Weight) -> str:
+    """The rule, in words, that set a weight that is not drawn."""
+    if weight.initial is not None:
+        value = np.asarray(weight.initial).flat[0]
+        kept = "kept" if weight.role == "constant" else weight.role
+        return f"{kept}: {value:g}, its layer's constant at build"
+    if weight.role == "bias" and getattr(weight.layer, "unit_forget_bias", False):
+        return "bias: 0, forget gate 1"
+    return _SET_RULES.get(weight.role, "set")
 
 
 # --------------------------------------------------------------------------

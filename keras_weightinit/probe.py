@@ -91,6 +91,7 @@ def observe(
     watch: Callable | None = None,
     stop_after: keras.Layer | None = None,
     perturb: dict | None = None,
+    last: dict | None = None,
 ) -> Iterator[Observed]:
     """Records the first call of each layer in `layers` while active.
 
@@ -103,6 +104,8 @@ def observe(
         perturb: `(id(layer), "out" | "pre") ->` a tensor added to that
             output or pre-activation (zeros whose gradient is the signal
             there, for backends that differentiate functions, not tapes).
+        last: A dict that receives `id(layer) ->` the output of the layer's
+            latest call (a layer called twice, as a tied embedding is).
 
     Yields:
         An `Observed`, filled as the model runs.
@@ -115,7 +118,9 @@ def observe(
                 continue
             activation = vars(layer).get("activation")
             object.__setattr__(
-                layer, "call", _call_hook(layer, seen, watch, stop_after, perturb)
+                layer,
+                "call",
+                _call_hook(layer, seen, watch, stop_after, perturb, last),
             )
             restore.append((layer, activation))
             if callable(activation):
@@ -133,7 +138,7 @@ def observe(
                 object.__setattr__(layer, "activation", activation)
 
 
-def _call_hook(layer, seen: Observed, watch, stop_after, perturb):
+def _call_hook(layer, seen: Observed, watch, stop_after, perturb, last):
     key, original = id(layer), layer.call
     delta = (perturb or {}).get((key, "out"))
 
@@ -141,6 +146,8 @@ def _call_hook(layer, seen: Observed, watch, stop_after, perturb):
         if key not in seen.inputs:
             seen.inputs[key] = _first_tensor(args)
         outputs = original(*args, **kwargs)
+        if last is not None:
+            last[key] = outputs
         if key not in seen.outputs and keras.ops.is_tensor(outputs):
             if delta is not None:
                 outputs = outputs + delta

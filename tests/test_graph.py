@@ -138,23 +138,44 @@ def test_residual_adds_are_found_in_resnets_and_transformers():
     assert len(graph.residual_adds(plain)) == 1
 
 
-def test_a_weight_of_an_unknown_layer_type_is_named():
+def test_a_random_vector_of_an_unknown_layer_is_named_with_the_rules_fix():
     class Scaled(keras.layers.Layer):
         def build(self, shape):
-            self.w = self.add_weight(shape=(shape[-1], 3), name="w")
+            self.w = self.add_weight(shape=(shape[-1],), name="w")
 
         def call(self, x):
-            return x @ self.w
+            return x * self.w
 
-    model = keras.Sequential([keras.Input((4,)), Scaled(name="scaled")])
-    (weight,) = graph.weights(model)
-    assert weight.role == "unknown"
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(4), Scaled(name="scaled")]
+    )
+    roles = {w.name: w.role for w in graph.weights(model)}
+    assert roles["scaled"] == "unknown"
     before = [np.array(v) for v in model.weights]
     for tool in (kw.initialize, lambda m: kw.lsuv(m, np.ones((4, 4), "float32"))):
-        with pytest.raises(ValueError, match=r"scaled/w \(in a Scaled\)"):
+        with pytest.raises(ValueError, match=r"scaled/w \(in a Scaled\).*rules="):
             tool(model)
     for a, b in zip(before, model.weights, strict=True):
         np.testing.assert_array_equal(a, np.asarray(b))
+    report = kw.initialize(model, "auto", seed=0, rules={"*scaled/*": "keep"})
+    assert report.rules[model.layers[-1].w.path] == "rules['*scaled/*']: kept"
+    np.testing.assert_array_equal(before[-1], np.asarray(model.weights[-1]))
+
+
+def test_a_random_matrix_of_an_unknown_name_is_a_kernel_with_fans_from_its_shape():
+    class Mixer(keras.layers.Layer):
+        def build(self, shape):
+            self.mix = self.add_weight(shape=(shape[-1], 3), name="mix")
+            self.gain = self.add_weight(shape=(3,), initializer="ones", name="gain")
+
+        def call(self, x):
+            return (x @ self.mix) * self.gain
+
+    model = keras.Sequential([keras.Input((4,)), Mixer(name="mixer")])
+    mix, gain = graph.weights(model)
+    assert (mix.role, mix.fan_in, mix.fan_out) == ("kernel", 4, 3)
+    assert gain.role == "constant"
+    np.testing.assert_array_equal(gain.initial, np.ones(3))
 
 
 def test_a_model_with_nothing_to_initialize_is_refused():

@@ -269,7 +269,6 @@ def test_initialize_auto_picks_the_documented_initializer():
         }
 
     he = ("HeNormal", {"negative_slope": 0.0, "mode": "fan_in"})
-    glorot = ("XavierNormal", {"gain": 1.0, "mode": "fan_avg"})
     for name in ["d_relu", "d_elu", "d_gelu", "d_swish", "conv_relu"]:
         assert kind(name) == he, name
     assert kind("d_leaky_relu") == (
@@ -280,8 +279,9 @@ def test_initialize_auto_picks_the_documented_initializer():
     assert kind("d_tanh") == ("XavierNormal", {"gain": "tanh", "mode": "fan_avg"})
     assert kind("then_bn_tanh") == kind("d_tanh")
     assert kind("d_selu") == ("XavierNormal", {"gain": 1.0, "mode": "fan_in"})
-    assert kind("d_sigmoid") == glorot
-    assert kind("d_None") == glorot
+    # linear and sigmoid outputs are readouts: N(0, 0.1 ln(2) / fan_in)
+    readout = ("RandomNormal", {"stddev": math.sqrt(0.1 * math.log(256) / 256)})
+    assert kind("d_sigmoid") == kind("d_None") == readout
 
     # the values really are those scales, and the biases are zero
     layers = {layer.name: layer for layer in model.layers}
@@ -300,6 +300,30 @@ def test_initialize_auto_picks_the_documented_initializer():
     for layer in layers.values():
         if getattr(layer, "bias", None) is not None:
             assert not np.any(np.asarray(layer.bias)), layer.name
+
+
+def test_hidden_linear_and_sigmoid_layers_get_glorot_and_the_head_the_readout_rule():
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(64, name="linear"),
+            keras.layers.Dense(64, activation="sigmoid", name="sigmoid"),
+            keras.layers.Dense(10, activation="softmax", name="head"),
+        ]
+    )
+    used = kw.initialize(model, "auto", seed=0)
+    names = {path.split("/")[-2]: type(init).__name__ for path, init in used.items()}
+    assert names == {
+        "linear": "XavierNormal",
+        "sigmoid": "XavierNormal",
+        "head": "RandomNormal",
+    }
+    assert used.rules[model.get_layer("head").kernel.path].startswith("auto (readout)")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((512, 64)).astype("float32")
+    y = rng.integers(0, 10, 512)
+    loss = keras.losses.sparse_categorical_crossentropy(y, model(x))
+    assert float(np.mean(loss)) == pytest.approx(math.log(10), rel=0.02)
 
 
 @pytest.mark.parametrize("scheme", ["he", "orthogonal"])
