@@ -40,8 +40,9 @@ import math
 
 import keras
 
-from keras_weightinit import graph
+from keras_weightinit import graph, structure
 from keras_weightinit.graph import Weight
+from keras_weightinit.structure import Branch
 
 __all__ = ["RECIPES", "ResidualPlan", "check_recipe", "plan"]
 
@@ -97,37 +98,8 @@ def _kernels_of(layer: keras.Layer, kernels: dict[int, list[Weight]]) -> list[We
     return sorted(found, key=lambda w: order.get(id(w.variable), 0))
 
 
-def _projections(layer: keras.Layer, weights: list[Weight]) -> list[Weight]:
-    """An attention layer's value and output projections; else `weights`."""
-    projections = graph.attention_projections(layer)
-    if not projections:
-        return weights
-    keep = {id(projections["value"]), id(projections["output"])}
-    return [w for w in weights if id(w.layer) in keep]
-
-
-def plan(model: keras.Model, recipe: str, weights: list[Weight]) -> ResidualPlan:
-    """The factors `recipe` applies to `weights` (those of `graph.weights`).
-
-    Args:
-        model: The model, with a layer graph holding residual `Add`s.
-        recipe: One of `RECIPES`.
-        weights: `graph.weights(model)`.
-
-    Returns:
-        A `ResidualPlan`.
-
-    Raises:
-        ValueError: If the model has no residual addition, or, for Fixup, a
-            branch with fewer than two kernel layers.
-    """
-    blocks = graph.residual_blocks(model)
-    if not blocks:
-        raise ValueError(
-            f"Argument `residual={recipe!r}` needs residual additions "
-            "(`x + f(x)` with a `keras.layers.Add`), but none was found in "
-            f"model {model.name!r}. Received: residual={recipe!r}"
-        )
+def _graph_branches(model: keras.Model, weights: list[Weight]) -> list[Branch]:
+    """The branches closed by an `Add` of the layer graph."""
     kernels: dict[int, list[Weight]] = {}
     gammas: dict[int, Weight] = {}
     for weight in weights:
@@ -135,21 +107,10 @@ def plan(model: keras.Model, recipe: str, weights: list[Weight]) -> ResidualPlan
             kernels.setdefault(id(weight.layer), []).append(weight)
         elif weight.role == "gamma":
             gammas[id(weight.layer)] = weight
-    count = len(blocks)
-    factors: dict[str, float] = {}
-    rules: dict[str, str] = {}
-    alpha = None
-
-    def set_factor(weight: Weight, factor: float, rule: str) -> None:
-        factors[weight.path] = factor
-        rules[weight.path] = rule
-
-    for block in blocks:
-        units = [
-            (layer, _kernels_of(layer, kernels))
-            for layer in block.branch
-            if _kernels_of(layer, kernels)
-        ]
+    branches = []
+    for block in graph.residual_blocks(model):
+        units = [_kernels_of(layer, kernels) for layer in block.branch]
+        units = [unit for unit in units if unit]
         if not units:
             continue
         ends = [
@@ -157,42 +118,105 @@ def plan(model: keras.Model, recipe: str, weights: list[Weight]) -> ResidualPlan
             for layer in block.branch
             if _kernels_of(layer, kernels) or id(layer) in gammas
         ]
-        last_layer, last_kernels = units[-1]
-        last_kernel = last_kernels[-1]
-        if recipe == "zero":
-            if isinstance(ends[-1], _NORMALIZATION) and id(ends[-1]) in gammas:
-                set_factor(
-                    gammas[id(ends[-1])], 0.0, "zero: last normalization of a branch"
-                )
-            else:
-                set_factor(last_kernel, 0.0, "zero: last kernel of a residual branch")
-        elif recipe == "fixup":
-            m = len(units)
-            if m < 2:
-                raise ValueError(
-                    "Argument `residual='fixup'` needs residual branches of at "
-                    f"least two kernel layers (its factor is L^(-1/(2m-2))); the "
-                    f"branch closed by {block.add.name!r} has {m}. "
-                    "Received: residual='fixup'"
-                )
-            factor = count ** (-1.0 / (2 * m - 2))
-            for _, unit_kernels in units:
-                for weight in unit_kernels:
-                    if weight is not last_kernel:
-                        set_factor(
-                            weight, factor, f"fixup: x L^(-1/(2m-2)) = {factor:.4g}"
-                        )
-            set_factor(last_kernel, 0.0, "fixup: last kernel of a residual branch")
-        elif recipe == "scaled":
-            factor = 1.0 / math.sqrt(count)
-            set_factor(last_kernel, factor, f"scaled: x 1/sqrt(M) = {factor:.4g}")
-        else:  # deepnorm
-            beta = (4.0 * count) ** -0.25
-            alpha = count**0.25
-            for layer, unit_kernels in units:
-                for weight in _projections(layer, unit_kernels):
-                    set_factor(weight, beta, f"deepnorm: x beta = {beta:.4g}")
+        gamma = None
+        if isinstance(ends[-1], _NORMALIZATION):
+            gamma = gammas.get(id(ends[-1]))
+        flat = tuple(w for unit in units for w in unit)
+        branches.append(Branch(flat, gamma, layers=len(units)))
+    return branches
+
+
+def branches(model: keras.Model, weights: list[Weight]) -> list[Branch]:
+    """Every residual branch: of the layer graph, then inside blocks' calls."""
+    found = _graph_branches(model, weights)
+    for block in structure.inner_blocks(model, weights):
+        found.extend(block.branches)
+    return found
+
+
+def _queries_and_keys(model: keras.Model) -> set[int]:
+    """`id`s of the query and key projections of the model's attention layers."""
+    found = set()
+    for layer in graph.layers(model):
+        for role, sub in graph.attention_projections(layer).items():
+            if role in ("query", "key"):
+                found.add(id(sub))
+    return found
+
+
+def plan(model: keras.Model, recipe: str, weights: list[Weight]) -> ResidualPlan:
+    """The factors `recipe` applies to `weights` (those of `graph.weights`).
+
+    Args:
+        model: The model, with residual `Add`s in its layer graph or blocks
+            that add residual branches inside their call.
+        recipe: One of `RECIPES`.
+        weights: `graph.weights(model)`.
+
+    Returns:
+        A `ResidualPlan`.
+
+    Raises:
+        ValueError: If the model has no residual branch, or, for Fixup, a
+            branch with fewer than two kernel layers.
+    """
+    found = branches(model, weights)
+    if not found:
+        raise ValueError(
+            f"Argument `residual={recipe!r}` needs residual branches (`x + "
+            "f(x)` with a `keras.layers.Add`, or blocks adding them inside "
+            f"their call), but none was found in model {model.name!r}. "
+            f"Received: residual={recipe!r}"
+        )
+    count = len(found)
+    factors: dict[str, float] = {}
+    rules: dict[str, str] = {}
+
+    def set_factor(weight: Weight, factor: float, rule: str) -> None:
+        factors[weight.path] = factor
+        rules[weight.path] = rule
+
+    skip = _queries_and_keys(model) if recipe == "deepnorm" else set()
+    for branch in found:
+        _apply(recipe, branch, count, set_factor, skip)
     if recipe == "fixup":
         classifier = [w for w in weights if w.kernel_like][-1]
         set_factor(classifier, 0.0, "fixup: the classifier")
+    alpha = count**0.25 if recipe == "deepnorm" else None
     return ResidualPlan(factors, rules, alpha, count)
+
+
+def _apply(recipe: str, branch: Branch, count: int, set_factor, skip) -> None:
+    """Sets the factors of one branch under `recipe` (`count` branches).
+
+    DeepNorm leaves the query and key projections (`skip`) as they are.
+    """
+    last = branch.last
+    if recipe == "zero":
+        if branch.gamma is not None:
+            set_factor(branch.gamma, 0.0, "zero: last normalization of a branch")
+        else:
+            set_factor(last, 0.0, "zero: last kernel of a residual branch")
+    elif recipe == "fixup":
+        m = branch.layers
+        if m < 2:
+            raise ValueError(
+                "Argument `residual='fixup'` needs residual branches of at "
+                f"least two kernel layers (its factor is L^(-1/(2m-2))); the "
+                f"branch ending in {last.path!r} has {m}. "
+                "Received: residual='fixup'"
+            )
+        factor = count ** (-1.0 / (2 * m - 2))
+        for weight in branch.kernels:
+            if weight is not last:
+                set_factor(weight, factor, f"fixup: x L^(-1/(2m-2)) = {factor:.4g}")
+        set_factor(last, 0.0, "fixup: last kernel of a residual branch")
+    elif recipe == "scaled":
+        factor = 1.0 / math.sqrt(count)
+        set_factor(last, factor, f"scaled: x 1/sqrt(M) = {factor:.4g}")
+    else:  # deepnorm
+        beta = (4.0 * count) ** -0.25
+        for weight in branch.kernels:
+            if id(weight.layer) in skip:
+                continue
+            set_factor(weight, beta, f"deepnorm: x beta = {beta:.4g}")

@@ -148,10 +148,22 @@ def _readout_weight(unit, found: list[Weight], width: int) -> Weight | None:
 
 @dataclasses.dataclass(frozen=True)
 class Branch:
-    """One residual branch: its kernels in call order; the last one ends it."""
+    """One residual branch: its kernels in call order; the last one ends it.
+
+    Attributes:
+        kernels: The kernel-like weights computing the branch, in call order.
+        gamma: The gamma of a normalization closing the branch, if any.
+        layers: The number of kernel layers in the branch (Fixup's `m`).
+    """
 
     kernels: tuple[Weight, ...]
-    gamma: Weight | None = None  # a normalization closing the branch
+    gamma: Weight | None = None
+    layers: int = 0
+
+    def __post_init__(self):
+        if not self.layers:
+            units = {id(w.unit) for w in self.kernels}
+            object.__setattr__(self, "layers", len(units))
 
     @property
     def last(self) -> Weight:
