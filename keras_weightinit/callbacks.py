@@ -27,7 +27,13 @@ import tensorflow as tf
 
 from keras_weightinit import distributed, graph
 from keras_weightinit.checks import optional_path, positive_int, verbose_level
-from keras_weightinit.data import Stream, first_batch, fit_model_input, is_stream
+from keras_weightinit.data import (
+    Stream,
+    describe,
+    first_batch,
+    fit_model_input,
+    is_stream,
+)
 from keras_weightinit.model_init import check_lsuv_args, lsuv
 from keras_weightinit.pretraining import check_pretrain_args, pretrain_dbn
 from keras_weightinit.probe import loss_scale, probe
@@ -403,7 +409,7 @@ class GradientHistograms(keras.callbacks.Callback):
         if self._writer is None and distributed.is_writer():
             self._writer = tf.summary.create_file_writer(self.run_dir)
         self._function = self._build()
-        self._x_tensor = keras.ops.convert_to_tensor(self.x)
+        self._x_tensor = keras.tree.map_structure(keras.ops.convert_to_tensor, self.x)
         self._y_tensor = None if self.y is None else keras.ops.convert_to_tensor(self.y)
         try:
             if isinstance(self._function, tf.types.experimental.PolymorphicFunction):
@@ -419,7 +425,7 @@ class GradientHistograms(keras.callbacks.Callback):
             y_shape = None if self.y is None else self.y.shape
             raise ValueError(
                 "Argument `data` does not fit the model or its loss: the "
-                f"probe batch has x of shape {self.x.shape} and y of shape "
+                f"probe batch has {describe(self.x, 'x')} and y of shape "
                 f"{y_shape}. The probe pass failed with: {error}"
             ) from error
         self._pending_initial = True

@@ -1,7 +1,16 @@
-"""Turning the data users pass (arrays, `tf.data`, `PyDataset`) into arrays.
+"""Turning the data users pass into batches: nested inputs, `tf.data`, `PyDataset`.
 
 Every function that takes training data goes through here, so they all accept
-the same things and reject bad data with the same messages.
+what `model.fit` accepts and reject bad data with the same messages. A batch
+of inputs is a nested structure (`keras.tree`): one array, a list or tuple
+of arrays, or a dict of them (`{"token_ids": ..., "padding_mask": ...}`),
+each leaf checked on its own and named in errors (`x["token_ids"]`).
+`as_array` is for the one tool that needs a single tensor (an RBM's visible
+layer) and says so.
+
+A `tf.data.Dataset` is recognized without importing TensorFlow (if
+TensorFlow was never imported, no object can be one), so the JAX and
+PyTorch backends never load it through this module.
 
 For data too large to hold, `Stream` reads a `tf.data.Dataset` or a
 `keras.utils.PyDataset` one batch at a time, pass after pass, and
@@ -12,26 +21,52 @@ from such a stream in memory of the order of a batch (see `RBM.fit` and
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 __all__ = [
     "FeatureStats",
     "Stream",
     "aligned_empty",
     "as_array",
+    "as_batch",
     "as_tensor",
     "check_finite",
+    "describe",
     "first_batch",
     "fit_model_input",
+    "input_specs",
+    "is_dataset",
     "is_stream",
+    "leaves",
+    "num_samples",
     "rechunk",
     "shuffle_blocks",
+    "take",
 ]
+
+_ACCEPTED = (
+    "an array, a list, tuple or dict of arrays (nested as the model's "
+    "inputs), a batched tf.data.Dataset or a keras.utils.PyDataset, as "
+    "`fit` takes them"
+)
+
+
+def is_dataset(data) -> bool:
+    """Whether `data` is a `tf.data.Dataset`, without importing TensorFlow.
+
+    Example:
+
+    >>> is_dataset(np.zeros(3))
+    False
+    """
+    tf = sys.modules.get("tensorflow")
+    data_module = getattr(tf, "data", None)
+    return data_module is not None and isinstance(data, data_module.Dataset)
 
 
 def _split(element) -> tuple[Any, Any]:
@@ -54,26 +89,152 @@ def check_finite(x: np.ndarray, name: str = "x") -> np.ndarray:
     return x
 
 
-def as_array(
-    data, name: str = "x", max_samples: int | None = None, dtype="float32"
-) -> np.ndarray:
-    """Collects the inputs `x` of `data` into one NumPy array.
+def _leaf_name(name: str, path: tuple) -> str:
+    return name + "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in path)
+
+
+def leaves(x, name: str = "x") -> list[tuple[str, Any]]:
+    """`(name, leaf)` for each leaf of a nested batch, named as in errors.
+
+    Example:
+
+    >>> [n for n, _ in leaves({"token_ids": 1, "mask": [2, 3]})]
+    ["x['mask'][0]", "x['mask'][1]", "x['token_ids']"]
+    """
+    if not keras.tree.is_nested(x):
+        return [(name, x)]
+    return [(_leaf_name(name, p), leaf) for p, leaf in keras.tree.flatten_with_path(x)]
+
+
+def _to_numpy(leaf, name: str) -> np.ndarray:
+    """One leaf as a NumPy array of numbers with a sample axis, checked."""
+    if leaf is None or isinstance(leaf, (str, bytes)) or callable(leaf):
+        raise ValueError(
+            f"Argument `{name}` must be {_ACCEPTED}. Received: {name} of type "
+            f"{type(leaf).__name__}"
+        )
+    try:
+        array = np.asarray(keras.ops.convert_to_numpy(leaf))
+    except Exception as error:
+        raise ValueError(
+            f"Argument `{name}` must be {_ACCEPTED}. Received: {name} of type "
+            f"{type(leaf).__name__}"
+        ) from error
+    if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
+        raise ValueError(
+            f"Argument `{name}` must hold numbers. Received dtype={array.dtype} "
+            f"({name} of type {type(leaf).__name__}); accepted: {_ACCEPTED}"
+        )
+    if array.ndim == 0 or len(array) == 0:
+        raise ValueError(f"Argument `{name}` holds no samples.")
+    return check_finite(array, name)
+
+
+def num_samples(x, name: str = "x") -> int:
+    """The number of samples of a nested batch; every leaf must have it.
+
+    Example:
+
+    >>> num_samples({"a": np.zeros((4, 2)), "b": np.zeros(4)})
+    4
+    """
+    counts = {n: len(leaf) for n, leaf in leaves(x, name)}
+    if len(set(counts.values())) > 1:
+        raise ValueError(
+            f"Argument `{name}` must hold the same number of samples in every "
+            f"input. Received: {counts}"
+        )
+    return next(iter(counts.values()))
+
+
+def describe(x, name: str = "x") -> str:
+    """The shapes of a nested batch, for messages: `x['ids'] of shape (4, 8)`."""
+    return ", ".join(f"{n} of shape {np.shape(leaf)}" for n, leaf in leaves(x, name))
+
+
+def take(x, count: int):
+    """The first `count` samples of every leaf of a nested batch."""
+    return keras.tree.map_structure(lambda leaf: leaf[:count], x)
+
+
+def _batches(data, name: str, finite: bool):
+    if is_dataset(data):
+        _check_dataset(data, name, finite=finite)
+        return iter(data)
+    return _py_batches(data, name, finite=finite)
+
+
+def as_batch(data, name: str = "x", max_samples: int | None = None):
+    """Collects the inputs `x` of `data` into a nested structure of arrays.
 
     Args:
-        data: A NumPy array or tensor of samples; or, as `fit` takes them, a
-            batched `tf.data.Dataset` or a `keras.utils.PyDataset` whose
-            batches are `x`, `(x, y)` or `(x, y, sample_weight)`.
+        data: What `fit` takes as `x`: an array or tensor, a list, tuple or
+            dict of them (nested); or a batched `tf.data.Dataset` or a
+            `keras.utils.PyDataset` whose batches are `x`, `(x, y)` or
+            `(x, y, sample_weight)`, `x` nested as above.
         name: The argument's name, used in error messages.
         max_samples: Stop once this many samples are collected (the result is
             cut to that many).
-        dtype: The dtype of the result; None keeps the data's (integer
-            token ids stay integers).
 
     Returns:
-        The samples, first axis the sample axis.
+        The samples in `x`'s structure, NumPy arrays whose first axis is the
+        sample axis, dtypes kept (token ids stay integers).
 
     Raises:
-        ValueError: For an unsupported type, no samples, or NaN/inf values.
+        ValueError: For an unsupported type (saying what is accepted), a
+            leaf without numbers or samples, leaves of different lengths, or
+            NaN/inf values, naming the leaf (`x["token_ids"]`).
+
+    Example:
+
+    >>> batch = as_batch({"ids": np.ones((5, 3), "int32"), "mask": np.ones((5, 3))})
+    >>> {k: (v.shape, str(v.dtype)) for k, v in batch.items()}
+    {'ids': ((5, 3), 'int32'), 'mask': ((5, 3), 'float64')}
+    """
+    if is_dataset(data) or isinstance(data, keras.utils.PyDataset):
+        chunks, count = [], 0
+        for element in _batches(data, name, finite=max_samples is None):
+            x = keras.tree.map_structure(np.asarray, _split(element)[0])
+            chunks.append(x)
+            count += len(keras.tree.flatten(x)[0])
+            if max_samples is not None and count >= max_samples:
+                break
+        if not chunks:
+            raise ValueError(f"Argument `{name}` holds no samples.")
+        data = keras.tree.map_structure(lambda *c: np.concatenate(c), *chunks)
+    elif isinstance(data, Iterator) or data is None:
+        raise ValueError(
+            f"Argument `{name}` must be {_ACCEPTED}. Received: {name} of type "
+            f"{type(data).__name__}"
+        )
+    if keras.tree.is_nested(data):
+        paths = keras.tree.flatten_with_path(data)
+        arrays = [_to_numpy(leaf, _leaf_name(name, p)) for p, leaf in paths]
+        data = keras.tree.pack_sequence_as(data, arrays)
+    else:
+        data = _to_numpy(data, name)
+    num_samples(data, name)
+    return data if max_samples is None else take(data, max_samples)
+
+
+def as_array(
+    data, name: str = "x", max_samples: int | None = None, dtype="float32"
+) -> np.ndarray:
+    """The inputs of `data` as one NumPy array, for tools that need one tensor.
+
+    As `as_batch`, but `x` must be a single array: an RBM's visible layer
+    (`RBM.fit`, `pretrain_dbn`) is one tensor.
+
+    Args:
+        data: An array or tensor, or a batched `tf.data.Dataset` or
+            `keras.utils.PyDataset` of such `x`.
+        name: The argument's name, used in error messages.
+        max_samples: Stop once this many samples are collected.
+        dtype: The dtype of the result; None keeps the data's.
+
+    Raises:
+        ValueError: As `as_batch`, and for nested inputs (a dict or list of
+            arrays), naming them.
 
     Example:
 
@@ -81,41 +242,16 @@ def as_array(
     >>> as_array(ds.batch(4)).shape
     (10, 3)
     """
-    if isinstance(data, tf.data.Dataset):
-        _check_dataset(data, name, finite=max_samples is None)
-    if isinstance(data, (tf.data.Dataset, keras.utils.PyDataset)):
-        batches = (
-            data
-            if isinstance(data, tf.data.Dataset)
-            else _py_batches(data, name, finite=max_samples is None)
-        )
-        chunks, count = [], 0
-        for batch in batches:
-            chunks.append(np.asarray(_split(batch)[0]))
-            count += len(chunks[-1])
-            if max_samples is not None and count >= max_samples:
-                break
-        array = np.concatenate(chunks) if chunks else np.zeros((0,))
-    else:
-        try:
-            array = np.asarray(keras.ops.convert_to_numpy(data))
-        except Exception as error:
-            raise ValueError(
-                f"Argument `{name}` must be an array, a tf.data.Dataset or a "
-                f"keras.utils.PyDataset. Received: {name} of type "
-                f"{type(data).__name__}"
-            ) from error
-    if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
+    batch = as_batch(data, name, max_samples)
+    if keras.tree.is_nested(batch):
         raise ValueError(
-            f"Argument `{name}` must hold numbers. Received dtype={array.dtype}"
+            f"Argument `{name}` must be one array here: an RBM's visible layer "
+            f"is one tensor. Received: {name} with inputs "
+            f"{[n for n, _ in leaves(batch, name)]}"
         )
-    if array.ndim == 0 or len(array) == 0:
-        raise ValueError(f"Argument `{name}` holds no samples.")
-    if max_samples is not None:
-        array = array[:max_samples]
     if dtype is not None:
-        array = array.astype(dtype, copy=False)
-    return check_finite(array, name)
+        batch = batch.astype(dtype, copy=False)
+    return batch
 
 
 def _py_count(dataset: keras.utils.PyDataset, name: str, finite: bool):
@@ -144,55 +280,56 @@ def _py_batches(dataset: keras.utils.PyDataset, name: str, finite: bool):
         i += 1
 
 
-def _check_dataset(dataset: tf.data.Dataset, name: str, finite: bool) -> None:
+def _check_dataset(dataset, name: str, finite: bool) -> None:
     """Rejects infinite datasets (when all of it is read) and unbatched ones."""
+    import tensorflow as tf
+
     if finite and dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
         raise ValueError(
             f"Argument `{name}` is an infinite dataset (`.repeat()`); pass a "
             "finite one."
         )
     x_spec = _split(dataset.element_spec)[0]
-    rank = getattr(getattr(x_spec, "shape", None), "rank", None)
-    if rank is not None and rank < 2:
-        raise ValueError(
-            f"Argument `{name}` must be a batched dataset, as `fit` takes it: "
-            "call `.batch(n)` on it. Received: elements of shape "
-            f"{x_spec.shape}"
-        )
+    least = 1 if keras.tree.is_nested(x_spec) else 2  # one x: (batch, features)
+    for spec in keras.tree.flatten(x_spec):
+        rank = getattr(getattr(spec, "shape", None), "rank", None)
+        if rank is not None and rank < least:
+            raise ValueError(
+                f"Argument `{name}` must be a batched dataset, as `fit` takes "
+                f"it: call `.batch(n)` on it. Received: elements of shape "
+                f"{spec.shape}"
+            )
 
 
-def first_batch(data, name: str = "data") -> tuple[np.ndarray, np.ndarray | None]:
-    """Returns the probe batch `(x, y)` of `data` as NumPy arrays.
+def first_batch(data, name: str = "data") -> tuple[Any, np.ndarray | None]:
+    """Returns the probe batch `(x, y)` of `data`, `x` nested as the model's inputs.
 
     Args:
-        data: A tuple `(x, y)` or `(x,)` of arrays, an array `x`, or a batched
+        data: A tuple `(x, y)` or `(x,)`, an array `x`, or a batched
             `tf.data.Dataset` or `keras.utils.PyDataset` of `(x, y)` / `x`,
-            whose first batch is taken.
+            whose first batch is taken; `x` may be nested (a dict or list of
+            arrays).
         name: The argument's name, used in error messages.
 
     Returns:
-        `(x, y)`, `y` None when the data holds no targets.
+        `(x, y)`, `x` as `as_batch` gives it, `y` None when the data holds
+        no targets.
 
     Raises:
-        ValueError: For no samples, NaN/inf inputs, or sample weights (the
-            probe's loss is unweighted, so they are refused, not dropped).
+        ValueError: For no samples, NaN/inf inputs, `x` and `y` of
+            different lengths, or sample weights (the probe's loss is
+            unweighted, so they are refused, not dropped).
 
     Example:
 
-    >>> x, y = first_batch((np.zeros((4, 2)), np.zeros(4)))
-    >>> x.shape, y.shape
+    >>> x, y = first_batch(({"a": np.zeros((4, 2))}, np.zeros(4)))
+    >>> x["a"].shape, y.shape
     ((4, 2), (4,))
     """
-    if isinstance(data, tf.data.Dataset):
-        _check_dataset(data, name, finite=False)
-        element = next(iter(data.take(1)), None)
-        if element is None:
-            raise ValueError(f"Argument `{name}` is an empty dataset.")
-        data = element
-    elif isinstance(data, keras.utils.PyDataset):
-        data = next(_py_batches(data, name, finite=False), None)
+    if is_dataset(data) or isinstance(data, keras.utils.PyDataset):
+        data = next(_batches(data, name, finite=False), None)
         if data is None:
-            raise ValueError(f"Argument `{name}` is an empty PyDataset.")
+            raise ValueError(f"Argument `{name}` is an empty dataset.")
     if isinstance(data, (tuple, list)) and len(data) > 2:
         raise ValueError(
             f"Argument `{name}` holds sample weights, which the probe batch "
@@ -200,32 +337,83 @@ def first_batch(data, name: str = "data") -> tuple[np.ndarray, np.ndarray | None
             f"{len(data)} elements"
         )
     x, y = _split(data)
-    x = check_finite(np.asarray(keras.ops.convert_to_numpy(x)), f"{name}[0]")
-    if x.ndim == 0 or len(x) == 0:
-        raise ValueError(f"Argument `{name}` holds no samples.")
+    x = as_batch(x, f"{name}[0]" if isinstance(data, (tuple, list)) else name)
     if y is not None:
-        y = np.asarray(keras.ops.convert_to_numpy(y))
+        y = check_finite(np.asarray(keras.ops.convert_to_numpy(y)), f"{name}[1]")
+        if y.ndim == 0 or len(y) != num_samples(x):
+            raise ValueError(
+                f"Argument `{name}` must hold as many targets as samples. "
+                f"Received: {num_samples(x)} samples and targets of shape "
+                f"{y.shape}"
+            )
     return x, y
 
 
-def fit_model_input(
-    model: keras.Model, x: np.ndarray, caller: str, name: str = "x"
-) -> None:
-    """Builds an unbuilt model for `x` and checks that `x` fits its input.
+def input_specs(model: keras.Model):
+    """The model's input specs in the structure its call takes, or None.
 
-    A model with a layer graph (Sequential, functional) is checked against
-    its one input's shape; a subclassed model, which has none, is called on
-    the first sample.
+    None for a model without them (a subclassed model).
+    """
+    try:
+        return model.input
+    except (AttributeError, ValueError):
+        pass
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return None
+    if not inputs:
+        return None
+    return inputs[0] if len(inputs) == 1 else list(inputs)
+
+
+def _paired(specs, x, name: str) -> list[tuple[str, Any, np.ndarray]]:
+    """`(leaf name, spec, leaf)` of the model's inputs and the batch `x`."""
+    spec_leaves = leaves(specs, name)
+    if isinstance(x, dict) and not isinstance(specs, dict):
+        by_name = {getattr(s, "name", None): s for _, s in spec_leaves}
+        x_names = set(x)
+        if x_names - set(by_name) or set(by_name) - x_names:
+            raise ValueError(
+                f"Argument `{name}` must have the model's input names as keys: "
+                f"{sorted(k for k in by_name if k)}. Received: keys {sorted(x)}"
+            )
+        return [(f"{name}[{k!r}]", by_name[k], v) for k, v in x.items()]
+    if isinstance(specs, dict) and isinstance(x, dict) and set(specs) != set(x):
+        raise ValueError(
+            f"Argument `{name}` must have the keys of the model's inputs, "
+            f"{sorted(specs)}. Received: keys {sorted(x)}"
+        )
+    x_leaves = leaves(x, name)
+    if len(spec_leaves) != len(x_leaves):
+        raise ValueError(
+            f"Argument `{name}` must hold the model's {len(spec_leaves)} inputs "
+            f"({[n for n, _ in spec_leaves]}). Received: {len(x_leaves)} arrays"
+        )
+    if isinstance(specs, dict):
+        return [(f"{name}[{k!r}]", specs[k], x[k]) for k in specs]
+    return [
+        (n, s, leaf) for (n, s), (_, leaf) in zip(spec_leaves, x_leaves, strict=True)
+    ]
+
+
+def fit_model_input(model: keras.Model, x, caller: str, name: str = "x") -> None:
+    """Builds an unbuilt model for `x` and checks that `x` fits its inputs.
+
+    A model with a layer graph (Sequential, functional) is checked leaf by
+    leaf against its inputs' structure and shapes (a dict by key or input
+    name); a subclassed model, which has none, is called on the first
+    sample.
 
     Args:
-        model: A Keras model with one input.
-        x: The samples, first axis the sample axis.
+        model: A Keras model.
+        x: The samples, nested as the model's inputs (see `as_batch`).
         caller: The function's name, used in error messages.
         name: The argument's name, used in error messages.
 
     Raises:
-        ValueError: If the model cannot be built or called on `x`, has
-            several inputs, or `x` has the wrong shape.
+        ValueError: If the model cannot be built or called on `x`, or a leaf
+            of `x` is missing, extra or of the wrong shape, naming it.
 
     Example:
 
@@ -235,40 +423,41 @@ def fit_model_input(
     True
     """
     if not model.built and isinstance(model, keras.Sequential):
+        if keras.tree.is_nested(x):
+            raise ValueError(
+                f"Argument `{name}` must be one array for the unbuilt Sequential "
+                f"model {model.name!r}. Received: {name} with inputs "
+                f"{[n for n, _ in leaves(x, name)]}"
+            )
         try:
             model.build((None, *x.shape[1:]))
         except Exception as error:
             raise ValueError(
-                f"Argument `{name}` does not fit model {model.name!r}: building it for "
-                f"inputs of shape {(None, *x.shape[1:])} failed: {error}"
+                f"Argument `{name}` does not fit model {model.name!r}: building it "
+                f"for inputs of shape {(None, *x.shape[1:])} failed: {error}"
             ) from error
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):
-        inputs = None
-    if not inputs:
+    specs = input_specs(model)
+    if specs is None:
         try:
-            model(x[:1], training=False)
+            model(take(x, 1), training=False)
         except Exception as error:
             raise ValueError(
-                f"Argument `{name}` does not fit model {model.name!r}: calling it on "
-                f"a batch of shape {(1, *x.shape[1:])} failed: {error}"
+                f"Argument `{name}` does not fit model {model.name!r}: calling it "
+                f"on its first sample failed: {error}"
             ) from error
         return
-    if len(inputs) != 1:
-        raise ValueError(
-            f"{caller} needs a model with one input. Received: model "
-            f"{model.name!r} with {len(inputs)} inputs"
-        )
-    expected = tuple(inputs[0].shape)
-    if len(expected) != x.ndim or any(
-        want is not None and want != got
-        for want, got in zip(expected[1:], x.shape[1:], strict=True)
-    ):
-        raise ValueError(
-            f"Argument `{name}` does not fit model {model.name!r}, which takes inputs "
-            f"of shape {expected}. Received: {name} with shape {x.shape}"
-        )
+    for leaf_name, spec, leaf in _paired(specs, x, name):
+        expected = tuple(spec.shape)
+        got = np.shape(leaf)
+        if len(expected) != len(got) or any(
+            want is not None and want != have
+            for want, have in zip(expected[1:], got[1:], strict=True)
+        ):
+            raise ValueError(
+                f"Argument `{leaf_name}` does not fit model {model.name!r}, whose "
+                f"input takes shape {expected}. Received: {leaf_name} with shape "
+                f"{got}"
+            )
 
 
 # --------------------------------------------------------------------------
@@ -283,7 +472,7 @@ def is_stream(data) -> bool:
     >>> is_stream(tf.data.Dataset.range(3).batch(2)), is_stream(np.zeros(3))
     (True, False)
     """
-    return isinstance(data, (tf.data.Dataset, keras.utils.PyDataset, Stream))
+    return is_dataset(data) or isinstance(data, (keras.utils.PyDataset, Stream))
 
 
 def _batch_array(batch, name: str) -> np.ndarray:
@@ -309,19 +498,18 @@ def _batch_array(batch, name: str) -> np.ndarray:
     return array
 
 
-def _read_options() -> tf.data.Options:
+def _read_options():
     """How a `Stream` reads a `tf.data.Dataset`: without tf.data's autotuner.
 
     The autotuner's background thread competes with the training it feeds
     for the cores (streamed `RBM.fit`: 0.64x the array's samples/s with it,
     0.91x without, on 2 cores); `AUTOTUNE` parallelism still gets the cores.
     """
+    import tensorflow as tf
+
     options = tf.data.Options()
     options.autotune.enabled = False
     return options
-
-
-_READ_OPTIONS = _read_options()
 
 
 class Stream:
@@ -364,7 +552,7 @@ class Stream:
             self.data, self.name = data.data, data.name
             self._maps = list(data._maps)
         else:
-            if isinstance(data, tf.data.Dataset):
+            if is_dataset(data):
                 _check_dataset(data, name, finite=True)
             elif isinstance(data, keras.utils.PyDataset):
                 _py_count(data, name, finite=True)
@@ -390,8 +578,8 @@ class Stream:
 
     def batches(self) -> Iterator[np.ndarray]:
         """One pass over the raw inputs `x`, as checked float32 arrays."""
-        if isinstance(self.data, tf.data.Dataset):
-            for batch in self.data.with_options(_READ_OPTIONS):
+        if is_dataset(self.data):
+            for batch in self.data.with_options(_read_options()):
                 yield _batch_array(batch, self.name)
             return
         count = _py_count(self.data, self.name, finite=True)
@@ -484,7 +672,7 @@ def aligned_empty(shape: tuple, dtype="float32") -> np.ndarray:
     return raw[start : start + size].view(dtype).reshape(shape)
 
 
-def as_tensor(array: np.ndarray) -> tf.Tensor:
+def as_tensor(array: np.ndarray):
     """`array` as a TensorFlow tensor, sharing its memory when possible.
 
     A C-contiguous array aligned on `ALIGN` bytes is wrapped through DLPack
@@ -498,6 +686,8 @@ def as_tensor(array: np.ndarray) -> tf.Tensor:
     >>> as_tensor(block).shape
     TensorShape([2, 3])
     """
+    import tensorflow as tf
+
     if (
         array.flags.c_contiguous
         and array.ctypes.data % ALIGN == 0

@@ -29,10 +29,18 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_weightinit import distributed, graph
-from keras_weightinit.data import as_array, check_finite, first_batch, fit_model_input
+from keras_weightinit.data import (
+    as_batch,
+    check_finite,
+    describe,
+    first_batch,
+    fit_model_input,
+    is_dataset,
+    num_samples,
+    take,
+)
 from keras_weightinit.probe import Projection, default_loss, is_batch_mean, probe
 
 __all__ = ["DiagnosisReport", "diagnose"]
@@ -246,15 +254,22 @@ def _saturated(name: str, h: np.ndarray) -> float:
 
 
 def _inputs(x, y):
-    if y is None and isinstance(x, (tuple, list, tf.data.Dataset)):
+    """The probe batch: `x` nested as the model's inputs, and `y` or None.
+
+    Without `y`, a tuple `(x, y)` and a dataset give their (first) batch; a
+    list is the inputs of a model that takes several, as in `fit`.
+    """
+    if y is None and (
+        isinstance(x, tuple) or is_dataset(x) or isinstance(x, keras.utils.PyDataset)
+    ):
         return first_batch(x, "x")
-    x = as_array(x, "x", dtype=None)
+    x = as_batch(x, "x")
     if y is not None:
         y = np.asarray(keras.ops.convert_to_numpy(y))
-        if y.ndim == 0 or len(y) != len(x):
+        if y.ndim == 0 or len(y) != num_samples(x):
             raise ValueError(
                 "Arguments `x` and `y` must hold the same number of samples. "
-                f"Received: x of shape {x.shape}, y of shape {y.shape}"
+                f"Received: {num_samples(x)} samples in x, y of shape {y.shape}"
             )
         check_finite(y, "y")
     return x, y
@@ -425,7 +440,7 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
             graph.own_activation(output)[0],
             int(model.outputs[0].shape[-1])
             if getattr(model, "outputs", None)
-            else int(keras.ops.shape(model(x[:1]))[-1]),
+            else int(keras.ops.shape(model(take(x, 1)))[-1]),
         )
     elif loss is not None:
         loss_fn = keras.losses.get(loss)
@@ -435,7 +450,7 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
     else:
         loss_fn, loss_name = "fit", "compiled loss"
     distributed.check_same_across_processes("loss", loss_name)
-    x_tensor = keras.ops.convert_to_tensor(x)
+    x_tensor = keras.tree.map_structure(keras.ops.convert_to_tensor, x)
     y_tensor = None if y is None else keras.ops.convert_to_tensor(y)
     primaries = {id(u): graph.primary_weight(u, kernels) for u in units}
 
@@ -454,7 +469,7 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
             y_shape = None if y is None else y.shape
             raise ValueError(
                 "Arguments `x` and `y` do not fit the model or its loss. "
-                f"Received: x of shape {x.shape}, y of shape {y_shape}. The "
+                f"Received: {describe(x)}; y of shape {y_shape}. The "
                 f"forward pass failed with: {error}"
             ) from error
 
@@ -528,7 +543,7 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
         loss_float, reference, symmetric = _across_processes(
             rows,
             parts,
-            len(x),
+            num_samples(x),
             is_batch_mean(loss_fn) and probed is None,
             is_batch_mean(loss_fn),
             loss_float,

@@ -37,7 +37,7 @@ from keras_weightinit.checks import (
     positive_number,
     verbose_level,
 )
-from keras_weightinit.data import as_array, fit_model_input
+from keras_weightinit.data import as_batch, fit_model_input, is_dataset
 from keras_weightinit.gains import CONV_TRANSPOSE
 from keras_weightinit.graph import Weight
 from keras_weightinit.initializers import (
@@ -714,12 +714,10 @@ def _unit_output(unit: keras.Layer, weight: Weight, seen) -> object:
     return seen.outputs.get(key)
 
 
-def _lsuv_input(model: keras.Model, x) -> np.ndarray:
-    """`x` as an array that fits the model's one input."""
-    from_dataset = not isinstance(x, np.ndarray) and hasattr(x, "__iter__")
-    x = as_array(
-        x, "x", max_samples=_DATASET_SAMPLES if from_dataset else None, dtype=None
-    )
+def _lsuv_input(model: keras.Model, x):
+    """`x` as a nested batch that fits the model's inputs."""
+    from_dataset = is_dataset(x) or isinstance(x, keras.utils.PyDataset)
+    x = as_batch(x, "x", max_samples=_DATASET_SAMPLES if from_dataset else None)
     fit_model_input(model, x, "lsuv")
     return x
 
@@ -872,7 +870,7 @@ def _lsuv(model, x, tol, max_iters, orthogonal, verbose, seed, kept: list):
     distributed.check_replicated(model, "lsuv")
     kernels = [w for w in found if w.kernel_like]
     units = list(dict.fromkeys(w.unit for w in kernels))
-    x = keras.ops.convert_to_tensor(x)
+    x = keras.tree.map_structure(keras.ops.convert_to_tensor, x)
 
     def measure(unit, weight):
         seen = forward(model, x, [unit], stop_after=unit)
