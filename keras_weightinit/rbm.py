@@ -1135,7 +1135,6 @@ class RBM:
             pool = data[rng.permutation(len(data))[:MONITOR_SAMPLES]]
         monitors = tuple(tf.constant(a[:MONITOR_SAMPLES]) for a in (pool, val))
         info = {"streamed": stream is not None, "samples": samples}
-        info["batch_size"] = batch_size
         header = f"{name}: {n_visible} {self.visible} -> {self.units} {self.hidden}"
         if shared:
             run_epoch = self._shared_epoch(
