@@ -308,9 +308,10 @@ def _plan_visible(
         )
         mean = first / n
         std = np.sqrt(np.maximum(second / n - mean**2, 0.0))
-    # A feature of one value has variance 0, not float32's rounding of its
-    # mean (up to 1e-4 of it), which would set the floor below.
-    std = np.where(minimum == maximum, 0.0, std)
+    # A feature of one value has that mean and variance 0, not float32's
+    # rounding (up to 1e-4 of the mean), which would set the floor below.
+    constant = minimum == maximum
+    mean, std = np.where(constant, minimum, mean), np.where(constant, 0.0, std)
     # Near-constant features (dead ReLUs) would blow up `W / sigma`: floor
     # sigma at a tenth of the median of the varying features (many dead units
     # must not pull the floor down). Any scale keeps the fold exact.
