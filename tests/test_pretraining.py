@@ -304,3 +304,15 @@ def test_gaussian_scales_are_floored_by_the_varying_features():
     assert np.all(scale[:40] == scale[40])
     np.testing.assert_allclose(scale[41:], u[:, 41:].std(axis=0), rtol=1e-5)
     np.testing.assert_allclose(shift, u.mean(axis=0), atol=1e-6)
+
+
+def test_a_feature_of_one_value_has_variance_zero_not_float32_rounding():
+    # Dead-ReLU-like inputs: each column one value, whose float32 std is not 0
+    # (up to 1e-4 of the mean), which used to set the floor to 1e-6.
+    values = np.array([0.1718889, 0.1373475, 0.2009277, 0.3583918], "float32")
+    u = np.tile(values, (5000, 16))
+    assert u.std(axis=0).max() > 0  # the rounding this test is about
+    visible, shift, scale, _ = pretraining._plan_visible(u, "auto", "relu", "l")
+    assert visible == "gaussian"
+    np.testing.assert_array_equal(scale, 1)  # no feature varies: the floor is 1
+    np.testing.assert_array_equal(shift, u[0])  # so v = 0 exactly
