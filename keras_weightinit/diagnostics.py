@@ -476,6 +476,7 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
     result = run(loss_fn)
     order = [u for u in result.order if id(u) in primaries]
     zero = {id(u): not bool(np.any(_numpy(primaries[id(u)].variable))) for u in order}
+    silenced = _silenced(model, found)
     signal, probed, reference, positions = result, None, None, None
     if order and zero[id(order[-1])] and not all(zero.values()):
         # A zero classifier (Fixup) lets no loss gradient through before the
@@ -528,6 +529,8 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
                     "normalized_by": None if after is None else after.name,
                     "effective_std": float(np.std(effective)),
                     "zero_kernel": zero[id(unit)],
+                    "table": weight.role in ("embeddings", "token"),
+                    "silenced": id(unit) in silenced,
                 }
             )
     if not rows:
@@ -691,20 +694,53 @@ def _identical(kernels) -> list[list[str]]:
     return [paths for paths in groups.values() if len(paths) > 1]
 
 
+_SILENT = 1e-3  # a branch gain at most this starts the branch (near) silent
+
+
+def _silenced(model, found) -> set[int]:
+    """`id`s of the units of residual branches that start (near) silent.
+
+    A branch holding a gain of at most `_SILENT` (a LayerScale's 1e-6, a
+    zero-initialized normalization gamma) sends its layers a gradient that
+    small on purpose, as a zero-initialized branch does: their rows are
+    judged as zero kernels are, left out of the ratios.
+    """
+    gains = {}
+    for weight in found:
+        if weight.role in ("constant", "gamma") and len(weight.shape) <= 1:
+            gains.setdefault(id(weight.unit), []).append(weight)
+    silenced = set()
+    for block in graph.residual_blocks(model):
+        inside = {id(layer) for layer in block.branch}
+        quiet = any(
+            float(np.max(np.abs(_numpy(w.variable)))) <= _SILENT
+            for key in inside
+            for w in gains.get(key, ())
+        )
+        if quiet:
+            silenced.update(inside)
+    return silenced
+
+
 def _judge(
     rows: list[dict],
     loss: float | None,
     symmetric: list[str] = (),
     reference: float | None = None,
 ) -> DiagnosisReport:
-    live = [row for row in rows if not row.get("zero_kernel")] or rows
+    live = [
+        row for row in rows if not row.get("zero_kernel") and not row.get("silenced")
+    ] or rows
     free = [row for row in live if not row.get("normalized_by")] or live[-1:]
     last = free[-1]["grad_norm"] if reference is None else reference
     gradient_ratio = _ratio(free[0]["grad_norm"], last)
     hidden = [row for row in live if row is not rows[-1]] or live
+    # a table's scale is its author's choice, not propagation: the first
+    # computed signal is the reference
+    first = next((row for row in live if not row.get("table")), live[0])
     activation_ratio = _ratio(
         hidden[-1].get("effective_std", hidden[-1]["std"]),
-        live[0].get("effective_std", live[0]["std"]),
+        first.get("effective_std", first["std"]),
     )
     reasons = []
     numeric = ("mean", "std", "grad_norm")

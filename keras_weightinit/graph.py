@@ -202,14 +202,20 @@ def layer_path(layer: keras.Layer, model: keras.Layer | None = None) -> str:
 def primary_weight(unit: keras.Layer, kernels: list[Weight]) -> Weight | None:
     """The kernel-like weight that sets `unit`'s output scale.
 
-    The pointwise kernel of a separable convolution, an RNN cell's input
-    kernel, else the layer's kernel, depthwise kernel or embedding table.
+    The embedding table of a layer that looks one up (a reversible
+    embedding's first call is the lookup), the pointwise kernel of a
+    separable convolution, an RNN cell's input kernel, else the layer's
+    kernel or depthwise kernel, else the last of its other kernel-like
+    weights (a class token).
     """
-    own = {w.role: w for w in kernels if w.unit is unit}
-    for role in ("pointwise_kernel", "kernel", "depthwise_kernel", "embeddings"):
+    own = {}
+    for weight in kernels:
+        if weight.unit is unit:
+            own[weight.role] = weight
+    for role in ("embeddings", "pointwise_kernel", "kernel", "depthwise_kernel"):
         if role in own:
             return own[role]
-    return None
+    return next(iter(own.values()), None)
 
 
 def normalization_after(layer: keras.Layer, model: keras.Layer):
@@ -700,8 +706,9 @@ class ResidualBlock:
 def residual_blocks(model: keras.Layer) -> list[ResidualBlock]:
     """The residual additions of the layer graph, with their branches.
 
-    An `Add` closes a residual block when one of its inputs, or the tensor a
-    shortcut of at most two single-input layers (a projection and its
+    An `Add` layer or an `x + y` op of the graph closes a residual block
+    when one of its inputs, or the tensor a shortcut of at most two
+    single-input layers (a projection and its
     normalization) starts from, is an ancestor of its other input: `x + f(x)`
     (identity shortcuts are looked for first) or `P(x) + f(x)`. Blocks built
     inside a custom layer's `call` have no graph and are not found.
@@ -718,13 +725,18 @@ def residual_blocks(model: keras.Layer) -> list[ResidualBlock]:
     found = []
     for container in _containers(model):
         order = {id(op): i for i, op in enumerate(_operations(container))}
-        for layer in container.layers:
-            if not isinstance(layer, keras.layers.Add):
+        for layer in _operations(container):
+            if not _is_add(layer):
                 continue
             block = _block(layer, container, order)
             if block is not None:
                 found.append(block)
     return found
+
+
+def _is_add(operation) -> bool:
+    """An `Add` layer, or the `x + y` op of a functional graph (`ops.add`)."""
+    return isinstance(operation, keras.layers.Add) or type(operation).__name__ == "Add"
 
 
 def attention_projections(layer: keras.Layer) -> dict[str, keras.Layer]:

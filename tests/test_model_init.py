@@ -205,8 +205,10 @@ def test_lsuv_rejects_models_it_cannot_handle():
         kw.lsuv("model", X)
     a, b = keras.Input((16,)), keras.Input((16,))
     two = keras.Model([a, b], keras.layers.Dense(2)(keras.layers.Add()([a, b])))
-    with pytest.raises(ValueError, match="one input"):
+    # a model of two inputs takes two arrays, as `fit` does; one is refused
+    with pytest.raises(ValueError, match=r"the model's 2 inputs.*Received: 1 arrays"):
         kw.lsuv(two, X)
+    assert kw.lsuv(two, [X, X], seed=0).not_converged == []
 
 
 @pytest.mark.parametrize(

@@ -53,10 +53,13 @@ def expected_fans(weight):
     return field * shape[-2], field * shape[-1]
 
 
-def expected_std(weight, model):
+def expected_std(weight, model, heads=()):
     fan_in, fan_out = expected_fans(weight)
     layer = weight.layer
     glorot = math.sqrt(2 / (fan_in + fan_out))
+    if id(weight.variable) in heads:  # the readout: logits of spread 0.1 ln(C)
+        classes = max(weight.shape[-1], 2)
+        return math.sqrt(min(1.0, 0.1 * math.log(classes)) / fan_in)
     if weight.role == "embeddings":
         return 1.0
     if getattr(layer, "recurrent_kernel", None) is not None:
@@ -82,6 +85,14 @@ def test_initialize_auto_redraws_every_kernel_like_weight_by_the_table(name):
     assert kernels, name
     used = kw.initialize(model, "auto", seed=0)
     assert list(used) == [w.path for w in kernels]
+    # the readout is the kernel of the layer making the output, if it is linear,
+    # softmax or sigmoid: the last kernel of these models
+    heads = {
+        id(w.variable)
+        for w in kernels
+        if used.rules[w.path].startswith("auto (readout")
+    }
+    assert heads <= {id(kernels[-1].variable)}, name
     for weight in kernels:
         values = np.asarray(weight.variable)
         assert (weight.fan_in, weight.fan_out) == expected_fans(weight), weight.path
@@ -93,7 +104,7 @@ def test_initialize_auto_redraws_every_kernel_like_weight_by_the_table(name):
                     block.T @ block, np.eye(units), atol=1e-5, err_msg=weight.path
                 )
             continue
-        std = expected_std(weight, model)
+        std = expected_std(weight, model, heads)
         tolerance = 5 / math.sqrt(2 * values.size)  # 5 standard errors
         assert np.std(values) == pytest.approx(std, rel=tolerance), weight.path
     flat = [np.asarray(w.variable).ravel() for w in kernels]
