@@ -26,7 +26,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_weightinit import distributed, graph
-from keras_weightinit.checks import optional_path, positive_int, verbose_level
+from keras_weightinit.checks import (
+    boolean,
+    optional_path,
+    positive_int,
+    verbose_level,
+)
 from keras_weightinit.data import (
     Stream,
     describe,
@@ -36,7 +41,7 @@ from keras_weightinit.data import (
 )
 from keras_weightinit.model_init import check_lsuv_args, lsuv
 from keras_weightinit.pretraining import check_pretrain_args, pretrain_dbn
-from keras_weightinit.probe import loss_scale, probe
+from keras_weightinit.probe import check_labels, loss_scale, probe
 from keras_weightinit.tensorboard import summary_bytes
 
 __all__ = ["DBNPretrain", "GradientHistograms", "LSUVInit"]
@@ -299,11 +304,7 @@ class GradientHistograms(keras.callbacks.Callback):
             ("norms", norms),
             ("activations", activations),
         ):
-            if not isinstance(value, (bool, np.bool_)):
-                raise ValueError(
-                    f"Argument `{name}` must be True or False. "
-                    f"Received: {name}={value!r}"
-                )
+            boolean(name, value)
         self.log_dir = os.fspath(log_dir)
         self.freq = int(freq)
         self.histograms = bool(histograms)
@@ -338,6 +339,7 @@ class GradientHistograms(keras.callbacks.Callback):
                 f"first. Received: model={model.name!r}, which is not compiled."
             )
         fit_model_input(model, self.x, "GradientHistograms", name="data")
+        check_labels(model, self.x, self.y, "fit", name="data[1]")
 
     def _build(self):
         """The probe `tf.function`: loss, gradients and layer outputs.

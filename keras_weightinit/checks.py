@@ -11,7 +11,10 @@ import numbers
 import os
 import reprlib
 
+import numpy as np
+
 __all__ = [
+    "boolean",
     "VERBOSE",
     "is_int",
     "is_number",
@@ -38,6 +41,24 @@ def is_number(value) -> bool:
 def is_int(value) -> bool:
     """An integer that is not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def boolean(name: str, value) -> bool:
+    """Returns `value` as a bool, or raises `ValueError` unless True or False.
+
+    NumPy's bools are taken; `"no"`, 0 or None are not (a truthy string
+    would otherwise read as True).
+
+    Example:
+
+    >>> boolean("training", False)
+    False
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(
+            f"Argument `{name}` must be True or False. Received: {name}={value!r}"
+        )
+    return bool(value)
 
 
 def positive_number(name: str, value) -> float:

@@ -454,9 +454,9 @@ def fit_model_input(model: keras.Model, x, caller: str, name: str = "x") -> None
             for want, have in zip(expected[1:], got[1:], strict=True)
         ):
             raise ValueError(
-                f"Argument `{leaf_name}` does not fit model {model.name!r}, whose "
-                f"input takes shape {expected}. Received: {leaf_name} with shape "
-                f"{got}"
+                f"Argument `{leaf_name}` does not fit model {model.name!r}, which "
+                f"takes inputs of shape {expected}. Received: {leaf_name} with "
+                f"shape {got}"
             )
 
 

@@ -30,7 +30,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_weightinit import distributed, graph
+from keras_weightinit import distributed, graph, residual
+from keras_weightinit.checks import boolean, keras_model
 from keras_weightinit.data import (
     as_batch,
     check_finite,
@@ -41,7 +42,13 @@ from keras_weightinit.data import (
     num_samples,
     take,
 )
-from keras_weightinit.probe import Projection, default_loss, is_batch_mean, probe
+from keras_weightinit.probe import (
+    Projection,
+    check_labels,
+    default_loss,
+    is_batch_mean,
+    probe,
+)
 
 __all__ = ["DiagnosisReport", "diagnose"]
 
@@ -93,17 +100,25 @@ class DiagnosisReport:
             `grad_norm` (`||dL/dh||`, the backpropagated signal at the layer's
             output; for a softmax or sigmoid output layer at its logits, which
             is where Keras's cross-entropy takes the gradient) and
-            `kernel_grad_ratio` (`||dL/dW|| / ||W||`).
+            `kernel_grad_ratio` (`||dL/dW|| / ||W||`, nan for a frozen
+            layer), and `frozen` (the layer has `trainable=False`: it is
+            measured, its signal passes, no step changes it).
         verdict: `"symmetric"`, `"vanishing"`, `"exploding"` or `"healthy"`.
         gradient_ratio: `grad_norm` of the first row over that of the last
             (nan or inf when a value is not finite).
         activation_ratio: `std` of the last hidden row (the last but one; the
-            last row if there is only one) over `std` of the first row.
+            last row if there is only one; not a residual branch's output,
+            which is its share of a stream) over `std` of the first row that
+            is not a table lookup (an embedding's scale is its author's
+            choice). In a network with residual branches the gradient ratio
+            is read between the first and last branch outputs, which take
+            the stream's gradient.
         loss: The loss of the backward pass (None without targets: the pass
-            then differentiates the sum of the outputs).
+            then differentiates a random projection of the outputs).
         reasons: Why the verdict, in words, and what was not measured.
         loss_name: The loss differentiated: the compiled loss, `loss`'s
             name, or the default loss for a model that is not compiled.
+        span: The first and last rows the gradient ratio is read between.
         identical: Groups of kernel-like variable paths whose values are
             equal (an unseeded Keras initializer instance shared by several
             layers, MultiHeadAttention's projections from a Keras int seed,
@@ -135,6 +150,7 @@ class DiagnosisReport:
     reasons: list[str] = dataclasses.field(default_factory=list)
     loss_name: str | None = None
     identical: list[list[str]] = dataclasses.field(default_factory=list)
+    span: tuple[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dict; non-finite floats become None."""
@@ -145,6 +161,7 @@ class DiagnosisReport:
             "loss": None if self.loss is None else _finite_or_none(self.loss),
             "loss_name": self.loss_name,
             "identical": [list(group) for group in self.identical],
+            "span": None if self.span is None else list(self.span),
             "reasons": list(self.reasons),
             "thresholds": {
                 "vanishing_gradient_ratio": VANISHING_GRADIENT_RATIO,
@@ -191,6 +208,8 @@ class DiagnosisReport:
             f"exploding > {EXPLODING_GRADIENT_RATIO:g}; activation std ratio "
             f"{self.activation_ratio:.3g})"
         )
+        if self.span is not None:
+            lines.append(f"  ratios from {self.span[0]} to {self.span[1]}")
         lines.extend(f"  - {reason}" for reason in self.reasons)
         for group in self.identical:
             lines.append(f"  - identical values: {', '.join(group)}")
@@ -292,9 +311,12 @@ def diagnose(
     One forward and one backward pass on `x` (`keras_weightinit.probe`): of
     the training loss on `(x, y)` (the model's compiled loss and
     regularization losses, `loss`, or for a model that is not compiled the
-    default loss below), or, without `y`, of the sum of the outputs (for a
-    softmax or sigmoid output, of its logits: a softmax sums to 1, so its sum
-    sends nothing back). For every layer with a kernel-like weight, at any
+    default loss below), or, without `y`, of the outputs projected on a fixed
+    random direction (for a softmax or sigmoid output, of its logits; a plain
+    sum would send nothing back through a softmax or a normalization, whose
+    outputs sum to a constant). `x` is what `fit` takes: an array, a list or
+    dict of arrays (nested as the model's inputs), a `tf.data.Dataset` or a
+    `PyDataset` (its first batch). For every layer with a kernel-like weight, at any
     depth and in the order the model calls them (Dense, Conv, EinsumDense and
     `MultiHeadAttention`'s projections, Depthwise and Separable convolutions,
     LSTM/GRU/SimpleRNN layers, Embedding; normalization, pooling and dropout
@@ -410,14 +432,11 @@ def diagnose(
 
 
 def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            "Argument `model` must be a keras.Model. "
-            f"Received: model of type {type(model).__name__}"
-        )
+    keras_model(model)
+    training = boolean("training", training)
     x, y = _inputs(x, y)
     fit_model_input(model, x, "diagnose")
-    found = graph.weights(model)
+    found = graph.weights(model, frozen=True)
     kernels = [w for w in found if w.kernel_like]
     if not kernels:
         raise ValueError(
@@ -449,10 +468,12 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
         )
     else:
         loss_fn, loss_name = "fit", "compiled loss"
+    check_labels(model, x, y, loss_fn)
     distributed.check_same_across_processes("loss", loss_name)
     x_tensor = keras.tree.map_structure(keras.ops.convert_to_tensor, x)
     y_tensor = None if y is None else keras.ops.convert_to_tensor(y)
     primaries = {id(u): graph.primary_weight(u, kernels) for u in units}
+    learning = [u for u in units if not primaries[id(u)].frozen]
 
     def run(loss):
         try:
@@ -461,7 +482,7 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
                 x_tensor,
                 y_tensor,
                 units=observed,
-                variables=[primaries[id(u)].variable for u in units],
+                variables=[primaries[id(u)].variable for u in learning],
                 loss=loss,
                 training=training,
             )
@@ -477,6 +498,7 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
     order = [u for u in result.order if id(u) in primaries]
     zero = {id(u): not bool(np.any(_numpy(primaries[id(u)].variable))) for u in order}
     silenced = _silenced(model, found)
+    ends = {id(b.last.unit) for b in residual.branches(model, found)}
     signal, probed, reference, positions = result, None, None, None
     if order and zero[id(order[-1])] and not all(zero.values()):
         # A zero classifier (Fixup) lets no loss gradient through before the
@@ -491,7 +513,7 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
 
     several = distributed.process_count() > 1
     parts = []  # with several processes: each row's sums over this batch
-    grads = dict(zip(map(id, units), signal.weight_grads, strict=True))
+    grads = dict(zip(map(id, learning), signal.weight_grads, strict=True))
     rows, symmetric = [], []
     with np.errstate(all="ignore"):  # overflowing nets still get rows
         for unit in order:
@@ -499,9 +521,11 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
             h = _numpy(result.outputs[id(unit)])
             dh = _numpy(signal.signal.get(id(unit), np.zeros(h.shape)))
             kernel_value = _numpy(weight.variable)
-            dw = _numpy(grads[id(unit)])
+            dw = _numpy(grads.get(id(unit), np.zeros(kernel_value.shape)))
             norm = float(np.linalg.norm(kernel_value))
             kernel_ratio = float(np.linalg.norm(dw) / norm) if norm > 0 else math.inf
+            if weight.frozen:
+                kernel_ratio = math.nan  # no step changes it
             name = graph.own_activation(unit)[0] or "unnamed"
             units_h = h.reshape(-1, h.shape[-1]) if h.ndim > 1 else h[:, None]
             after = norms[id(unit)]
@@ -531,6 +555,8 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
                     "zero_kernel": zero[id(unit)],
                     "table": weight.role in ("embeddings", "token"),
                     "silenced": id(unit) in silenced,
+                    "branch_end": id(unit) in ends,
+                    "frozen": weight.frozen,
                 }
             )
     if not rows:
@@ -694,6 +720,16 @@ def _identical(kernels) -> list[list[str]]:
     return [paths for paths in groups.values() if len(paths) > 1]
 
 
+def _frozen_notes(rows: list[dict]) -> list[str]:
+    """What the report says of frozen layers (measured, never stepped)."""
+    frozen = [row["name"] for row in rows if row.get("frozen")]
+    if frozen and len(frozen) == len(rows):
+        return ["every layer is frozen (trainable=False): fit changes no weight"]
+    if frozen:
+        return [f"frozen (trainable=False), measured: {', '.join(frozen[:5])}"]
+    return []
+
+
 _SILENT = 1e-3  # a branch gain at most this starts the branch (near) silent
 
 
@@ -731,18 +767,35 @@ def _judge(
     live = [
         row for row in rows if not row.get("zero_kernel") and not row.get("silenced")
     ] or rows
-    free = [row for row in live if not row.get("normalized_by")] or live[-1:]
+    # a table's scale is its author's choice, not propagation: the ratios
+    # start at the first computed signal
+    computed = [row for row in live if not row.get("table")] or live
+    free = [row for row in computed if not row.get("normalized_by")] or live[-1:]
+    # in a residual network the gradient travels along the stream: each
+    # branch's output takes the stream's gradient there, so the ratio is
+    # read between the first and last branch outputs
+    ends = [row for row in free if row.get("branch_end")]
+    if len(ends) >= 2:
+        free = ends
     last = free[-1]["grad_norm"] if reference is None else reference
     gradient_ratio = _ratio(free[0]["grad_norm"], last)
-    hidden = [row for row in live if row is not rows[-1]] or live
-    # a table's scale is its author's choice, not propagation: the first
-    # computed signal is the reference
-    first = next((row for row in live if not row.get("table")), live[0])
+    span = (free[0]["name"], free[-1]["name"])
+    # a branch's output is its share of a residual stream, not the signal
+    hidden = [
+        row for row in live if row is not rows[-1] and not row.get("branch_end")
+    ] or live
+    first = computed[0]
+    reference_std = first.get("effective_std", first["std"])
     activation_ratio = _ratio(
-        hidden[-1].get("effective_std", hidden[-1]["std"]),
-        first.get("effective_std", first["std"]),
+        hidden[-1].get("effective_std", hidden[-1]["std"]), reference_std
     )
-    reasons = []
+    reasons, notes = [], _frozen_notes(rows)
+    if reference_std == 0:  # a batch of one value: nothing to compare with
+        activation_ratio = math.nan
+        notes.append(
+            f"not measured: the activation ratio, since {first['name']}'s output "
+            "does not vary on `x` (a constant batch?)"
+        )
     numeric = ("mean", "std", "grad_norm")
     bad = [
         row["name"] for row in rows if not all(math.isfinite(row[k]) for k in numeric)
@@ -785,6 +838,7 @@ def _judge(
         if not reasons and math.isnan(gradient_ratio):
             verdict = "vanishing"
             reasons.append("no gradient reaches the last layer")
+    reasons.extend(notes)
     return DiagnosisReport(
         rows=rows,
         verdict=verdict,
@@ -792,4 +846,5 @@ def _judge(
         activation_ratio=activation_ratio,
         loss=loss,
         reasons=reasons,
+        span=span,
     )

@@ -250,6 +250,8 @@ class Weight:
         experts: Slices along the first axis that are initialized separately
             (the experts of a mixture-of-experts kernel
             `(experts, in, out)`, whose fans are an expert's), 1 otherwise.
+        frozen: Whether its layer is frozen (`trainable=False`); only
+            `weights(model, frozen=True)` gives such weights.
         initial: For a weight that is set, not drawn: the constant value its
             layer's own initializer gives it at build, or None when that
             cannot be read (then `initialize` sets biases and betas to 0 and
@@ -266,6 +268,7 @@ class Weight:
     unit: keras.Layer | None = None
     experts: int = 1
     initial: object = None
+    frozen: bool = False
 
     @property
     def path(self) -> str:
@@ -449,9 +452,35 @@ def drawn_role(layer: keras.Layer, shape: tuple[int, ...]) -> str:
     if shape[0] == 1 and all(d == 1 for d in shape[:-2]):
         return "token"
     width = _input_width(layer)
-    if len(shape) == 2 and width is not None and shape[-2] != width == shape[-1]:
+    square = len(shape) == 2 and shape[-2] == shape[-1]
+    if len(shape) == 2 and width == shape[-1] and (not square or _ignores_input(layer)):
         return "embeddings"
     return "kernel"
+
+
+def _ignores_input(layer: keras.Layer) -> bool:
+    """Whether `layer`'s output is the same for two random inputs.
+
+    A position table `(length, d)` added to inputs of width `d == length`
+    has the shape of a square kernel; what tells them apart is that the
+    table's output does not depend on the input's values.
+    """
+    config = layer.get_build_config() or {}
+    shape = config.get("input_shape")
+    if not isinstance(shape, (list, tuple)) or not shape:
+        return False
+    shape = [2 if d is None else d for d in shape]
+    rng = np.random.default_rng(0)
+    try:
+        outputs = [
+            keras.ops.convert_to_numpy(
+                layer(rng.standard_normal(shape).astype(layer.compute_dtype))
+            )
+            for _ in range(2)
+        ]
+    except Exception:
+        return False
+    return bool(np.array_equal(*outputs))
 
 
 def _role(owner, attribute, variable, initializer) -> tuple[str, object]:
@@ -484,7 +513,7 @@ def _parents(model: keras.Layer) -> dict[int, keras.Layer]:
     return parents
 
 
-def weights(model: keras.Layer) -> list[Weight]:
+def weights(model: keras.Layer, frozen: bool = False) -> list[Weight]:
     """Every trainable float weight of a built model, with role and fans.
 
     A weight's role comes from what it is in its layer: the kernels, tables
@@ -496,7 +525,8 @@ def weights(model: keras.Layer) -> list[Weight]:
     (`drawn_role`). Only a random vector, which has no fans, is `unknown`
     (`check_known` names it with the `rules=` fix). Weights Keras's own
     layers hold that no rule covers (PReLU's `alpha`, `Attention`'s
-    `scale`) are left out.
+    `scale`) are left out. With `frozen=True` the kernel-like weights of
+    frozen layers (`trainable=False`) are included too, marked `frozen`.
 
     Example:
 
@@ -511,13 +541,15 @@ def weights(model: keras.Layer) -> list[Weight]:
             owner_of.setdefault(id(variable), layer)
     built: dict[int, dict] = {}
     found, seen = [], set()
-    for variable in model.trainable_variables:
+    for variable in model.weights if frozen else model.trainable_variables:
         if id(variable) in seen or not keras.backend.is_float_dtype(variable.dtype):
             continue
         seen.add(id(variable))
         owner, attribute = owners.get(id(variable), (None, None))
         if owner is not None and attribute not in _ATTRIBUTES:
             continue  # _LEFT_ALONE
+        if not variable.trainable and _ATTRIBUTES.get(attribute) not in KERNEL_ROLES:
+            continue  # statistics (moving means), a frozen layer's biases
         owner = owner or owner_of.get(id(variable), model)
         if _ATTRIBUTES.get(attribute) in KERNEL_ROLES:
             initializer = None
@@ -546,7 +578,16 @@ def _weight(model, owner, role, variable, constant, parents) -> Weight:
     else:
         fan_in, fan_out, gates = fans_of(owner, role, shape)
     return Weight(
-        variable, owner, role, name, fan_in, fan_out, gates, unit, experts=experts
+        variable,
+        owner,
+        role,
+        name,
+        fan_in,
+        fan_out,
+        gates,
+        unit,
+        experts=experts,
+        frozen=not variable.trainable,
     )
 
 
@@ -597,6 +638,15 @@ def check_known(
             "the variable path: for example "
             f"`rules={{{unknown[0].path!r}: 'keep'}}` (leave it as it is), an "
             "initializer or a scheme name. Nothing was changed. "
+            f"Received: model={model.name!r}"
+        )
+    if not any(w.kernel_like for w in found) and any(
+        w.kernel_like for w in weights(model, frozen=True)
+    ):
+        raise ValueError(
+            f"{caller} has nothing to change: every layer of model {model.name!r} "
+            "with a kernel-like weight is frozen (trainable=False). Set "
+            "`layer.trainable = True` on the layers to initialize. "
             f"Received: model={model.name!r}"
         )
     if not any(w.kernel_like for w in found):

@@ -77,7 +77,7 @@ import keras
 import numpy as np
 
 from keras_weightinit import graph
-from keras_weightinit.checks import is_number, number_in, positive_number
+from keras_weightinit.checks import boolean, is_number, number_in, positive_number
 from keras_weightinit.graph import Weight
 from keras_weightinit.initializers import HeNormal, Orthogonal, XavierNormal
 from keras_weightinit.seeds import Seed, check_seed, spawn_seeds
@@ -261,11 +261,7 @@ class MuReadout(keras.layers.Dense):
         **kwargs,
     ):
         super().__init__(units, **kwargs)
-        if not isinstance(readout_zero_init, bool):
-            raise ValueError(
-                "Argument `readout_zero_init` must be True or False. "
-                f"Received: readout_zero_init={readout_zero_init!r}"
-            )
+        boolean("readout_zero_init", readout_zero_init)
         for name, value in (("output_mult", output_mult), ("width_mult", width_mult)):
             if (
                 isinstance(value, bool)
@@ -584,14 +580,6 @@ def _vector_value(weight: Weight) -> np.ndarray:
     return value
 
 
-def _check_flag(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(
-            f"Argument `{name}` must be True or False. Received: {name}={value!r}"
-        )
-    return value
-
-
 def set_base_shapes(
     model: keras.Model,
     base_model: keras.Model,
@@ -661,7 +649,7 @@ def set_base_shapes(
     _check_built(base_model, "base_model")
     if delta_model is not None:
         _check_built(delta_model, "delta_model")
-    rescale = _check_flag("rescale", rescale)
+    rescale = boolean("rescale", rescale)
     seed = check_seed(seed)
     mine = graph.weights(model)
     base = _matched(model, base_model, "base_model")

@@ -51,6 +51,7 @@ __all__ = [
     "forward",
     "ProbeResult",
     "Stop",
+    "check_labels",
     "default_loss",
     "is_batch_mean",
     "loss_scale",
@@ -309,6 +310,67 @@ def default_loss(y: np.ndarray, activation: str | None, units: int):
     return keras.losses.MeanSquaredError(), "mean_squared_error"
 
 
+def _is_sparse(model: keras.Model, loss) -> bool:
+    """Whether `loss` (or `"fit"`'s compiled loss) takes class indices."""
+    if isinstance(loss, str) and loss == "fit":
+        loss = getattr(model, "loss", None)
+    name = loss if isinstance(loss, str) else getattr(loss, "name", None)
+    name = name or getattr(loss, "__name__", "") or type(loss).__name__
+    return "sparse_categorical" in str(name) or "SparseCategorical" in str(name)
+
+
+def check_labels(model: keras.Model, x, y, loss, name: str = "y") -> None:
+    """Raises `ValueError` if the targets `y` cannot be the loss's targets.
+
+    The one check of targets `diagnose`, `GradientHistograms` and `compare`
+    make before the probe runs, the same on every backend (JAX would
+    otherwise read an out-of-range label as a loss of 0): `y` holds numbers,
+    and for a sparse categorical loss integer class indices in
+    `[0, classes)`, `classes` the width of the model's output.
+
+    Args:
+        model: The model.
+        x: A batch of its inputs (its first sample is run for the width).
+        y: The targets, a NumPy array, or None.
+        loss: `"fit"` (the compiled loss), a loss or its name.
+        name: The argument's name, used in error messages.
+
+    Example:
+
+    >>> check_labels(model, x[:4], np.array([0, 3, 12, 1]),
+    ...              "sparse_categorical_crossentropy")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Argument `y` must hold class indices in [0, 10) ... from 0 to 12
+    """
+    if y is None:
+        return
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.number) and y.dtype != bool:
+        raise ValueError(
+            f"Argument `{name}` must hold numbers (class indices or targets). "
+            f"Received dtype={y.dtype}"
+        )
+    if not _is_sparse(model, loss):
+        return
+    sample = keras.tree.map_structure(lambda leaf: leaf[:1], x)
+    output = keras.tree.flatten(model(sample, training=False))[0]
+    classes = int(keras.ops.shape(output)[-1])
+    if not np.all(np.equal(np.mod(y, 1), 0)):
+        raise ValueError(
+            f"Argument `{name}` must hold integer class indices for a sparse "
+            f"categorical loss. Received: {name} with non-integer values "
+            f"(dtype={y.dtype})"
+        )
+    low, high = y.min(), y.max()
+    if low < 0 or high >= classes:
+        raise ValueError(
+            f"Argument `{name}` must hold class indices in [0, {classes}) for "
+            f"the model's {classes} outputs. Received: labels from "
+            f"{low:.0f} to {high:.0f}"
+        )
+
+
 # --------------------------------------------------------------------------
 # the pass
 
@@ -378,7 +440,8 @@ def probe(
         units: The layers to observe.
         variables: The variables whose gradients to return.
         loss: `"fit"` for `fit`'s loss (`model.compute_loss`); `"sum"` for
-            the loss-free pass, the sum of the outputs (of the logits for a
+            the loss-free pass, the sum of the outputs projected on a fixed
+            random direction (of the logits for a
             softmax or sigmoid output layer, since a softmax sums to 1
             whatever its input); a `Projection` of an observed layer's
             output; or a `keras.losses.Loss` / callable `(y, y_pred)`, to
@@ -458,7 +521,8 @@ def _loss(model, x, y, y_pred, loss, seen: Observed):
         return ops.sum(h * ops.convert_to_tensor(loss.weights, "float32")), None
     if isinstance(loss, str) and loss == "sum":
         total = sum(
-            ops.sum(ops.cast(t, "float32")) for t in _output_logits(y_pred, seen)
+            ops.sum(ops.cast(t, "float32") * _direction(t))
+            for t in _output_logits(y_pred, seen)
         )
         return total, None
     if isinstance(loss, str) and loss == "fit":
@@ -470,6 +534,18 @@ def _loss(model, x, y, y_pred, loss, seen: Observed):
     for extra in model.losses:
         total = total + ops.cast(extra, "float32")
     return total, total
+
+
+def _direction(tensor):
+    """A fixed random direction of `tensor`'s shape, for the loss-free pass.
+
+    A plain sum would send nothing back through an output that sums to a
+    constant (a softmax, a normalization's centred features); a projection
+    on a fixed standard normal direction sends back a signal of the
+    output's own scale.
+    """
+    shape = keras.ops.shape(tensor)
+    return keras.random.normal(shape, seed=0, dtype="float32")
 
 
 def _logit_layers(y_pred, seen: Observed) -> set[int]:

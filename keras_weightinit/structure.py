@@ -128,7 +128,7 @@ def _producer(units, last: dict, y: np.ndarray):
     """The unit whose latest call returned the values `y`."""
     for unit in reversed(units):
         out = last.get(id(unit))
-        if out is None or tuple(out.shape) != y.shape:
+        if out is None or not keras.ops.is_tensor(out) or tuple(out.shape) != y.shape:
             continue
         if np.array_equal(keras.ops.convert_to_numpy(out), y):
             return unit
@@ -236,6 +236,11 @@ def _block_input(layer: keras.Layer):
     return _sample(spec, np.random.default_rng(0), _BATCH)
 
 
+def _first(outputs):
+    """A block's output: the first tensor it returns (some add their scores)."""
+    return keras.tree.flatten(outputs)[0] if keras.tree.is_nested(outputs) else outputs
+
+
 def _probe_block(layer, kernels: list[Weight], biases: list[Weight]):
     """The `InnerBlock` of `layer`, or None if it adds no branch to its input."""
     x = _block_input(layer)
@@ -245,7 +250,7 @@ def _probe_block(layer, kernels: list[Weight], biases: list[Weight]):
     units = list(dict.fromkeys(w.unit for w in kernels))
     with observe(units) as seen, contextlib.suppress(Stop):
         try:
-            full = layer(x, training=False)
+            full = _first(layer(x, training=False))
         except Exception:
             return None
     if not keras.ops.is_tensor(full) or tuple(full.shape) != tuple(x.shape):
@@ -260,7 +265,7 @@ def _probe_block(layer, kernels: list[Weight], biases: list[Weight]):
     def run(zeroed: list[Weight]):
         mapping = [(w.variable, zeros[id(w.variable)]) for w in [*zeroed, *biases]]
         with keras.StatelessScope(state_mapping=mapping):
-            return keras.ops.convert_to_numpy(layer(x, training=False))
+            return keras.ops.convert_to_numpy(_first(layer(x, training=False)))
 
     shortcut = run(kernels)
     scale = float(np.max(np.abs(keras.ops.convert_to_numpy(full)))) or 1.0

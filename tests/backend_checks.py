@@ -90,7 +90,8 @@ def an_unbuilt_model_with_a_seed_generator(tmp):
 def initialize_redraws_with_the_fans(tmp):
     model = mlp()
     used = kwi.initialize(model, "auto", seed=0)
-    assert [type(i).__name__ for i in used.values()] == ["HeNormal", "XavierNormal"]
+    # the softmax head is the readout, drawn near uniform
+    assert [type(i).__name__ for i in used.values()] == ["HeNormal", "RandomNormal"]
     kernel = numpy(model.layers[0].kernel)
     again = mlp()
     kwi.initialize(again, "auto", seed=0)
@@ -185,6 +186,58 @@ def dbn_pretraining(tmp):
     )
     after = numpy(model.layers[0].kernel)
     assert not np.allclose(before, after) and np.all(np.isfinite(after))
+
+
+@check
+def labels_are_checked_before_the_probe(tmp):
+    model = softmax_regression()
+    before = numpy(model.layers[0].kernel)
+    for bad in (Y + 10, Y - 5, Y + 0.5):
+        try:
+            kwi.diagnose(model, X, bad)
+        except ValueError as error:
+            assert "Argument `y`" in str(error), str(error)
+        else:
+            raise AssertionError(f"labels {bad[:3]} were accepted")
+    callback = kwi.GradientHistograms(tmp, (X, Y + 10))
+    try:
+        model.fit(X, Y, epochs=1, verbose=0, callbacks=[callback])
+    except ValueError as error:
+        assert "Argument `data[1]`" in str(error), str(error)
+    else:
+        raise AssertionError("GradientHistograms took labels out of range")
+    np.testing.assert_array_equal(before, numpy(model.layers[0].kernel))
+
+
+@check
+def a_keras_hub_language_model_with_dict_inputs(tmp):
+    import keras_hub
+
+    backbone = keras_hub.models.LlamaBackbone(
+        vocabulary_size=50,
+        num_layers=2,
+        num_query_heads=4,
+        num_key_value_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+    )
+    model = keras_hub.models.LlamaCausalLM(backbone=backbone, preprocessor=None)
+    x = {
+        "token_ids": RNG.integers(0, 50, (4, 8)).astype("int32"),
+        "padding_mask": np.ones((4, 8), "int32"),
+    }
+    report = kwi.initialize(model, "auto", seed=0, residual="zero")
+    assert set(report.rules) == {v.path for v in model.trainable_variables}
+    hidden = numpy(backbone(x))
+    final = numpy(backbone.layers[-1](backbone.token_embedding(x["token_ids"])))
+    np.testing.assert_allclose(hidden, final, atol=1e-5)  # every block: identity
+    kwi.initialize(model, "auto", seed=0)
+    y = RNG.integers(0, 50, (4, 8))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert kwi.diagnose(backbone, x).verdict == "healthy"
+    report = kwi.diagnose(model, x, y, loss=loss)
+    assert abs(report.loss - math.log(50)) < 0.1 * math.log(50), report.loss
+    assert kwi.lsuv(backbone, x, seed=0).not_converged == []
 
 
 def main():

@@ -22,6 +22,8 @@ NAMES = [
     "diagnose_gradients_equal_numpy",
     "gradient_histograms_log_numpy_gradients",
     "dbn_pretraining",
+    "labels_are_checked_before_the_probe",
+    "a_keras_hub_language_model_with_dict_inputs",
 ]
 _RESULTS: dict = {}
 
