@@ -30,7 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_weightinit import distributed, graph, structure
+from keras_weightinit import distributed, graph, recipes, structure
 from keras_weightinit.checks import (
     known_keywords,
     positive_int,
@@ -451,8 +451,11 @@ def initialize(
     Args:
         model: A built `keras.Model`: Sequential, functional or subclassed.
         scheme: `"auto"`, a name from `get_scheme` (`"he"`, `"orthogonal"`,
-            ...) or a `keras.initializers.Initializer`, which is cloned for
-            each weight with a seed of its own.
+            ...), a Transformer recipe (`"gpt2"`, `"bert"`, `"neox"`,
+            `"t-fixup"`, `"deepnet"`: `keras_weightinit.recipes`, every
+            weight by its role as the paper draws it) or a
+            `keras.initializers.Initializer`, which is cloned for each weight
+            with a seed of its own.
         seed: None (fresh values; `keras.utils.set_random_seed` still makes
             the run reproducible), an int (the same values on every call with
             that int; each weight gets its own seed derived from it) or a
@@ -523,7 +526,7 @@ def initialize(
 
 def _check_scheme(scheme) -> None:
     if isinstance(scheme, str):
-        known = ["auto", *scheme_names()]
+        known = ["auto", *scheme_names(), *recipes.RECIPES]
         if scheme not in known:
             raise ValueError(
                 f"Unknown scheme {scheme!r}. Known schemes: {', '.join(known)}, "
@@ -552,6 +555,7 @@ def _plan(model, scheme, seed, residual, rules) -> tuple[InitReport, list]:
     rules = Rules(rules, [v.path for v in model.trainable_variables], scheme_names())
     found = graph.check_known(model, "initialize", covered=rules.covers)
     distributed.check_same_model(model)
+    scheme = _recipe_plan(model, scheme, residual, found, rules)
     if seed is None and isinstance(scheme, keras.initializers.Initializer):
         own = scheme.get_config().get("seed")
         seed = own if isinstance(own, int) and not isinstance(own, bool) else None
@@ -582,8 +586,10 @@ def _plan(model, scheme, seed, residual, rules) -> tuple[InitReport, list]:
             continue
         fill = functools.partial(_set_value, weight)
         values.append((weight, distributed.draw_into(weight.variable, fill)))
-        used.rules[weight.path] = _set_rule(weight)
+        used.rules[weight.path] = _recipe_prefix(scheme) + _set_rule(weight)
     used.rules = {w.path: used.rules[w.path] for w in found}
+    if isinstance(scheme, recipes.RecipePlan):
+        used.alpha = scheme.alpha
     if recipe is not None:
         used.alpha = recipe.alpha
         values = [(w, value * recipe.factors.get(w.path, 1.0)) for w, value in values]
@@ -605,6 +611,8 @@ def _named(rule, seed: Seed):
 
 def _initializer(weight, scheme, model, seed, unknown, heads):
     """`(initializer, rule in words)` of a drawn weight under `scheme`."""
+    if isinstance(scheme, recipes.RecipePlan):
+        return scheme.draw(weight, seed)
     if scheme == "auto":
         init, why = _auto(weight, model, seed, unknown, heads)
         return init, f"auto{why}: {_describe(init)}"
@@ -613,6 +621,24 @@ def _initializer(weight, scheme, model, seed, unknown, heads):
         return init, f"{scheme}: {_describe(init)}"
     init = _clone(scheme, seed)
     return init, _describe(init)
+
+
+def _recipe_plan(model, scheme, residual, found, rules):
+    """`scheme`, or for a recipe name its `recipes.RecipePlan`."""
+    if not (isinstance(scheme, str) and scheme in recipes.RECIPES):
+        return scheme
+    if residual is not None:
+        raise ValueError(
+            f"Recipe {scheme!r} sets the residual branches itself; it does not "
+            f"combine with `residual`. Received: scheme={scheme!r}, "
+            f"residual={residual!r}"
+        )
+    return recipes.plan(model, scheme, found, covered=rules.covers)
+
+
+def _recipe_prefix(scheme) -> str:
+    """`"gpt2: "` before a set weight's rule under a recipe, else `""`."""
+    return f"{scheme.name}: " if isinstance(scheme, recipes.RecipePlan) else ""
 
 
 def _set_rule(weight: Weight) -> str:
