@@ -14,7 +14,7 @@ module, so they all see the same layers with the same roles and fans.
   axis).
 - `following_activation(layer, model)`: the activation applied to a layer's
   output, its own or that of an activation layer after it in the layer graph.
-- `producer`, `consumers` and `residual_adds`: the layer graph of functional
+- `producer`, `consumers` and `residual_blocks`: the layer graph of functional
   and Sequential containers.
 
 Private Keras names are used only here, where no public route exists:
@@ -56,7 +56,6 @@ __all__ = [
     "producer",
     "ResidualBlock",
     "attention_projections",
-    "residual_adds",
     "residual_blocks",
     "weights",
 ]
@@ -80,6 +79,7 @@ _ATTRIBUTES = {
     "bias": "bias",
     "gamma": "gamma",
     "beta": "beta",
+    "scale": "gamma",  # RMSNormalization's
 }
 # Weights of Keras layers that no initialization rule covers: left as they are.
 _LEFT_ALONE = {
@@ -423,7 +423,7 @@ def _constant(initializer, variable: keras.Variable):
     return None
 
 
-def _input_width(layer: keras.Layer) -> int | None:
+def input_width(layer: keras.Layer) -> int | None:
     """The last axis of the input `layer` was built for, if known."""
     config = layer.get_build_config() or {}
     shape = config.get("input_shape")
@@ -451,7 +451,7 @@ def drawn_role(layer: keras.Layer, shape: tuple[int, ...]) -> str:
         return "unknown"
     if shape[0] == 1 and all(d == 1 for d in shape[:-2]):
         return "token"
-    width = _input_width(layer)
+    width = input_width(layer)
     square = len(shape) == 2 and shape[-2] == shape[-1]
     if len(shape) == 2 and width == shape[-1] and (not square or _ignores_input(layer)):
         return "embeddings"
@@ -490,8 +490,6 @@ def _role(owner, attribute, variable, initializer) -> tuple[str, object]:
         return "depthwise_kernel", None
     if role in ("gamma", "beta") and not isinstance(owner, _NORMALIZATION):
         role = None  # a LayerScale's gamma: read from its build
-    if isinstance(owner, keras.layers.RMSNormalization) and attribute == "scale":
-        role = "gamma"
     if role in KERNEL_ROLES:
         return role, None
     constant = _constant(initializer, variable)
@@ -546,8 +544,8 @@ def weights(model: keras.Layer, frozen: bool = False) -> list[Weight]:
             continue
         seen.add(id(variable))
         owner, attribute = owners.get(id(variable), (None, None))
-        if owner is not None and attribute not in _ATTRIBUTES:
-            continue  # _LEFT_ALONE
+        if attribute in _LEFT_ALONE.get(type(owner).__name__, ()):
+            continue
         if not variable.trainable and _ATTRIBUTES.get(attribute) not in KERNEL_ROLES:
             continue  # statistics (moving means), a frozen layer's biases
         owner = owner or owner_of.get(id(variable), model)
@@ -800,11 +798,6 @@ def attention_projections(layer: keras.Layer) -> dict[str, keras.Layer]:
     names = {"query": "query", "key": "key", "value": "value"}
     names["attention_output"] = "output"
     return {names[sub.name]: sub for sub in layers(layer) if sub.name in names}
-
-
-def residual_adds(model: keras.Layer) -> list[keras.Layer]:
-    """The `Add` layers of `residual_blocks(model)`."""
-    return [block.add for block in residual_blocks(model)]
 
 
 def _block(add: keras.Layer, container, order: dict) -> ResidualBlock | None:

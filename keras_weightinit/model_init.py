@@ -32,6 +32,7 @@ from keras import ops
 
 from keras_weightinit import distributed, graph, recipes, structure
 from keras_weightinit.checks import (
+    boolean,
     known_keywords,
     positive_int,
     positive_number,
@@ -168,11 +169,7 @@ def check_lsuv_args(
             f"Received: tol={tol!r}"
         )
     max_iters = positive_int("max_iters", max_iters)
-    if not isinstance(orthogonal, bool):
-        raise ValueError(
-            "Argument `orthogonal` must be True or False. "
-            f"Received: orthogonal={orthogonal!r}"
-        )
+    orthogonal = boolean("orthogonal", orthogonal)
     verbose = verbose_level(verbose)
     return tol, max_iters, orthogonal, verbose, check_seed(seed)
 
@@ -501,8 +498,8 @@ def initialize(
     ...                           keras.layers.Dense(128, activation="relu"),
     ...                           keras.layers.Dense(10, activation="softmax")])
     >>> used = initialize(model, "auto", seed=0)
-    >>> [type(init).__name__ for init in used.values()]
-    ['HeNormal', 'XavierNormal']
+    >>> [type(init).__name__ for init in used.values()]  # the head: a readout
+    ['HeNormal', 'RandomNormal']
 
     Reference:
         He et al., "Delving Deep into Rectifiers", ICCV 2015; Saxe et al.,

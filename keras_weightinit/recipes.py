@@ -250,54 +250,7 @@ class _Model:
 
 def _added(weight: Weight) -> bool:
     """Whether a table is added to a stream as wide as it (positions)."""
-    return graph._input_width(weight.layer) == weight.shape[-1]
-
-
-def _scores_in(block: structure.InnerBlock, weights: list[Weight]) -> list[str]:
-    """Paths of the kernels of `block` that compute attention scores.
-
-    Zeroing a value, output or feed-forward kernel (biases zeroed) silences
-    its branch: the block's output is the one with the branch's last kernel
-    zeroed. Zeroing a query or key kernel leaves a uniform attention over
-    the values, so the output differs. Run inside a `StatelessScope`.
-    """
-    x = structure._block_input(block.layer)
-    if x is None:
-        return []
-    x = keras.ops.convert_to_tensor(x)
-    units = {id(w.unit) for b in block.branches for w in b.kernels}
-    biases = [w for w in weights if w.role == "bias" and id(w.unit) in units]
-
-    def run(zeroed: list[Weight]) -> np.ndarray:
-        mapping = [
-            (w.variable, keras.ops.zeros(w.shape, w.variable.dtype))
-            for w in [*zeroed, *biases]
-        ]
-        with keras.StatelessScope(state_mapping=mapping):
-            return np.asarray(
-                keras.ops.convert_to_numpy(block.layer(x, training=False))
-            )
-
-    found = []
-    for branch in block.branches:
-        silent = run([branch.last])
-        atol = 1e-6 * (float(np.max(np.abs(silent))) or 1.0)
-        for weight in branch.kernels[:-1]:
-            if not np.allclose(run([weight]), silent, rtol=1e-5, atol=atol):
-                found.append(weight.path)
-    return found
-
-
-def _score_kernels(model: keras.Model, weights: list[Weight]) -> set[str]:
-    """Paths of the query and key kernels: of `MultiHeadAttention`s, then probed."""
-    found = set()
-    for layer in graph.layers(model):
-        for role, sub in graph.attention_projections(layer).items():
-            if role in ("query", "key"):
-                found.update(w.path for w in weights if w.kernel_like and w.unit is sub)
-    for block in structure.inner_blocks(model, weights):
-        found.update(_scores_in(block, weights))
-    return found
+    return graph.input_width(weight.layer) == weight.shape[-1]
 
 
 def _read(model: keras.Model, name: str, weights: list[Weight]) -> _Model:
@@ -315,7 +268,11 @@ def _read(model: keras.Model, name: str, weights: list[Weight]) -> _Model:
             f"but none was found in model {model.name!r}. Received: scheme={name!r}"
         )
     width = branches[0].last.fan_out if branches else 0
-    scores = _score_kernels(model, weights) if name in ("t-fixup", "deepnet") else set()
+    scores = (
+        structure.score_kernels(model, weights)
+        if name in ("t-fixup", "deepnet")
+        else set()
+    )
     return _Model(
         model,
         weights,
@@ -352,7 +309,7 @@ def _causal(model: keras.Model) -> bool:
     after = keras.tree.flatten(
         model(keras.tree.map_structure(change, x), training=False)
     )
-    length = structure._LENGTH
+    length = structure.SAMPLE_LENGTH
     compared = False
     for a, b in zip(before, after, strict=True):
         a, b = keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)

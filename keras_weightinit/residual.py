@@ -111,8 +111,8 @@ def _graph_branches(model: keras.Model, weights: list[Weight]) -> list[Branch]:
     for block in graph.residual_blocks(model):
         units = [_kernels_of(layer, kernels) for layer in block.branch]
         units = [unit for unit in units if unit]
-        if not units:
-            continue
+        if all(w.role in ("embeddings", "token") for unit in units for w in unit):
+            continue  # tables only: a position table added to the token one
         ends = [
             layer
             for layer in block.branch
@@ -131,16 +131,6 @@ def branches(model: keras.Model, weights: list[Weight]) -> list[Branch]:
     found = _graph_branches(model, weights)
     for block in structure.inner_blocks(model, weights):
         found.extend(block.branches)
-    return found
-
-
-def _queries_and_keys(model: keras.Model) -> set[int]:
-    """`id`s of the query and key projections of the model's attention layers."""
-    found = set()
-    for layer in graph.layers(model):
-        for role, sub in graph.attention_projections(layer).items():
-            if role in ("query", "key"):
-                found.add(id(sub))
     return found
 
 
@@ -176,7 +166,7 @@ def plan(model: keras.Model, recipe: str, weights: list[Weight]) -> ResidualPlan
         factors[weight.path] = factor
         rules[weight.path] = rule
 
-    skip = _queries_and_keys(model) if recipe == "deepnorm" else set()
+    skip = structure.score_kernels(model, weights) if recipe == "deepnorm" else set()
     for branch in found:
         _apply(recipe, branch, count, set_factor, skip)
     if recipe == "fixup":
@@ -217,6 +207,6 @@ def _apply(recipe: str, branch: Branch, count: int, set_factor, skip) -> None:
     else:  # deepnorm
         beta = (4.0 * count) ** -0.25
         for weight in branch.kernels:
-            if id(weight.layer) in skip:
+            if weight.path in skip:
                 continue
             set_factor(weight, beta, f"deepnorm: x beta = {beta:.4g}")

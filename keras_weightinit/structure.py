@@ -35,14 +35,23 @@ from keras_weightinit import graph
 from keras_weightinit.graph import Weight
 from keras_weightinit.probe import Stop, observe
 
-__all__ = ["Branch", "InnerBlock", "inner_blocks", "readouts", "sample_inputs"]
+__all__ = [
+    "SAMPLE_LENGTH",
+    "Branch",
+    "InnerBlock",
+    "block_input",
+    "inner_blocks",
+    "readouts",
+    "sample_inputs",
+    "score_kernels",
+]
 
-_BATCH, _LENGTH = 2, 4  # a sample batch: its size, and the size of free axes
+_BATCH, SAMPLE_LENGTH = 2, 4  # a sample batch: its size, and the size of free axes
 
 
 def _sample(spec, rng: np.random.Generator, batch: int):
     shape = [
-        batch if i == 0 and d is None else (d or _LENGTH)
+        batch if i == 0 and d is None else (d or SAMPLE_LENGTH)
         for i, d in enumerate(spec.shape)
     ]
     dtype = keras.backend.standardize_dtype(spec.dtype)
@@ -222,7 +231,7 @@ def inner_blocks(model: keras.Model, found: list[Weight]) -> list[InnerBlock]:
     return blocks
 
 
-def _block_input(layer: keras.Layer):
+def block_input(layer: keras.Layer):
     """A random input of the shape `layer` was built for, or None."""
     config = layer.get_build_config() or {}
     shape = config.get("input_shape")
@@ -241,9 +250,43 @@ def _first(outputs):
     return keras.tree.flatten(outputs)[0] if keras.tree.is_nested(outputs) else outputs
 
 
+def _runner(layer, x, kernels: list[Weight], biases: list[Weight]):
+    """`run(zeroed)`: `layer`'s output on `x` with the `zeroed` kernels 0.
+
+    The biases are 0 and the other kernels random stand-ins
+    `N(0, 1 / fan_in)`, set inside a `keras.StatelessScope`: what is probed
+    is what the block computes, not the values it holds (a branch
+    initialized to zero is still a branch), and no variable is written.
+    """
+    rng = np.random.default_rng(0)
+    zeros, stand_ins = {}, {}
+    for w in [*kernels, *biases]:
+        zeros[id(w.variable)] = keras.ops.zeros(w.shape, w.variable.dtype)
+    for w in kernels:
+        draw = rng.standard_normal(w.shape) / np.sqrt(max(w.fan_in or 1, 1))
+        stand_ins[id(w.variable)] = keras.ops.convert_to_tensor(draw, w.variable.dtype)
+
+    def run(zeroed: list[Weight]) -> np.ndarray:
+        off = {id(w.variable) for w in zeroed}
+        mapping = [
+            (
+                w.variable,
+                (zeros if id(w.variable) in off else stand_ins)[id(w.variable)],
+            )
+            for w in kernels
+        ]
+        mapping += [(w.variable, zeros[id(w.variable)]) for w in biases]
+        with keras.StatelessScope(state_mapping=mapping):
+            return np.asarray(
+                keras.ops.convert_to_numpy(_first(layer(x, training=False)))
+            )
+
+    return run
+
+
 def _probe_block(layer, kernels: list[Weight], biases: list[Weight]):
     """The `InnerBlock` of `layer`, or None if it adds no branch to its input."""
-    x = _block_input(layer)
+    x = block_input(layer)
     if x is None:
         return None
     x = keras.ops.convert_to_tensor(x)
@@ -257,18 +300,11 @@ def _probe_block(layer, kernels: list[Weight], biases: list[Weight]):
         return None
     order = {id(u): i for i, u in enumerate(seen.order)}
     kernels = sorted(kernels, key=lambda w: order.get(id(w.unit), len(order)))
-    zeros = {
-        id(w.variable): keras.ops.zeros(w.shape, w.variable.dtype)
-        for w in [*kernels, *biases]
-    }
-
-    def run(zeroed: list[Weight]):
-        mapping = [(w.variable, zeros[id(w.variable)]) for w in [*zeroed, *biases]]
-        with keras.StatelessScope(state_mapping=mapping):
-            return keras.ops.convert_to_numpy(_first(layer(x, training=False)))
+    run = _runner(layer, x, kernels, biases)
+    full = run([])
 
     shortcut = run(kernels)
-    scale = float(np.max(np.abs(keras.ops.convert_to_numpy(full)))) or 1.0
+    scale = float(np.max(np.abs(full))) or 1.0
     if not np.all(np.isfinite(shortcut)) or np.max(np.abs(shortcut)) <= 1e-6 * scale:
         return None
     zeroed, ends = list(kernels), []
@@ -285,3 +321,41 @@ def _probe_block(layer, kernels: list[Weight], biases: list[Weight]):
         branches.append(Branch(tuple(kernels[start:stop])))
         start = stop
     return InnerBlock(layer, tuple(branches))
+
+
+def _scores_in(block: InnerBlock, weights: list[Weight]) -> list[str]:
+    """Paths of the kernels of `block` that compute attention scores.
+
+    Zeroing a value, output or feed-forward kernel (biases zeroed) silences
+    its branch: the block's output is the one with the branch's last kernel
+    zeroed. Zeroing a query or key kernel leaves a uniform attention over
+    the values, so the output differs. Run on stand-ins (`_runner`).
+    """
+    x = block_input(block.layer)
+    if x is None:
+        return []
+    x = keras.ops.convert_to_tensor(x)
+    kernels = [w for b in block.branches for w in b.kernels]
+    units = {id(w.unit) for w in kernels}
+    biases = [w for w in weights if w.role == "bias" and id(w.unit) in units]
+    run = _runner(block.layer, x, kernels, biases)
+    found = []
+    for branch in block.branches:
+        silent = run([branch.last])
+        atol = 1e-6 * (float(np.max(np.abs(silent))) or 1.0)
+        for weight in branch.kernels[:-1]:
+            if not np.allclose(run([weight]), silent, rtol=1e-5, atol=atol):
+                found.append(weight.path)
+    return found
+
+
+def score_kernels(model: keras.Model, weights: list[Weight]) -> set[str]:
+    """Paths of the query and key kernels: of `MultiHeadAttention`s, then probed."""
+    found = set()
+    for layer in graph.layers(model):
+        for role, sub in graph.attention_projections(layer).items():
+            if role in ("query", "key"):
+                found.update(w.path for w in weights if w.kernel_like and w.unit is sub)
+    for block in inner_blocks(model, weights):
+        found.update(_scores_in(block, weights))
+    return found

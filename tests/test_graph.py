@@ -128,14 +128,27 @@ def test_following_activation_reads_the_graph_through_normalization():
 
 def test_residual_adds_are_found_in_resnets_and_transformers():
     model, _, _ = zoo.transformer()
-    adds = graph.residual_adds(model)
-    assert len(adds) == 2  # attention and FFN blocks
+    blocks = graph.residual_blocks(model)
+    assert len(blocks) == 2  # attention and FFN blocks
     x = keras.Input((4,))
     plain = keras.Model(x, keras.layers.Add()([x * 1.0, x * 2.0]))
     two_inputs = keras.Input((4,)), keras.Input((4,))
     merge = keras.Model(two_inputs, keras.layers.Add()(list(two_inputs)))
-    assert graph.residual_adds(merge) == []
-    assert len(graph.residual_adds(plain)) == 1
+    assert graph.residual_blocks(merge) == []
+    assert len(graph.residual_blocks(plain)) == 1
+
+
+def test_keras_rms_normalization_scale_is_a_gamma_set_to_one():
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(6), keras.layers.RMSNormalization()]
+    )
+    norm = model.layers[-1]
+    norm.scale.assign(np.full(6, 3.0, "float32"))
+    roles = {w.path: w.role for w in graph.weights(model)}
+    assert roles[norm.scale.path] == "gamma"
+    report = kw.initialize(model, "auto", seed=0)
+    assert report.rules[norm.scale.path].startswith("gamma: 1")
+    np.testing.assert_array_equal(np.array(norm.scale), np.ones(6))
 
 
 def test_a_random_vector_of_an_unknown_layer_is_named_with_the_rules_fix():

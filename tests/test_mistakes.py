@@ -198,6 +198,99 @@ def test_a_tol_lsuv_can_never_meet_is_refused(tol):
     _unchanged(model, lambda: kwi.lsuv(model, X, tol=tol), "tol", tol)
 
 
+def _compiled():
+    model = _model()
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+Y = RNG.integers(0, 10, 256)
+
+
+@pytest.mark.parametrize(
+    "labels, said",
+    [
+        (Y + 10, "class indices in [0, 10)"),
+        (Y - 3, "class indices in [0, 10)"),
+        (Y + 0.5, "integer class indices"),
+        (np.array(["a"] * 256), "must hold numbers"),
+        (Y[:100], "samples"),
+    ],
+)
+def test_labels_that_do_not_fit_the_output_are_refused_before_the_probe(
+    labels, said, tmp_path
+):
+    model = _compiled()
+    before = _weights(model)
+    for call in (
+        lambda: kwi.diagnose(model, X, labels),
+        lambda: model.fit(
+            X,
+            Y,
+            epochs=1,
+            verbose=0,
+            callbacks=[kwi.GradientHistograms(str(tmp_path), (X, labels))],
+        ),
+    ):
+        pattern = r"Arguments? `(x` and `y|y|data|data\[1\])`"
+        with pytest.raises(ValueError, match=pattern) as e:
+            call()
+        assert said in str(e.value), str(e.value)
+    after = _weights(model)
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("training", ["no", 1, None, "False"])
+def test_diagnose_takes_training_as_a_bool_only(training):
+    model = _compiled()
+    _unchanged(
+        model,
+        lambda: kwi.diagnose(model, X, Y, training=training),
+        "training",
+        training,
+    )
+
+
+@pytest.mark.parametrize(
+    "x, said",
+    [
+        (None, "Received: x of type NoneType"),
+        ((row for row in X), "Received: x of type generator"),
+        ("digits.npz", "Received: x of type str"),
+        (np.array([{"a": 1}] * 4), "must hold numbers"),
+    ],
+)
+def test_inputs_that_are_not_data_say_what_is_accepted(x, said):
+    model = _compiled()
+    for call in (lambda: kwi.diagnose(model, x), lambda: kwi.lsuv(model, x)):
+        with pytest.raises(ValueError) as error:
+            call()
+        message = str(error.value)
+        assert "Argument `x`" in message and said in message, message
+        if "numbers" not in said:
+            assert "a list, tuple or dict of arrays" in message, message
+
+
+def test_frozen_layers_are_rows_marked_frozen_and_a_frozen_model_says_so():
+    model = _compiled()
+    model.layers[0].trainable = False
+    report = kwi.diagnose(model, X, Y)
+    assert [row["frozen"] for row in report.rows] == [True, False, False]
+    assert math.isnan(report.rows[0]["kernel_grad_ratio"])
+    assert report.span == (report.rows[0]["name"], report.rows[-1]["name"])
+    assert "ratios from" in str(report) and "frozen" in str(report)
+    for layer in model.layers:
+        layer.trainable = False
+    report = kwi.diagnose(model, X, Y)
+    assert any("every layer is frozen" in r for r in report.reasons)
+    before = _weights(model)
+    for tool in (kwi.initialize, lambda m: kwi.lsuv(m, X)):
+        with pytest.raises(ValueError, match="every layer .* is frozen"):
+            tool(model)
+    after = _weights(model)
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
 _ON_A_BACKEND = textwrap.dedent(
     """
     import json, math
@@ -209,8 +302,11 @@ _ON_A_BACKEND = textwrap.dedent(
     model = keras.Sequential([keras.Input((16,)), *relu, keras.layers.Dense(3)])
     before = [keras.ops.convert_to_numpy(v).copy() for v in model.weights]
     errors = []
+    y = np.arange(128) % 3
     for call in (
         lambda: kwi.pretrain_dbn(None, x),
+        lambda: kwi.diagnose(model, x, y + 10),
+        lambda: kwi.diagnose(model, x, y, training="no"),
         lambda: kwi.MuAdam(math.nan),
         lambda: kwi.pretrain_dbn(model, x, verbose="loud"),
         lambda: kwi.lsuv(model, x, tol=1e-12),
@@ -237,6 +333,8 @@ def test_the_mistakes_are_the_same_on_every_backend(backend, run_on_backend):
     report = run_on_backend(backend, "-c", _ON_A_BACKEND)
     assert report["errors"] == [
         "model=None",
+        "labels from 10 to 12",
+        "training='no'",
         "learning_rate=nan",
         "verbose='loud'",
         "tol=1e-12",
