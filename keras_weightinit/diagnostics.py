@@ -447,33 +447,70 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
     distributed.check_replicated(model, "diagnose")
     units = list(dict.fromkeys(w.unit for w in kernels))
     norms = {id(u): graph.normalization_after(u, model) for u in units}
-    observed = units + [n for n in norms.values() if n is not None]
-
-    loss_name, loss_fn = None, "sum"
-    if y is None:
-        pass
-    elif loss is None and not getattr(model, "compiled", False):
-        output = units[-1]
-        loss_fn, loss_name = default_loss(
-            y,
-            graph.own_activation(output)[0],
-            int(model.outputs[0].shape[-1])
-            if getattr(model, "outputs", None)
-            else int(keras.ops.shape(model(take(x, 1)))[-1]),
-        )
-    elif loss is not None:
-        loss_fn = keras.losses.get(loss)
-        loss_name = getattr(loss_fn, "name", None) or getattr(
-            loss_fn, "__name__", repr(loss_fn)
-        )
-    else:
-        loss_fn, loss_name = "fit", "compiled loss"
+    primaries = {id(u): graph.primary_weight(u, kernels) for u in units}
+    loss_fn, loss_name = _choose_loss(model, x, y, loss, units[-1])
     check_labels(model, x, y, loss_fn)
     distributed.check_same_across_processes("loss", loss_name)
+    learning = [u for u in units if not primaries[id(u)].frozen]
+    observed = units + [n for n in norms.values() if n is not None]
+    run = _pass(model, x, y, observed, [primaries[id(u)] for u in learning], training)
+    result = run(loss_fn)
+    order = [u for u in result.order if id(u) in primaries]
+    zero = {id(u): not bool(np.any(_numpy(primaries[id(u)].variable))) for u in order}
+    signal, probed, reference, positions = _backward(run, result, order, zero)
+    marks = {
+        "silenced": _silenced(model, found),
+        "ends": {id(b.last.unit) for b in residual.branches(model, found)},
+        "zero": zero,
+    }
+    grads = dict(zip(map(id, learning), signal.weight_grads, strict=True))
+    several = distributed.process_count() > 1
+    rows, symmetric, parts = _rows(
+        model, order, primaries, (result, signal, grads), norms, marks, several
+    )
+    loss_float = None if result.loss is None else float(result.loss)
+    if several:
+        loss_float, reference, symmetric = _across_processes(
+            rows,
+            parts,
+            num_samples(x),
+            is_batch_mean(loss_fn) and probed is None,
+            is_batch_mean(loss_fn),
+            loss_float,
+            reference,
+            positions,
+        )
+    report = _judge(rows, loss_float, symmetric, reference)
+    report.loss_name = loss_name
+    report.identical = _identical(kernels)
+    report.reasons += _not_measured(model, units, result, found, probed)
+    return report
+
+
+def _choose_loss(model, x, y, loss, output):
+    """`(loss, name)` of the backward pass: compiled, given, default or none."""
+    if y is None:
+        return "sum", None
+    if loss is None and not getattr(model, "compiled", False):
+        width = (
+            int(model.outputs[0].shape[-1])
+            if getattr(model, "outputs", None)
+            else int(keras.ops.shape(model(take(x, 1)))[-1])
+        )
+        return default_loss(y, graph.own_activation(output)[0], width)
+    if loss is not None:
+        loss_fn = keras.losses.get(loss)
+        name = getattr(loss_fn, "name", None) or getattr(
+            loss_fn, "__name__", repr(loss_fn)
+        )
+        return loss_fn, name
+    return "fit", "compiled loss"
+
+
+def _pass(model, x, y, observed, weights, training):
+    """`run(loss)`: the probe pass on `(x, y)`, its errors given context."""
     x_tensor = keras.tree.map_structure(keras.ops.convert_to_tensor, x)
     y_tensor = None if y is None else keras.ops.convert_to_tensor(y)
-    primaries = {id(u): graph.primary_weight(u, kernels) for u in units}
-    learning = [u for u in units if not primaries[id(u)].frozen]
 
     def run(loss):
         try:
@@ -482,7 +519,7 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
                 x_tensor,
                 y_tensor,
                 units=observed,
-                variables=[primaries[id(u)].variable for u in learning],
+                variables=[w.variable for w in weights],
                 loss=loss,
                 training=training,
             )
@@ -494,27 +531,31 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
                 f"forward pass failed with: {error}"
             ) from error
 
-    result = run(loss_fn)
-    order = [u for u in result.order if id(u) in primaries]
-    zero = {id(u): not bool(np.any(_numpy(primaries[id(u)].variable))) for u in order}
-    silenced = _silenced(model, found)
-    ends = {id(b.last.unit) for b in residual.branches(model, found)}
-    signal, probed, reference, positions = result, None, None, None
-    if order and zero[id(order[-1])] and not all(zero.values()):
-        # A zero classifier (Fixup) lets no loss gradient through before the
-        # first step: follow instead the features it takes, projected.
-        probed = order[-1]
-        features = int(keras.ops.shape(result.inputs[id(probed)])[-1])
-        direction = np.random.default_rng(0).standard_normal(features)
-        signal = run(Projection(probed, direction.astype("float32")))
-        # the signal at the features themselves: the projection, per position
-        positions = math.prod(keras.ops.shape(result.inputs[id(probed)])[:-1])
-        reference = float(np.linalg.norm(direction) * math.sqrt(positions))
+    return run
 
-    several = distributed.process_count() > 1
-    parts = []  # with several processes: each row's sums over this batch
-    grads = dict(zip(map(id, learning), signal.weight_grads, strict=True))
-    rows, symmetric = [], []
+
+def _backward(run, result, order, zero):
+    """`(signal pass, probed layer, reference, positions)`.
+
+    A zero classifier (Fixup) lets no loss gradient through before the
+    first step: the signal is then that of a random projection of the
+    features it takes, and the reference its norm per position.
+    """
+    if not order or not zero[id(order[-1])] or all(zero.values()):
+        return result, None, None, None
+    probed = order[-1]
+    features = int(keras.ops.shape(result.inputs[id(probed)])[-1])
+    direction = np.random.default_rng(0).standard_normal(features)
+    signal = run(Projection(probed, direction.astype("float32")))
+    positions = math.prod(keras.ops.shape(result.inputs[id(probed)])[:-1])
+    reference = float(np.linalg.norm(direction) * math.sqrt(positions))
+    return signal, probed, reference, positions
+
+
+def _rows(model, order, primaries, passes, norms, marks, several):
+    """`(rows, symmetric layers, per-row sums)` of the observed layers."""
+    result, signal, grads = passes
+    rows, symmetric, parts = [], [], []
     with np.errstate(all="ignore"):  # overflowing nets still get rows
         for unit in order:
             weight = primaries[id(unit)]
@@ -524,8 +565,6 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
             dw = _numpy(grads.get(id(unit), np.zeros(kernel_value.shape)))
             norm = float(np.linalg.norm(kernel_value))
             kernel_ratio = float(np.linalg.norm(dw) / norm) if norm > 0 else math.inf
-            if weight.frozen:
-                kernel_ratio = math.nan  # no step changes it
             name = graph.own_activation(unit)[0] or "unnamed"
             units_h = h.reshape(-1, h.shape[-1]) if h.ndim > 1 else h[:, None]
             after = norms[id(unit)]
@@ -549,13 +588,14 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
                     "zero_fraction": float(np.mean(h == 0)),
                     "saturated_fraction": _saturated(name, h),
                     "grad_norm": float(np.linalg.norm(dh)),
-                    "kernel_grad_ratio": kernel_ratio,
+                    # a frozen layer: no step changes it
+                    "kernel_grad_ratio": math.nan if weight.frozen else kernel_ratio,
                     "normalized_by": None if after is None else after.name,
                     "effective_std": float(np.std(effective)),
-                    "zero_kernel": zero[id(unit)],
+                    "zero_kernel": marks["zero"][id(unit)],
                     "table": weight.role in ("embeddings", "token"),
-                    "silenced": id(unit) in silenced,
-                    "branch_end": id(unit) in ends,
+                    "silenced": id(unit) in marks["silenced"],
+                    "branch_end": id(unit) in marks["ends"],
                     "frozen": weight.frozen,
                 }
             )
@@ -563,39 +603,30 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
         raise ValueError(
             "diagnose could not observe any layer of the model on `x` "
             f"(layers with kernel-like weights: "
-            f"{[graph.layer_path(u, model) for u in units]})."
+            f"{[graph.layer_path(w.unit, model) for w in primaries.values()]})."
         )
-    missing = [graph.layer_path(u, model) for u in units if u not in result.order]
-    unknown = [w.path for w in found if w.role == "unknown"]
-    loss_float = None if result.loss is None else float(result.loss)
-    if several:
-        loss_float, reference, symmetric = _across_processes(
-            rows,
-            parts,
-            num_samples(x),
-            is_batch_mean(loss_fn) and probed is None,
-            is_batch_mean(loss_fn),
-            loss_float,
-            reference,
-            positions,
-        )
-    report = _judge(rows, loss_float, symmetric, reference)
-    report.loss_name = loss_name
-    report.identical = _identical(kernels)
+    return rows, symmetric, parts
+
+
+def _not_measured(model, units, result, found, probed) -> list[str]:
+    """The report's lines on what the pass could not measure, and why."""
+    notes = []
     if probed is not None:
-        report.reasons.append(
+        notes.append(
             "the output layer's kernel is zero, so no loss gradient passes "
             "before the first step: the backward signal is that of a random "
             f"projection of the features {graph.layer_path(probed, model)!r} "
             "takes"
         )
+    missing = [graph.layer_path(u, model) for u in units if u not in result.order]
     if missing:
-        report.reasons.append(f"not measured: layers {missing} were not called on `x`")
+        notes.append(f"not measured: layers {missing} were not called on `x`")
+    unknown = [w.path for w in found if w.role == "unknown"]
     if unknown:
-        report.reasons.append(
+        notes.append(
             f"not measured: weights of layer types the core does not know: {unknown}"
         )
-    return report
+    return notes
 
 
 def _sums(h, dh, effective, dw, units_h, activation: str, kernel) -> dict:
@@ -758,29 +789,26 @@ def _silenced(model, found) -> set[int]:
     return silenced
 
 
-def _judge(
-    rows: list[dict],
-    loss: float | None,
-    symmetric: list[str] = (),
-    reference: float | None = None,
-) -> DiagnosisReport:
+def _ratios(rows: list[dict], reference: float | None):
+    """`(gradient ratio, activation ratio, span, notes)` of the rows.
+
+    Zero-initialized and silenced branches are left out; a table's scale is
+    its author's choice, not propagation, so the ratios start at the first
+    computed signal; in a residual network the gradient travels along the
+    stream, each branch's output taking the stream's gradient there, so the
+    gradient ratio is read between the first and last branch outputs, and a
+    branch's output (its share of the stream) is no hidden activation.
+    """
     live = [
         row for row in rows if not row.get("zero_kernel") and not row.get("silenced")
     ] or rows
-    # a table's scale is its author's choice, not propagation: the ratios
-    # start at the first computed signal
     computed = [row for row in live if not row.get("table")] or live
     free = [row for row in computed if not row.get("normalized_by")] or live[-1:]
-    # in a residual network the gradient travels along the stream: each
-    # branch's output takes the stream's gradient there, so the ratio is
-    # read between the first and last branch outputs
     ends = [row for row in free if row.get("branch_end")]
     if len(ends) >= 2:
         free = ends
     last = free[-1]["grad_norm"] if reference is None else reference
     gradient_ratio = _ratio(free[0]["grad_norm"], last)
-    span = (free[0]["name"], free[-1]["name"])
-    # a branch's output is its share of a residual stream, not the signal
     hidden = [
         row for row in live if row is not rows[-1] and not row.get("branch_end")
     ] or live
@@ -789,13 +817,24 @@ def _judge(
     activation_ratio = _ratio(
         hidden[-1].get("effective_std", hidden[-1]["std"]), reference_std
     )
-    reasons, notes = [], _frozen_notes(rows)
+    notes = _frozen_notes(rows)
     if reference_std == 0:  # a batch of one value: nothing to compare with
         activation_ratio = math.nan
         notes.append(
             f"not measured: the activation ratio, since {first['name']}'s output "
             "does not vary on `x` (a constant batch?)"
         )
+    return gradient_ratio, activation_ratio, (free[0]["name"], free[-1]["name"]), notes
+
+
+def _judge(
+    rows: list[dict],
+    loss: float | None,
+    symmetric: list[str] = (),
+    reference: float | None = None,
+) -> DiagnosisReport:
+    gradient_ratio, activation_ratio, span, notes = _ratios(rows, reference)
+    reasons = []
     numeric = ("mean", "std", "grad_norm")
     bad = [
         row["name"] for row in rows if not all(math.isfinite(row[k]) for k in numeric)
