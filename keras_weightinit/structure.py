@@ -32,6 +32,7 @@ import keras
 import numpy as np
 
 from keras_weightinit import graph
+from keras_weightinit.data import input_specs
 from keras_weightinit.graph import Weight
 from keras_weightinit.probe import Stop, observe
 
@@ -60,21 +61,6 @@ def _sample(spec, rng: np.random.Generator, batch: int):
     if dtype == "bool":
         return np.ones(shape, bool)
     return rng.standard_normal(shape).astype(dtype)
-
-
-def input_specs(model: keras.Model):
-    """The model's inputs in the structure its call takes, or None."""
-    try:
-        return model.input
-    except (AttributeError, ValueError):
-        pass
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):
-        return None
-    if not inputs:
-        return None
-    return inputs[0] if len(inputs) == 1 else list(inputs)
 
 
 def sample_inputs(model: keras.Model, batch: int = _BATCH, seed: int = 0):
