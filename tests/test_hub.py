@@ -6,15 +6,16 @@ models, not on a list of names.
 """
 
 import math
+import subprocess
+import sys
 
 import keras
+import keras_hub  # a dev extra: the tests need it, the package does not
 import numpy as np
 import pytest
 
 import keras_weightinit as kw
 from keras_weightinit import graph, structure
-
-keras_hub = pytest.importorskip("keras_hub")
 
 VOCAB = 97
 _TEXT = dict(vocabulary_size=VOCAB, num_layers=2, hidden_dim=32, intermediate_dim=64)
@@ -389,3 +390,18 @@ def test_experts_are_drawn_one_by_one_with_an_experts_fans():
     for expert in value:  # each (32, 64) slice semi-orthogonal on its own
         np.testing.assert_allclose(expert @ expert.T, np.eye(32), atol=1e-5)
     assert not np.allclose(value[0], value[1])
+
+
+def test_the_package_never_imports_keras_hub_itself():
+    code = (
+        "import sys, numpy as np, keras, keras_weightinit as kw\n"
+        "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])\n"
+        "kw.initialize(m, 'auto', seed=0)\n"
+        "kw.diagnose(m, np.ones((8, 4), 'float32'))\n"
+        "print('keras_hub' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
