@@ -81,7 +81,7 @@ from keras_weightinit.data import (
     fit_model_input,
     is_stream,
 )
-from keras_weightinit.probe import Stop, forward
+from keras_weightinit.probe import Stop, forward, observe
 from keras_weightinit.rbm import MONITOR_SAMPLES, RBM
 from keras_weightinit.seeds import spawn_seeds
 
@@ -198,31 +198,18 @@ def _input_of(model: keras.Model, layer, x):
     """The first input `layer` receives when `model` runs on `x`, or None.
 
     The model runs in inference mode and the pass ends there: neither `layer`
-    nor anything after it is computed. As in `probe.observe`, an instance
-    attribute `call` shadows the layer's method for the pass (removed after
-    it, also on an exception), so the layer may sit at any depth, in a nested
-    or subclassed model.
+    nor anything after it is computed (`probe.observe`'s `stop_before`), so
+    the layer may sit at any depth, in a nested or subclassed model.
     """
     if "call" in vars(layer):  # observed by someone else: let probe share it
         seen = forward(model, x, [layer], stop_after=layer)
         return seen.inputs.get(id(layer))
-    captured = []
-
-    def call(*args, **kwargs):
-        for value in keras.tree.flatten((args, kwargs)):
-            if keras.ops.is_tensor(value) or isinstance(value, np.ndarray):
-                captured.append(value)
-                break
-        raise Stop
-
-    object.__setattr__(layer, "call", call)
-    try:
-        model(x, training=False)
-    except Stop as stop:
-        _clear_frames(stop)
-    finally:
-        object.__delattr__(layer, "call")
-    return captured[0] if captured else None
+    with observe([layer], stop_before=layer) as seen:
+        try:
+            model(x, training=False)
+        except Stop as stop:
+            _clear_frames(stop)
+    return seen.inputs.get(id(layer))
 
 
 def _clear_frames(error: BaseException) -> None:

@@ -61,7 +61,7 @@ __all__ = [
 
 
 class Stop(Exception):  # a signal, not an error
-    """Raised by `observe(stop_after=...)` to end a forward pass early."""
+    """Raised by `observe(stop_after=... | stop_before=...)` to end a pass early."""
 
 
 @dataclasses.dataclass
@@ -93,6 +93,7 @@ def observe(
     stop_after: keras.Layer | None = None,
     perturb: dict | None = None,
     last: dict | None = None,
+    stop_before: keras.Layer | None = None,
 ) -> Iterator[Observed]:
     """Records the first call of each layer in `layers` while active.
 
@@ -107,6 +108,8 @@ def observe(
             there, for backends that differentiate functions, not tapes).
         last: A dict that receives `id(layer) ->` the output of the layer's
             latest call (a layer called twice, as a tied embedding is).
+        stop_before: Raise `Stop` once this layer has received its input,
+            before it computes anything (pretraining reads a layer's input).
 
     Yields:
         An `Observed`, filled as the model runs.
@@ -121,7 +124,9 @@ def observe(
             object.__setattr__(
                 layer,
                 "call",
-                _call_hook(layer, seen, watch, stop_after, perturb, last),
+                _call_hook(
+                    layer, seen, watch, (stop_before, stop_after), perturb, last
+                ),
             )
             restore.append((layer, activation))
             if callable(activation):
@@ -139,13 +144,16 @@ def observe(
                 object.__setattr__(layer, "activation", activation)
 
 
-def _call_hook(layer, seen: Observed, watch, stop_after, perturb, last):
+def _call_hook(layer, seen: Observed, watch, stops, perturb, last):
     key, original = id(layer), layer.call
     delta = (perturb or {}).get((key, "out"))
+    stop_before, stop_after = stops
 
     def call(*args, **kwargs):
         if key not in seen.inputs:
-            seen.inputs[key] = _first_tensor(args)
+            seen.inputs[key] = _first_tensor((args, kwargs))
+        if layer is stop_before:
+            raise Stop
         outputs = original(*args, **kwargs)
         if last is not None:
             last[key] = outputs
