@@ -20,7 +20,11 @@ module, so they all see the same layers with the same roles and fans.
 Private Keras names are used only here, where no public route exists:
 `Layer._flatten_layers` (the sublayers of any layer, tracked by Keras),
 `Operation._inbound_nodes` (whether a layer is shared),
-`MultiHeadAttention._inverse_sqrt_key_dim` (µP's attention scale) and the
+`MultiHeadAttention._inverse_sqrt_key_dim` (µP's attention scale),
+`MultiHeadAttention._kernel_initializer` / `_bias_initializer` (µP's
+projections), `Optimizer._get_variable_index` (µP's per-variable rates),
+`Variable._initializer` and the uninitialized-variable list of a
+`StatelessScope` (`build_initializers`) and the
 name-scope stack (the layer that is creating a variable, read by the
 initializers' seed rule for copies). `tests/test_graph.py` fails loudly if Keras changes
 either.
@@ -36,7 +40,12 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-from keras_weightinit.gains import CONV_TRANSPOSE, activation_name, compute_fans
+from keras_weightinit.gains import (
+    CONV_TRANSPOSE,
+    activation_name,
+    compute_fans,
+    configs_without_tensorflow,
+)
 
 __all__ = [
     "KERNEL_ROLES",
@@ -133,6 +142,27 @@ def set_attention_scale(layer: keras.Layer, scale: float) -> None:
             "`_inverse_sqrt_key_dim`; the µP attention scale cannot be set."
         )
     layer._inverse_sqrt_key_dim = float(scale)
+
+
+def set_attention_initializer(layer: keras.Layer, role: str, initializer) -> None:
+    """Sets the initializer a `MultiHeadAttention` clones into its projections.
+
+    Keras keeps them as `_kernel_initializer` / `_bias_initializer` (read
+    when the layer builds its four `EinsumDense` projections); `role` is
+    `"kernel"` or `"bias"`.
+    """
+    attribute = f"_{role}_initializer"
+    if not hasattr(layer, attribute):
+        raise RuntimeError(
+            f"keras_weightinit: this Keras's MultiHeadAttention has no "
+            f"`{attribute}`; its projections' initializer cannot be set."
+        )
+    setattr(layer, attribute, initializer)
+
+
+def variable_index(optimizer, variable) -> int:
+    """The index of `variable` in a built optimizer's own list (its slots')."""
+    return optimizer._get_variable_index(variable)
 
 
 def current_scope() -> keras.Layer | None:
@@ -385,7 +415,8 @@ def build_initializers(layer: keras.Layer) -> dict[int, object]:
     key = "uninitialized_variables"
     pending = list(global_state.get_global_attribute(key) or [])
     try:
-        copy = type(layer).from_config(layer.get_config())
+        with configs_without_tensorflow():
+            copy = type(layer).from_config(layer.get_config())
         with keras.StatelessScope(initialize_variables=False):
             copy.build_from_config(layer.get_build_config())
         mine, theirs = own_variables(layer), own_variables(copy)
@@ -707,6 +738,55 @@ def producer(tensor, model: keras.Layer) -> keras.Layer | None:
             ):
                 return layer
     return None
+
+
+def chain(model: keras.Layer) -> list[keras.Layer] | None:
+    """`model`'s layers in order if it is a plain chain, else None.
+
+    A plain chain: a Sequential or functional model of one input and one
+    output whose operations are layers, each called once on the output of
+    the one before alone, with no other argument and no mask. Calling them
+    one after another on the previous one's output computes what the model
+    computes; residual adds, several inputs, masks and subclassed models are
+    not chains.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> [layer.name for layer in chain(model)] == [model.layers[0].name]
+    True
+    """
+    if isinstance(model, keras.Sequential):
+        steps = list(model.layers)
+    elif isinstance(getattr(model, "operations", None), list):
+        steps = [
+            op for op in model.operations if not isinstance(op, keras.layers.InputLayer)
+        ]
+    else:
+        return None
+    try:
+        inputs, outputs = (
+            keras.tree.flatten(model.inputs),
+            keras.tree.flatten(model.outputs),
+        )
+    except (AttributeError, ValueError):  # not built
+        return None
+    if len(inputs) != 1 or len(outputs) != 1 or not steps:
+        return None
+    previous = inputs[0]
+    for step in steps:
+        if not isinstance(step, keras.Layer) or not called_once(step):
+            return None
+        arguments = step._inbound_nodes[0].arguments
+        extra = any(value is not None for value in arguments.kwargs.values())
+        if extra or len(arguments.args) != 1 or arguments.args[0] is not previous:
+            return None
+        previous = _output(step)
+        if not keras.utils.is_keras_tensor(previous):
+            return None
+        if getattr(previous, "_keras_mask", None) is not None:
+            return None
+    return steps if previous is outputs[0] else None
 
 
 def layer_below(layer: keras.Layer, model: keras.Layer, kind: type):

@@ -107,8 +107,6 @@ _INIT_ATTRIBUTES = {
     "gamma": "gamma_initializer",
     "beta": "beta_initializer",
 }
-# MultiHeadAttention's own initializers, cloned into its four projections
-_MHA_ATTRIBUTES = {"kernel": "_kernel_initializer", "bias": "_bias_initializer"}
 
 # In-process records: id(variable) -> (weak reference, (fan_in_mult,
 # fan_out_mult, readout)); and the layers that built a weight from a MuInit
@@ -730,7 +728,7 @@ def _store_attention_records(model, mine, records, inits) -> None:
         projections = [
             found[name] for name in ("query", "key", "value", "output") if name in found
         ]
-        for role, attribute in _MHA_ATTRIBUTES.items():
+        for role in ("kernel", "bias"):  # MHA's own, cloned into its projections
             sublayers, base = {}, None
             for sub in projections:
                 entry = by_layer.get(id(sub), {}).get(role)
@@ -740,7 +738,9 @@ def _store_attention_records(model, mine, records, inits) -> None:
                 sublayers[sub.name] = [fan_in_mult, fan_out_mult]
                 base = base or init.base
             if sublayers:
-                setattr(layer, attribute, MuInit(base, 1.0, sublayers=sublayers))
+                graph.set_attention_initializer(
+                    layer, role, MuInit(base, 1.0, sublayers=sublayers)
+                )
 
 
 # --------------------------------------------------------------------------
@@ -809,7 +809,7 @@ class _MuOptimizer:
         return list(getattr(self, "_mup_multipliers", []))
 
     def update_step(self, gradient, variable, learning_rate):
-        multiplier = self._mup_multipliers[self._get_variable_index(variable)]
+        multiplier = self._mup_multipliers[graph.variable_index(self, variable)]
         if multiplier != 1.0:
             learning_rate = keras.ops.multiply(learning_rate, multiplier)
         return super().update_step(gradient, variable, learning_rate)

@@ -38,6 +38,25 @@ def test_the_private_keras_names_the_core_uses_still_exist():
     assert seen == [dense]
     assert graph.current_scope() is None
 
+    # MHA's initializers, cloned into its projections when it builds
+    fresh = keras.layers.MultiHeadAttention(2, 4)
+    graph.set_attention_initializer(fresh, "kernel", keras.initializers.Zeros())
+    fresh(np.ones((1, 3, 8), "float32"), np.ones((1, 3, 8), "float32"))
+    assert not np.any(np.asarray(fresh.query_dense.kernel))
+
+    # an optimizer's index of a variable
+    optimizer = keras.optimizers.Adam()
+    variables = [keras.Variable(np.zeros(2)), keras.Variable(np.zeros(3))]
+    optimizer.build(variables)
+    assert [graph.variable_index(optimizer, v) for v in variables] == [0, 1]
+
+    # a layer's build initializers, read in a StatelessScope without drawing
+    norm = keras.layers.LayerNormalization()
+    norm.build((None, 4))
+    inits = graph.build_initializers(norm)
+    kinds = sorted(type(i).__name__ for i in inits.values())
+    assert kinds == ["Ones", "Zeros"]
+
     x = keras.Input((3,))
     shared = keras.layers.Dense(3)
     keras.Model(x, shared(shared(x)))
