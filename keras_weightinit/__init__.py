@@ -9,6 +9,12 @@ classes Keras deserializes by name (`"keras_weightinit>HeNormal"`, saved
 `.keras` models), as KerasHub does. The command line lives beside the
 package (`keras_weightinit_cli`), so that it answers `--help` and a bad
 argument before Keras starts.
+
+TensorFlow is imported only where it is needed: on JAX and PyTorch,
+`initialize`, `lsuv`, `diagnose`, the callbacks and the initializers run
+without it, and the package imports where it is not installed. The RBM
+(`RBM`, `pretrain_dbn`, `DBNPretrain`'s training) still trains in
+TensorFlow: there those names are imported on first use.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import importlib
 
 import keras
 
+from keras_weightinit.callbacks import DBNPretrain, GradientHistograms, LSUVInit
+from keras_weightinit.diagnostics import DiagnosisReport, diagnose
 from keras_weightinit.gains import calculate_gain, compute_fans
 from keras_weightinit.initializers import (
     DeltaOrthogonal,
@@ -31,6 +39,7 @@ from keras_weightinit.initializers import (
     get_scheme,
     scheme_names,
 )
+from keras_weightinit.model_init import LSUVReport, initialize, lsuv
 from keras_weightinit.mup import (
     MuAdam,
     MuAdamW,
@@ -81,34 +90,19 @@ __all__ = [
     "set_base_shapes",
 ]
 
-# The public names of the modules that still import TensorFlow at their top
-# (issue 22 moves them off it). On TensorFlow, which Keras has imported
-# already, they are imported below like the rest; on JAX and PyTorch on first
-# use, so that `import keras_weightinit` does not start TensorFlow there.
-# When those modules no longer import it, the `if` and `__getattr__` go.
-_TENSORFLOW_MODULES = {
-    "DBNPretrain": "callbacks",
-    "GradientHistograms": "callbacks",
-    "LSUVInit": "callbacks",
-    "DiagnosisReport": "diagnostics",
-    "diagnose": "diagnostics",
-    "LSUVReport": "model_init",
-    "initialize": "model_init",
-    "lsuv": "model_init",
-    "pretrain_dbn": "pretraining",
-    "RBM": "rbm",
-}
+# The RBM still trains in TensorFlow (`rbm`, and `pretraining` above it): on
+# TensorFlow, which Keras has imported already, they are imported below like
+# the rest; on JAX and PyTorch on first use, so that `import keras_weightinit`
+# neither starts TensorFlow there nor needs it installed.
+_TENSORFLOW_MODULES = {"pretrain_dbn": "pretraining", "RBM": "rbm"}
 
 if keras.backend.backend() == "tensorflow":
-    from keras_weightinit.callbacks import DBNPretrain, GradientHistograms, LSUVInit
-    from keras_weightinit.diagnostics import DiagnosisReport, diagnose
-    from keras_weightinit.model_init import LSUVReport, initialize, lsuv
     from keras_weightinit.pretraining import pretrain_dbn
     from keras_weightinit.rbm import RBM
 
 
 def __getattr__(name: str):
-    """Imports a public name of a module that imports TensorFlow (JAX, PyTorch)."""
+    """Imports `RBM` or `pretrain_dbn`, which need TensorFlow, on first use."""
     if name not in _TENSORFLOW_MODULES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module = importlib.import_module(f"{__name__}.{_TENSORFLOW_MODULES[name]}")

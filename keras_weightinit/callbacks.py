@@ -23,7 +23,6 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_weightinit import distributed, graph
 from keras_weightinit.checks import (
@@ -40,9 +39,8 @@ from keras_weightinit.data import (
     is_stream,
 )
 from keras_weightinit.model_init import check_lsuv_args, lsuv
-from keras_weightinit.pretraining import check_pretrain_args, pretrain_dbn
 from keras_weightinit.probe import check_labels, loss_scale, probe
-from keras_weightinit.tensorboard import summary_bytes
+from keras_weightinit.tensorboard import EventWriter, summary_bytes
 
 __all__ = ["DBNPretrain", "GradientHistograms", "LSUVInit"]
 
@@ -131,6 +129,10 @@ class DBNPretrain(_OnFirstFit):
         verbose: int | str = "auto",
         **rbm_args,
     ):
+        # here, not at the top: the RBM imports TensorFlow (the other
+        # callbacks do not)
+        from keras_weightinit.pretraining import check_pretrain_args
+
         check_pretrain_args(layers, log_dir=log_dir, verbose=verbose, **rbm_args)
         if is_stream(x):
             Stream(x, "x")  # refuses infinite or unbatched datasets now
@@ -142,6 +144,8 @@ class DBNPretrain(_OnFirstFit):
         self.rbm_args = rbm_args
 
     def _run(self, model):
+        from keras_weightinit.pretraining import pretrain_dbn
+
         return pretrain_dbn(
             model,
             self.x,
@@ -233,12 +237,13 @@ class GradientHistograms(keras.callbacks.Callback):
 
     The event files go to their own run directory, `log_dir/gradients`, beside
     `keras.callbacks.TensorBoard(log_dir)`'s `train` and `validation`, with
-    their own file writer; writes are wrapped in `tf.summary.record_if(True)`
-    so that a TensorBoard callback's `update_freq` does not suppress them.
-    The forward and backward pass is one `tf.function`, traced once per `fit`;
-    the histograms and norms are computed in numpy from its results and
-    written as one `Summary` per step. The cost is about 0.1 s per `fit` plus
-    one probe pass per logged epoch (`benchmarks/bench_callbacks.py`).
+    their own writer (`keras_weightinit.tensorboard.EventWriter`, no
+    TensorFlow needed), which a TensorBoard callback's `update_freq` does not
+    reach. On TensorFlow the forward and backward pass is one `tf.function`,
+    traced once per `fit`; the histograms and norms are computed in numpy from
+    its results and written as one `Summary` per step. The cost is about
+    0.1 s per `fit` plus one probe pass per logged epoch
+    (`benchmarks/bench_callbacks.py`).
 
     Over several processes (`keras.distribution`, JAX), every process passes
     the same probe batch (checked when `fit` starts: a `ValueError` on every
@@ -396,6 +401,8 @@ class GradientHistograms(keras.callbacks.Callback):
 
         if keras.backend.backend() != "tensorflow":
             return run
+        import tensorflow as tf
+
         return tf.function(run, autograph=False, reduce_retracing=True)
 
     # -- Keras hooks ------------------------------------------------------
@@ -409,14 +416,14 @@ class GradientHistograms(keras.callbacks.Callback):
 
     def _set_up(self):
         if self._writer is None and distributed.is_writer():
-            self._writer = tf.summary.create_file_writer(self.run_dir)
+            self._writer = EventWriter(self.run_dir)
         self._function = self._build()
         self._x_tensor = keras.tree.map_structure(keras.ops.convert_to_tensor, self.x)
         self._y_tensor = None if self.y is None else keras.ops.convert_to_tensor(self.y)
         try:
-            if isinstance(self._function, tf.types.experimental.PolymorphicFunction):
+            if hasattr(self._function, "get_concrete_function"):  # tf.function
                 self._function.get_concrete_function(
-                    self._x_tensor, self._y_tensor, tf.constant(1.0)
+                    self._x_tensor, self._y_tensor, keras.ops.convert_to_tensor(1.0)
                 )
             else:  # run once: the first log (before any step) reuses it
                 self._first = self._function(
@@ -484,8 +491,6 @@ class GradientHistograms(keras.callbacks.Callback):
             histograms[f"{name}/activation"] = out
             scalars[f"activation_std/{name}"] = out.std(dtype="float64")
         if self._writer is not None:  # process 0 writes, the others compute
-            with self._writer.as_default(step=step), tf.summary.record_if(True):
-                tf.summary.experimental.write_raw_pb(summary_bytes(histograms, scalars))
-            self._writer.flush()
+            self._writer.write(step, summary_bytes(histograms, scalars))
         self._last_step = step
         self.last_loss = float(keras.ops.convert_to_numpy(loss))

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import keras
 
 from keras_weightinit.checks import is_number, positive_shape
 
-__all__ = ["activation_name", "calculate_gain", "compute_fans", "nonlinearity_name"]
+__all__ = [
+    "activation_name",
+    "calculate_gain",
+    "compute_fans",
+    "configs_without_tensorflow",
+    "nonlinearity_name",
+]
 
 # The layers whose kernels are stored `(*kernel_size, out, in)`.
 CONV_TRANSPOSE = (
@@ -81,6 +89,30 @@ def compute_fans(shape: Sequence[int], transposed: bool = False) -> tuple[int, i
     return fans[::-1] if transposed else fans
 
 
+@contextlib.contextmanager
+def configs_without_tensorflow() -> Iterator[None]:
+    """Keras's `get_config` and serialization, without importing TensorFlow.
+
+    Keras's `serialize_keras_object` asks its lazy `tensorflow` module
+    whether TensorFlow is available, which imports it, before checking for
+    TensorFlow types; where TensorFlow is not imported no value is of one,
+    so inside this block the answer is no (`tests/test_imports.py`). Here,
+    at the bottom of the package, since activation names are read so; the
+    one private Keras name outside `graph`.
+    """
+    from keras.src.utils import module_utils
+
+    lazy = module_utils.tensorflow
+    if "tensorflow" in sys.modules or lazy._available is not None:
+        yield
+        return
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = None
+
+
 def activation_name(activation: Callable | None) -> str | None:
     """The lower-case Keras name of an activation function, None if it has none.
 
@@ -95,8 +127,8 @@ def activation_name(activation: Callable | None) -> str | None:
     """
     if activation is None:
         return "linear"
-    with warnings.catch_warnings():  # Keras warns when it serializes a lambda
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(), configs_without_tensorflow():
+        warnings.simplefilter("ignore")  # Keras warns when it serializes a lambda
         name = keras.activations.serialize(activation)
     if isinstance(name, dict):  # a registered custom activation
         name = name.get("config", name.get("class_name"))

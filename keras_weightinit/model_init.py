@@ -21,6 +21,7 @@ sharding.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import random as python_random
@@ -50,7 +51,7 @@ from keras_weightinit.initializers import (
     get_scheme,
     scheme_names,
 )
-from keras_weightinit.probe import forward
+from keras_weightinit.probe import Stop, forward, observe
 from keras_weightinit.residual import check_recipe, plan
 from keras_weightinit.rules import KEEP, Rules
 from keras_weightinit.seeds import Seed, check_seed, spawn_seeds
@@ -737,6 +738,53 @@ def _unit_output(unit: keras.Layer, weight: Weight, seen) -> object:
     return seen.outputs.get(key)
 
 
+class _ChainPasses:
+    """`unit ->` what a pass observed of it, each chain step run once.
+
+    For a model that is a plain chain (`graph.chain`): the layers before a
+    unit are final when LSUV reaches it, so the input of the chain step that
+    holds the unit is kept, and a measure runs that step alone on it; moving
+    on runs each step in between once. LSUV then costs one pass over the
+    model, plus a step per rescaling of a layer with a bias, not a prefix
+    per layer (`benchmarks/bench_lsuv.py`).
+    """
+
+    def __init__(self, model: keras.Model, x, steps: list[keras.Layer]):
+        self.steps = steps
+        self.step_of = {
+            id(layer): i
+            for i, step in enumerate(steps)
+            for layer in [step, *graph.layers(step)]
+        }
+        first = steps[0]  # its input as the model gives it (dtype, rank)
+        self.h = forward(model, x, [first], stop_after=first).inputs[id(first)]
+        self.at = 0  # `self.h` is the input of `steps[self.at]`
+
+    def __call__(self, unit: keras.Layer):
+        i = self.step_of[id(unit)]
+        while self.at < i:
+            self.h = self.steps[self.at](self.h, training=False)
+            self.at += 1
+        with observe([unit], stop_after=unit) as seen, contextlib.suppress(Stop):
+            self.steps[i](self.h, training=False)
+        return seen
+
+
+def _passes(model: keras.Model, x, units: list[keras.Layer]):
+    """`unit ->` the observed pass up to `unit`, at the current weights.
+
+    Each unit's step alone for a plain chain whose units are all in it
+    (`_ChainPasses`); elsewhere (residual adds, subclassed models, KerasHub
+    backbones) the model up to the unit, again for every unit.
+    """
+    steps = graph.chain(model)
+    if steps is not None:
+        passes = _ChainPasses(model, x, steps)
+        if all(id(unit) in passes.step_of for unit in units):
+            return passes
+    return lambda unit: forward(model, x, [unit], stop_after=unit)
+
+
 def _lsuv_input(model: keras.Model, x):
     """`x` as a nested batch that fits the model's inputs."""
     from_dataset = is_dataset(x) or isinstance(x, keras.utils.PyDataset)
@@ -761,7 +809,10 @@ def lsuv(
        a recurrent kernel on its own, with the fans of `initialize`) and set
        the biases as `initialize` does (0; an LSTM's forget gate 1).
     2. For each layer with a kernel-like weight, in the order the model calls
-       them, run the batch `x` through the model up to that layer, take the
+       them, run the batch `x` through the model up to that layer (for a
+       plain chain of layers, a Sequential or functional model without
+       branches, from the kept input of that layer's step: LSUV is linear
+       in depth), take the
        variance `v` of its output `B` over all entries and, while
        `|v - 1| >= tol` and at most `max_iters` times, scale the weight by
        `1 / sqrt(v)`:
@@ -896,8 +947,7 @@ def _lsuv(model, x, tol, max_iters, orthogonal, verbose, seed, kept: list):
     x = keras.tree.map_structure(keras.ops.convert_to_tensor, x)
 
     def measure(unit, weight):
-        seen = forward(model, x, [unit], stop_after=unit)
-        return check(weight, _unit_output(unit, weight, seen))
+        return check(weight, _unit_output(unit, weight, passes(unit)))
 
     def check(weight, output):
         value = _variance(output)
@@ -933,6 +983,7 @@ def _lsuv(model, x, tol, max_iters, orthogonal, verbose, seed, kept: list):
         for variable, value in values:
             variable.assign(value)
     order = forward(model, x, units).order
+    passes = _passes(model, x, order)
     for unit in units:
         if unit not in order:
             report.skipped[graph.layer_path(unit, model)] = (

@@ -9,15 +9,27 @@ raw `Summary` 13 ms (`benchmarks/README.md`); at `freq=1` that difference is
 the callback's whole per-epoch budget. The events read back exactly as those
 of `tf.summary.histogram` and `tf.summary.scalar` (the same tensors and
 plugin metadata).
+
+`EventWriter` writes those summaries to an event file without TensorFlow,
+so that JAX and PyTorch users log without importing it (TensorBoard's own
+`EventFileWriter` imports TensorFlow where it is installed, and its
+pure-Python CRC-32C takes 0.4 s per MB; `crc32c` here is the same checksum in
+numpy, over up to 1,024 slices at once: 14 ms for 320 kB).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import os
+import socket
+import struct
+import time
 
+import keras
 import numpy as np
 
-__all__ = ["histogram_buckets", "summary_bytes"]
+__all__ = ["EventWriter", "crc32c", "histogram_buckets", "summary_bytes"]
 
 
 def histogram_buckets(values, bins: int = 30) -> np.ndarray:
@@ -124,3 +136,140 @@ def summary_bytes(histograms: dict, scalars: dict) -> bytes:
         for tag, v in scalars.items()
     ]
     return summary_pb2.Summary(value=values).SerializeToString()
+
+
+# --------------------------------------------------------------------------
+# event files: TFRecord framing, CRC-32C (Castagnoli), reflected
+
+
+def _crc_table() -> np.ndarray:
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(0x82F63B78), table >> 1)
+    return table.astype(np.uint32)
+
+
+_TABLE = _crc_table()
+_BITS = np.arange(32, dtype=np.uint32)
+
+
+def _apply(matrix: np.ndarray, crcs: np.ndarray) -> np.ndarray:
+    """A GF(2) linear map (`matrix[k]`: the image of bit `k`) on each of `crcs`."""
+    bits = (crcs[..., None] >> _BITS) & 1
+    return np.bitwise_xor.reduce(np.where(bits == 1, matrix, np.uint32(0)), axis=-1)
+
+
+@functools.lru_cache(maxsize=256)
+def _zeros(n: int) -> np.ndarray:
+    """The map `crc -> crc` after `n` zero bytes (no pre- or post-inversion)."""
+    power = _TABLE[(np.uint32(1) << _BITS) & 0xFF] ^ ((np.uint32(1) << _BITS) >> 8)
+    result = np.uint32(1) << _BITS  # identity
+    while n:
+        if n & 1:
+            result = _apply(power, result)
+        power, n = _apply(power, power), n >> 1
+    return result
+
+
+def crc32c(data: bytes) -> int:
+    """The CRC-32C of `data`, as TFRecord files carry it (unmasked).
+
+    The CRC is linear over GF(2): `data` is cut into about `sqrt(len)`
+    slices (a power of two, at most 1,024; zeros in front, which change
+    nothing from a zero state), the slices' CRCs computed at once in numpy,
+    and joined by the map of "`n` zero bytes more"; the initial all-ones
+    state enters the same way.
+
+    Args:
+        data: The bytes.
+
+    Returns:
+        The checksum, an int.
+
+    Example:
+
+    >>> hex(crc32c(b"123456789"))
+    '0xe3069283'
+    """
+    raw = np.frombuffer(data, np.uint8)
+    lanes = 1 << min(10, raw.size.bit_length() // 2)
+    width = -(-raw.size // lanes)
+    padded = np.zeros(lanes * width, np.uint8)
+    padded[padded.size - raw.size :] = raw
+    columns = padded.reshape(lanes, width).T.astype(np.uint32)
+    crc = np.zeros(lanes, np.uint32)
+    for column in columns:
+        crc = _TABLE[(crc ^ column) & 0xFF] ^ (crc >> 8)
+    while crc.size > 1:  # join neighbours: left slice shifted by the right's
+        crc, width = _apply(_zeros(width), crc[0::2]) ^ crc[1::2], 2 * width
+    start = _apply(_zeros(raw.size), np.array([0xFFFFFFFF], np.uint32))
+    return int(crc[0] ^ start[0] ^ np.uint32(0xFFFFFFFF))
+
+
+def _masked(data: bytes) -> bytes:
+    crc = crc32c(data)
+    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+
+_FILE_IDS = itertools.count()
+
+
+class EventWriter:
+    """An event file in `run_dir` that TensorBoard reads, written without TF.
+
+    The file is named and framed as `tf.summary.create_file_writer` names
+    and frames its own (`events.out.tfevents.<time>.<host>.<pid>.<n>.v2`,
+    TFRecords of `Event`s). On the TensorFlow backend, where TensorFlow is
+    imported anyway, the file is opened through `tf.io.gfile`, so that a
+    `log_dir` on a remote file system (`gs://...`) works as with Keras's
+    `TensorBoard`; elsewhere it is a local file.
+
+    Args:
+        run_dir: The directory (created if missing).
+
+    Example:
+
+    >>> writer = EventWriter("logs/run1/gradients")
+    >>> writer.write(3, summary_bytes({}, {"loss": 0.5}))
+    >>> writer.close()
+    >>> os.path.basename(writer.path).startswith("events.out.tfevents.")
+    True
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        run_dir = os.fspath(run_dir)
+        stamp = f"{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}"
+        path = os.path.join(
+            run_dir, f"events.out.tfevents.{stamp}.{next(_FILE_IDS)}.v2"
+        )
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.io.gfile.makedirs(run_dir)
+            self._file = tf.io.gfile.GFile(path, "wb")
+        else:
+            os.makedirs(run_dir, exist_ok=True)
+            self._file = open(path, "wb")  # noqa: SIM115 (closed in `close`)
+        self.path = path
+        self._write_event(file_version="brain.Event:2")
+        self._file.flush()
+
+    def _write_event(self, **fields) -> None:
+        from tensorboard.compat.proto import event_pb2
+
+        data = event_pb2.Event(wall_time=time.time(), **fields).SerializeToString()
+        header = struct.pack("<Q", len(data))
+        self._file.write(header + _masked(header) + data + _masked(data))
+
+    def write(self, step: int, summary: bytes) -> None:
+        """Writes one serialized `Summary` (`summary_bytes`) at `step`, flushed."""
+        from tensorboard.compat.proto import summary_pb2
+
+        self._write_event(
+            step=int(step), summary=summary_pb2.Summary.FromString(summary)
+        )
+        self._file.flush()
+
+    def close(self) -> None:
+        """Closes the file."""
+        self._file.close()

@@ -9,6 +9,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 import keras_weightinit as kw
+from keras_weightinit import graph
 from keras_weightinit.probe import observe
 
 RNG = np.random.default_rng(0)
@@ -143,6 +144,72 @@ def test_lsuv_is_reproducible_with_a_seed():
     kw.lsuv(b, X, seed=3)
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-7)
+
+
+def test_lsuv_on_a_chain_runs_each_layer_once_with_the_prefix_reruns_result(
+    monkeypatch,
+):
+    # Biased layers (not linear in the kernel, so every rescaling measures
+    # again) in a chain with a BatchNorm and a Flatten between them.
+    def model():
+        keras.utils.set_random_seed(2)
+        bias = keras.initializers.RandomNormal(0.0, 0.5)
+        return keras.Sequential(
+            [
+                keras.Input((4, 4)),
+                keras.layers.Flatten(),
+                keras.layers.Dense(32, activation="relu", bias_initializer=bias),
+                keras.layers.BatchNormalization(),
+                keras.layers.Dense(32, activation="tanh", bias_initializer=bias),
+                keras.layers.Dense(10, bias_initializer=bias),
+            ]
+        )
+
+    calls = {}
+
+    def counted(layer):
+        original = type(layer).call
+
+        def call(self, *args, **kwargs):
+            calls[self.name] = calls.get(self.name, 0) + 1
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(type(layer), "call", call)
+
+    x = X.reshape(-1, 4, 4)
+    fast = model()
+    assert graph.chain(fast) == fast.layers
+    counted(fast.layers[0])  # Flatten, the first step
+    fast_report = kw.lsuv(fast, x, tol=0.01, orthogonal=False, seed=0)
+    flatten_calls = calls.pop(fast.layers[0].name)
+    monkeypatch.setattr(graph, "chain", lambda model: None)
+    slow = model()
+    counted(slow.layers[0])
+    slow_report = kw.lsuv(slow, x, tol=0.01, orthogonal=False, seed=0)
+    rows = [
+        [{k: v for k, v in row.items() if k != "weight"} for row in report.values()]
+        for report in (fast_report, slow_report)
+    ]
+    assert rows[0] == rows[1]
+    assert sum(r["iterations"] for r in slow_report.values()) > 3
+    for a, b in zip(fast.get_weights(), slow.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The first step ran a fixed number of times, not once per measure.
+    assert flatten_calls <= 3 < calls[slow.layers[0].name]
+
+
+def test_lsuv_on_models_that_are_not_chains_or_hold_units_in_steps():
+    inp = keras.Input((16,))
+    h = keras.layers.Dense(16, activation="relu")(inp)
+    out = keras.layers.Dense(4)(keras.layers.Add()([h, inp]))
+    residual = keras.Model(inp, out)
+    inner = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)])
+    nested = keras.Sequential([keras.Input((16,)), keras.layers.Dense(16), inner])
+    assert graph.chain(residual) is None
+    assert graph.chain(nested) == nested.layers  # a unit inside a step
+    for model in (residual, nested):
+        report = kw.lsuv(model, X, seed=0)
+        assert report.not_converged == []
 
 
 def test_lsuv_failure_leaves_weights_untouched():

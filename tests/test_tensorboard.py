@@ -48,3 +48,27 @@ def test_histogram_buckets_edge_cases():
     buckets = histogram_buckets(np.arange(10.0), bins=5)
     assert buckets[:, 2].tolist() == [2, 2, 2, 2, 2]  # the maximum is counted
     assert buckets[:, 0].tolist() == [0.0, 1.8, 3.6, 5.4, 7.2]
+
+
+@pytest.mark.parametrize("size", [0, 1, 9, 1000, 4097, 300_001])
+def test_crc32c_is_tensorboards_checksum(size):
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import crc32c as theirs
+
+    from keras_weightinit.tensorboard import crc32c
+
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8)
+    assert crc32c(data.tobytes()) == theirs(data.tobytes())
+
+
+def test_event_writer_files_read_back_as_tf_summarys(tmp_path, events):
+    # Without TensorFlow, the same events as `tf.summary`'s writer (checked
+    # framing: TensorFlow's own record reader verifies every checksum).
+    from keras_weightinit.tensorboard import EventWriter
+
+    writer = EventWriter(tmp_path)
+    for step in (0, 1, 2):
+        writer.write(step, summary_bytes({"h": np.arange(10.0) * step}, {"s": step}))
+    writer.close()
+    assert events(str(tmp_path)).scalars("s") == {0: 0.0, 1: 1.0, 2: 2.0}
+    records = list(tf.data.TFRecordDataset(writer.path))
+    assert len(records) == 4  # the file version, then one event per step
