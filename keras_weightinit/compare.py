@@ -111,7 +111,7 @@ def validate(config: CompareConfig) -> None:
             "with the 'dbn' scheme (RBM hidden units exist for those). "
             f"Received: activation={config.activation!r}"
         )
-    for name in config.schemes:
+    for name in config.schemes if config.model != "gpt" else ():  # compare_lm's
         try:
             resolve_scheme(name.partition("+")[0])
         except ValueError:
@@ -552,7 +552,8 @@ def compare(config: CompareConfig, data: tuple | None = None) -> dict:
     Args:
         config: The settings.
         data: `(x_train, y_train, x_val, y_val)` already loaded with
-            `load_dataset` (default: loaded here from `config.dataset`).
+            `load_dataset` (default: loaded here from `config.dataset`);
+            with `config.model == "gpt"`, `compare_lm`'s corpus.
 
     Returns:
         The summary that `summary.json` holds.
@@ -567,6 +568,10 @@ def compare(config: CompareConfig, data: tuple | None = None) -> dict:
     Reference:
         Glorot & Bengio 2010; He et al. 2015; Hinton et al. 2006.
     """
+    if config.model == "gpt":  # the language model: its own module
+        from keras_weightinit.compare_lm import compare_lm
+
+        return compare_lm(config, data)
     validate(config)
     if data is None:
         data = load_dataset(config.dataset, config.max_train)

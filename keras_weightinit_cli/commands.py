@@ -36,6 +36,17 @@ def run(command: str, settings) -> int:
 
 def _compare(config: CompareConfig) -> int:
     validate(config)  # what needs Keras, before anything is written
+    if config.model == "gpt":
+        from keras_weightinit.compare_lm import (
+            compare_lm,
+            format_lm_summary,
+            load_corpus,
+        )
+
+        summary = compare_lm(config, load_corpus(config.dataset))
+        if config.verbose:
+            print(format_lm_summary(summary))
+        return 0
     data = load_dataset(config.dataset, config.max_train)
     summary = compare(config, data)
     if config.verbose:

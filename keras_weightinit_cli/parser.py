@@ -14,6 +14,7 @@ from keras_weightinit_cli.settings import (
     ARTICLE_SCHEMES,
     DATA_DEPENDENT,
     DATASETS,
+    GPT_DEFAULTS,
     MODELS,
     SCHEMES,
     VERBOSE,
@@ -47,6 +48,15 @@ QUICKS = {
         "epochs": 1,
         "seeds": (0,),
     },
+}
+# `--model gpt --quick`: the language model's smoke run
+GPT_QUICK = {
+    "schemes": ("default", "zeros", "t-fixup", "deepnet"),
+    "depth": 1,
+    "width": 16,
+    "steps": 4,
+    "batch_size": 4,
+    "seeds": 1,
 }
 SETTINGS = {
     "compare": CompareConfig,
@@ -99,7 +109,9 @@ def _compare_options() -> dict[str, dict]:
             "choices": MODELS,
             "help": "mlp, or resmlp: residual blocks without normalization, "
             "whose schemes may carry a recipe (he+zero, he+fixup, he+scaled, "
-            f"auto+deepnorm) ({default('model')})",
+            "auto+deepnorm), or gpt: a byte-level language model on the "
+            "standard library's source (or --dataset FILE.txt), schemes "
+            f"{','.join(GPT_DEFAULTS['schemes'])} by default ({default('model')})",
         },
         "depth": {
             "type": int,
@@ -117,6 +129,15 @@ def _compare_options() -> dict[str, dict]:
         "epochs": {"type": int, "help": f"per run ({default('epochs')})"},
         "batch_size": {"type": int, "help": default("batch_size")},
         "seeds": {"type": int, "help": f"runs per scheme ({default('seeds')})"},
+        "steps": {
+            "type": int,
+            "help": f"--model gpt: training steps ({default('steps')})",
+        },
+        "target_loss": {
+            "type": float,
+            "help": f"--model gpt: the loss whose first step is reported "
+            f"({default('target_loss')})",
+        },
         "logdir": {"help": default("logdir")},
     }
 
@@ -232,6 +253,8 @@ def to_settings(args: argparse.Namespace):
             kind (the other checks are `settings.check`'s).
     """
     chosen = dict(QUICKS[args.command]) if args.quick else {}
+    if args.command == "compare" and args.model == "gpt":
+        chosen = {**GPT_DEFAULTS, **(GPT_QUICK if args.quick else {})}
     for name in options(args.command):
         value = getattr(args, name)
         if isinstance(value, str) and name in LISTS:  # not compare's --seeds N

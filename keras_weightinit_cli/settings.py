@@ -27,10 +27,14 @@ __all__ = [
     "PACKAGE_INITIALIZERS",
     "SCHEMES",
     "CompareConfig",
+    "GPT_DEFAULTS",
+    "LM_SCHEMES",
     "CoordCheckSettings",
     "TransferSettings",
     "check",
     "check_config",
+    "gpt_config",
+    "split_lm",
 ]
 
 ARTICLE_SCHEMES = ("zeros", "random", "small_random", "xavier", "he", "dbn")
@@ -75,7 +79,27 @@ PACKAGE_INITIALIZERS = (
 )
 DATASETS = ("digits", "mnist", "fashion_mnist")
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
-MODELS = ("mlp", "resmlp")
+MODELS = ("mlp", "resmlp", "gpt")
+# model="gpt": the language model's schemes, architectures and corpora
+LM_SCHEMES = (
+    *("default", "zeros", "random", "auto", "gpt2", "neox", "t-fixup", "deepnet"),
+    "default@post-ln",
+)
+LM_RECIPES = ("gpt2", "bert", "neox", "t-fixup", "deepnet")
+LM_ARCHITECTURES = ("gpt2", "post-ln", "no-ln")
+_LM_ARCHITECTURE_OF = {"t-fixup": "no-ln", "deepnet": "post-ln"}
+LM_CORPORA = ("stdlib",)
+# what `--model gpt` changes in `CompareConfig`'s defaults (`gpt_config`)
+GPT_DEFAULTS = {
+    "schemes": LM_SCHEMES,
+    "dataset": "stdlib",
+    "depth": 2,
+    "width": 64,
+    "optimizer": "adam",
+    "learning_rate": 0.003,
+    "batch_size": 16,
+    "logdir": "logs/compare_gpt",
+}
 # keras_weightinit.residual.RECIPES, here without importing Keras
 RECIPES = ("zero", "fixup", "scaled", "deepnorm")
 VERBOSE = (0, 1)
@@ -111,6 +135,15 @@ class CompareConfig:
         dbn_epochs: RBM epochs per layer for the `dbn` scheme.
         max_train: Use at most this many training samples (None: all).
         verbose: 1 prints a progress line per run, 0 is silent.
+        steps: Training steps per run (`model="gpt"`).
+        target_loss: The training loss whose first step is reported
+            (`model="gpt"`).
+
+    With `model="gpt"` (`gpt_config`: its defaults) the runs are a byte-level
+    language model's (`keras_weightinit.compare_lm`): `schemes` from
+    `LM_SCHEMES` and `initialize`'s recipes, each with an optional
+    `@gpt2|post-ln|no-ln`; `dataset` is `stdlib` or a text file; `depth`
+    and `width` are the Transformer's.
 
     Example:
 
@@ -135,6 +168,35 @@ class CompareConfig:
     dbn_epochs: int = 5
     max_train: int | None = None
     verbose: int = 1
+    steps: int = 200
+    target_loss: float = 2.8
+
+
+def split_lm(scheme: str) -> tuple[str, str]:
+    """A language-model scheme's initialization and architecture.
+
+    `"deepnet"` runs on the Post-LN Transformer, `"t-fixup"` on the one
+    without normalization, every other scheme on KerasHub's GPT-2, unless
+    `@architecture` says otherwise.
+
+    Example:
+
+    >>> split_lm("deepnet"), split_lm("default@post-ln"), split_lm("gpt2")
+    (('deepnet', 'post-ln'), ('default', 'post-ln'), ('gpt2', 'gpt2'))
+    """
+    base, _, architecture = scheme.partition("@")
+    return base, architecture or _LM_ARCHITECTURE_OF.get(base, "gpt2")
+
+
+def gpt_config(**settings) -> CompareConfig:
+    """A `CompareConfig` for `model="gpt"`: `GPT_DEFAULTS`, then `settings`.
+
+    Example:
+
+    >>> gpt_config(seeds=1).schemes[:3], gpt_config().steps
+    (('default', 'zeros', 'random'), 200)
+    """
+    return CompareConfig(**{"model": "gpt", **GPT_DEFAULTS, **settings})
 
 
 @dataclasses.dataclass
@@ -266,6 +328,8 @@ def _check_schemes(schemes, model: str) -> None:
             f"Argument `schemes` names {', '.join(map(repr, twice))} twice (its "
             f"runs would share a directory). {received}"
         )
+    if model == "gpt":
+        return _check_lm_schemes(schemes)
     for scheme in schemes:
         base, _, recipe = scheme.partition("+")
         if not is_known_scheme(base):
@@ -286,6 +350,25 @@ def _check_schemes(schemes, model: str) -> None:
                 "Argument `schemes`: a residual recipe goes with a scheme "
                 f"initialize draws, not {base!r}. {received}"
             )
+
+
+def _check_lm_schemes(schemes) -> None:
+    known = ("default", "auto", *SCHEMES, *LM_RECIPES)
+    for scheme in schemes:
+        base, architecture = split_lm(scheme)
+        if base not in known or architecture not in LM_ARCHITECTURES:
+            raise ValueError(
+                f"Argument `schemes` has an unknown scheme {scheme!r} for "
+                f"model='gpt'. Known: {', '.join(known)}, each with an optional "
+                f"@{'|@'.join(LM_ARCHITECTURES)}. Received: schemes={tuple(schemes)!r}"
+            )
+
+
+def _check_corpus(dataset) -> None:
+    if not isinstance(dataset, (str, os.PathLike)) or not (
+        os.fspath(dataset) in LM_CORPORA or Path(dataset).is_file()
+    ):
+        _fail("dataset", "must be 'stdlib' or an existing text file's path", dataset)
 
 
 def _check_dataset(dataset) -> None:
@@ -358,7 +441,7 @@ def check_config(config: CompareConfig) -> None:
         )
     _one_of("model", config.model, MODELS)
     _check_schemes(config.schemes, config.model)
-    _check_dataset(config.dataset)
+    (_check_corpus if config.model == "gpt" else _check_dataset)(config.dataset)
     for name in ("depth", "width", "epochs", "batch_size", "seeds", "dbn_epochs"):
         _positive_int(name, getattr(config, name))
     if not isinstance(config.activation, str) or not config.activation:
@@ -372,6 +455,8 @@ def check_config(config: CompareConfig) -> None:
     if config.max_train is not None:
         _positive_int("max_train", config.max_train)
     _check_verbose(config.verbose)
+    _positive_int("steps", config.steps)
+    _positive_number("target_loss", config.target_loss)
 
 
 def check(settings: CompareConfig | CoordCheckSettings | TransferSettings) -> None:
