@@ -203,8 +203,16 @@ def format_lm_summary(summary: dict) -> str:
 
     Example:
 
-    >>> print(format_lm_summary(SUMMARY).splitlines()[5])  # doctest: +SKIP
-    | default | gpt2 | 5.545 ± 0.001 | ...
+    >>> config = dict(target_loss=2.8, depth=2, width=64, optimizer="adam",
+    ...               learning_rate=0.003, batch_size=16, steps=200, seeds=1,
+    ...               logdir="logs/compare_gpt")
+    >>> run = dict(scheme="zeros", architecture="gpt2", runs=[{}],
+    ...            steps_to_target_mean=None, runs_reaching_target=0,
+    ...            initial_loss=(5.545, 0.0), final_loss=(5.545, 0.0),
+    ...            val_loss=(5.545, 0.0), verdict="symmetric")
+    >>> summary = dict(config=config, corpus="stdlib", schemes=[run])
+    >>> print(format_lm_summary(summary).splitlines()[6].replace(" ± 0.000", ""))
+    | zeros | gpt2 | 5.545 | 5.545 | 5.545 | never (0/1) | symmetric |
     """
     c = summary["config"]
     target = c["target_loss"]
