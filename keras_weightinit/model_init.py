@@ -221,7 +221,7 @@ def draw(init, weight: Weight, seed: Seed = None):
     """
     view, back = _matrix_view(weight)
     dtype = weight.variable.dtype
-    fans = (weight.fan_in, weight.fan_out)
+    fans = None if weight.fan_in is None else (weight.fan_in, weight.fan_out)
     if weight.experts > 1:  # one draw per expert, with an expert's fans
         slices = spawn_seeds(seed, weight.experts)
         return ops.stack(
@@ -801,6 +801,7 @@ def lsuv(
     orthogonal: bool = True,
     verbose: int = 0,
     seed: Seed = None,
+    rules: dict | None = None,
 ) -> LSUVReport:
     """Layer-sequential unit-variance (LSUV) initialization of a built model.
 
@@ -857,6 +858,13 @@ def lsuv(
             False the current weights are only rescaled.
         verbose: 1 prints the report table, 0 is silent.
         seed: Seed of the orthogonal pre-initialization, as in `initialize`.
+        rules: None, or `{glob pattern: "keep" | scheme name |
+            keras.initializers.Initializer}` on variable paths, as in
+            `initialize`: a kept weight is neither pre-initialized nor
+            scaled (its layer is named in `report.skipped`); a weight with
+            an initializer or scheme is pre-initialized with it instead of
+            the orthogonal draw, then scaled. A weight the core cannot place
+            must be covered here.
 
     Returns:
         An `LSUVReport`, a dict `layer path -> {"weight": variable path,
@@ -885,12 +893,16 @@ def lsuv(
         Algorithm 1; Saxe et al., "Exact solutions to the nonlinear dynamics
         of learning in deep linear neural networks", ICLR 2014 (orthogonal).
     """
+    if not isinstance(model, keras.Model):
+        check_model(model, "lsuv")
+    tol, max_iters, orthogonal, verbose, seed = check_lsuv_args(
+        tol, max_iters, orthogonal, verbose, seed
+    )
+    settings = (tol, max_iters, orthogonal, seed, rules)
     kept: list = []
     try:
         with distributed.together("lsuv"):
-            report, tol, max_iters, verbose = _lsuv(
-                model, x, tol, max_iters, orthogonal, verbose, seed, kept
-            )
+            report = _lsuv(model, x, settings, kept)
     except BaseException:
         _restore(kept)  # on every process: another one may have failed
         raise
@@ -930,16 +942,13 @@ def _variance(output) -> float:
     return second - mean * mean
 
 
-def _lsuv(model, x, tol, max_iters, orthogonal, verbose, seed, kept: list):
+def _lsuv(model, x, settings, kept: list) -> LSUVReport:
     """`lsuv`'s work; `kept` receives the snapshot to restore on failure."""
-    if not isinstance(model, keras.Model):
-        check_model(model, "lsuv")
-    tol, max_iters, orthogonal, verbose, seed = check_lsuv_args(
-        tol, max_iters, orthogonal, verbose, seed
-    )
+    tol, max_iters, orthogonal, seed, rules = settings
     x = _lsuv_input(model, x)
     check_model(model, "lsuv")
-    found = graph.check_known(model, "lsuv")
+    rules = Rules(rules, [v.path for v in model.trainable_variables], scheme_names())
+    found = graph.check_known(model, "lsuv", covered=rules.covers)
     distributed.check_same_model(model)
     distributed.check_replicated(model, "lsuv")
     kernels = [w for w in found if w.kernel_like]
@@ -961,27 +970,7 @@ def _lsuv(model, x, tol, max_iters, orthogonal, verbose, seed, kept: list):
 
     report = LSUVReport()
     kept.extend(distributed.snapshot([w.variable for w in found]))
-    if orthogonal:
-        seeds = spawn_seeds(distributed.shared_seed(seed), len(kernels))
-        values = [
-            (
-                w.variable,
-                distributed.draw_into(
-                    w.variable, functools.partial(draw, Orthogonal(seed=s), w, s)
-                ),
-            )
-            for w, s in zip(kernels, seeds, strict=True)
-        ]
-        values += [
-            (
-                w.variable,
-                distributed.draw_into(w.variable, functools.partial(_set_value, w)),
-            )
-            for w in found
-            if w.role == "bias"
-        ]
-        for variable, value in values:
-            variable.assign(value)
+    _lsuv_start(found, orthogonal, seed, rules)
     order = forward(model, x, units).order
     passes = _passes(model, x, order)
     for unit in units:
@@ -992,6 +981,8 @@ def _lsuv(model, x, tol, max_iters, orthogonal, verbose, seed, kept: list):
     for unit in order:
         weight = graph.primary_weight(unit, kernels)
         why = _why_not(unit) if weight is not None else "no weight to scale"
+        if why is None and rules.match(weight.path) == KEEP:
+            why = f"rules[{rules.pattern(weight.path)!r}]: kept"
         if why is not None:
             report.skipped[graph.layer_path(unit, model)] = why
             continue
@@ -1013,4 +1004,36 @@ def _lsuv(model, x, tol, max_iters, orthogonal, verbose, seed, kept: list):
             "iterations": iterations,
             "converged": abs(var - 1.0) < tol,
         }
-    return report, tol, max_iters, verbose
+    return report
+
+
+def _lsuv_start(found: list[Weight], orthogonal: bool, seed: Seed, rules: Rules):
+    """LSUV's pre-initialization: orthogonal kernels (or the user's rule), biases.
+
+    A kernel-like weight is drawn orthogonal (with `orthogonal=True`) or
+    from its rule; a weight a rule keeps is left as it is; a bias is set as
+    `initialize` sets it.
+    """
+    drawn = []
+    for weight in found:
+        rule = rules.match(weight.path)
+        if rule == KEEP or (rule is None and not (orthogonal and weight.kernel_like)):
+            continue
+        drawn.append((weight, rule))
+    seeds = spawn_seeds(distributed.shared_seed(seed), len(drawn))
+    values = []
+    for (weight, rule), weight_seed in zip(drawn, seeds, strict=True):
+        init = (
+            Orthogonal(seed=weight_seed) if rule is None else _named(rule, weight_seed)
+        )
+        fill = functools.partial(draw, init, weight, weight_seed)
+        values.append((weight.variable, distributed.draw_into(weight.variable, fill)))
+    if orthogonal:
+        for weight in found:
+            if weight.role == "bias" and rules.match(weight.path) is None:
+                fill = functools.partial(_set_value, weight)
+                values.append(
+                    (weight.variable, distributed.draw_into(weight.variable, fill))
+                )
+    for variable, value in values:
+        variable.assign(value)

@@ -405,3 +405,34 @@ def test_the_package_never_imports_keras_hub_itself():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_lsuv_takes_rules_a_kept_weight_is_neither_drawn_nor_scaled():
+    class Scaled(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1],), name="w")
+
+        def call(self, x):
+            return x * self.w
+
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8, name="first"),
+            Scaled(name="scaled"),
+            keras.layers.Dense(3, name="head"),
+        ]
+    )
+    x = np.random.default_rng(0).standard_normal((64, 4)).astype("float32")
+    with pytest.raises(ValueError, match=r"scaled/w \(in a Scaled\).*rules="):
+        kw.lsuv(model, x)
+    head = model.get_layer("head").kernel
+    kept = {p: np.array(v) for p, v in values(model).items() if "scaled" in p}
+    before_head = np.array(head)
+    report = kw.lsuv(model, x, seed=0, rules={"*scaled/*": "keep", "*head/*": "keep"})
+    assert set(report) == {"first"}
+    assert report.skipped == {"head": "rules['*head/*']: kept"}
+    np.testing.assert_array_equal(np.array(head), before_head)
+    for path, value in values(model).items():
+        if path in kept:
+            np.testing.assert_array_equal(value, kept[path])
