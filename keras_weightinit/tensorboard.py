@@ -218,7 +218,8 @@ class EventWriter:
     """An event file in `run_dir` that TensorBoard reads, written without TF.
 
     The file is named and framed as `tf.summary.create_file_writer` names
-    and frames its own (`events.out.tfevents.<time>.<host>.<pid>.<n>.v2`,
+    and frames its own (`events.out.tfevents.<time>.<host>.<pid>.<n>.v2`, `n`
+    zero-padded so that the files of one process sort in the order written;
     TFRecords of `Event`s). On the TensorFlow backend, where TensorFlow is
     imported anyway, the file is opened through `tf.io.gfile`, so that a
     `log_dir` on a remote file system (`gs://...`) works as with Keras's
@@ -240,7 +241,7 @@ class EventWriter:
         run_dir = os.fspath(run_dir)
         stamp = f"{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}"
         path = os.path.join(
-            run_dir, f"events.out.tfevents.{stamp}.{next(_FILE_IDS)}.v2"
+            run_dir, f"events.out.tfevents.{stamp}.{next(_FILE_IDS):06d}.v2"
         )
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf

@@ -72,3 +72,15 @@ def test_event_writer_files_read_back_as_tf_summarys(tmp_path, events):
     assert events(str(tmp_path)).scalars("s") == {0: 0.0, 1: 1.0, 2: 2.0}
     records = list(tf.data.TFRecordDataset(writer.path))
     assert len(records) == 4  # the file version, then one event per step
+
+
+def test_event_files_of_one_process_sort_in_the_order_written(tmp_path):
+    from keras_weightinit.tensorboard import EventWriter
+
+    paths, digits = [], set()
+    while len(digits) < 2:  # until the file counter gains a digit (9 -> 10)
+        writer = EventWriter(tmp_path)
+        writer.close()
+        paths.append(writer.path)
+        digits.add(len(str(int(writer.path.split(".")[-2]))))
+    assert sorted(paths) == paths
