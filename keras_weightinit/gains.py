@@ -13,6 +13,7 @@ import keras
 from keras_weightinit.checks import is_number, positive_shape
 
 __all__ = [
+    "activation_family",
     "activation_name",
     "calculate_gain",
     "compute_fans",
@@ -111,6 +112,62 @@ def configs_without_tensorflow() -> Iterator[None]:
         yield
     finally:
         lazy._available = None
+
+
+# activation name -> the family of its initialization (He, Xavier, LeCun)
+_FAMILIES = {
+    "relu": "he",
+    "relu6": "he",
+    "elu": "he",
+    "celu": "he",
+    "gelu": "he",
+    "silu": "he",
+    "swish": "he",
+    "hard_silu": "he",
+    "hard_swish": "he",
+    "mish": "he",
+    "softplus": "he",
+    "sparse_plus": "he",
+    "squareplus": "he",
+    "leaky_relu": "leaky_relu",
+    "tanh": "tanh",
+    "hard_tanh": "tanh",
+    "selu": "lecun",
+    "linear": "glorot",
+    "sigmoid": "glorot",
+    "hard_sigmoid": "glorot",
+    "softsign": "glorot",
+    "soft_sign": "glorot",
+    "softmax": "glorot",
+    "log_softmax": "glorot",
+}
+
+
+def activation_family(name: str | None) -> str | None:
+    """The initialization family of an activation: he, leaky_relu, tanh, lecun, glorot.
+
+    One table for `initialize(model, "auto")` and µP's standard draws; a
+    package's variant is known by its base name.
+
+    `"keras_hub>gelu_approximate"` is a `gelu`: the part after `>` and then
+    the longest known name it starts with are tried. None for an unknown
+    activation.
+
+    Example:
+
+    >>> activation_family("keras_hub>gelu_approximate"), activation_family("selu")
+    ('he', 'lecun')
+    """
+    if name is None:
+        return None
+    base = name.rsplit(">", 1)[-1]
+    for key in (name, base):
+        if key in _FAMILIES:
+            return _FAMILIES[key]
+    for key in sorted(_FAMILIES, key=len, reverse=True):
+        if base.startswith(key):
+            return _FAMILIES[key]
+    return None
 
 
 def activation_name(activation: Callable | None) -> str | None:

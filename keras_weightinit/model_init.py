@@ -40,7 +40,7 @@ from keras_weightinit.checks import (
     verbose_level,
 )
 from keras_weightinit.data import as_batch, fit_model_input, is_dataset
-from keras_weightinit.gains import CONV_TRANSPOSE
+from keras_weightinit.gains import CONV_TRANSPOSE, activation_family
 from keras_weightinit.graph import Weight
 from keras_weightinit.initializers import (
     HeNormal,
@@ -56,56 +56,18 @@ from keras_weightinit.residual import check_recipe, plan
 from keras_weightinit.rules import KEEP, Rules
 from keras_weightinit.seeds import Seed, check_seed, spawn_seeds
 
-__all__ = ["InitReport", "LSUVReport", "check_lsuv_args", "draw", "initialize", "lsuv"]
+__all__ = [
+    "InitReport",
+    "LSUVReport",
+    "check_lsuv_args",
+    "draw",
+    "initialize",
+    "lsuv",
+    "set_value",
+]
 
 # Samples LSUV collects from a tf.data.Dataset or PyDataset.
 _DATASET_SAMPLES = 1024
-
-# activation name -> family of `_AUTO`
-_FAMILIES = {
-    "relu": "he",
-    "relu6": "he",
-    "elu": "he",
-    "celu": "he",
-    "gelu": "he",
-    "silu": "he",
-    "swish": "he",
-    "hard_silu": "he",
-    "hard_swish": "he",
-    "mish": "he",
-    "softplus": "he",
-    "sparse_plus": "he",
-    "squareplus": "he",
-    "leaky_relu": "leaky_relu",
-    "tanh": "tanh",
-    "hard_tanh": "tanh",
-    "selu": "lecun",
-    "linear": "glorot",
-    "sigmoid": "glorot",
-    "hard_sigmoid": "glorot",
-    "softsign": "glorot",
-    "soft_sign": "glorot",
-    "softmax": "glorot",
-    "log_softmax": "glorot",
-}
-
-
-def _family(name: str | None) -> str | None:
-    """The family of an activation name; a package's variant by its base name.
-
-    `"keras_hub>gelu_approximate"` is a `gelu`: the part after `>` and then
-    the longest known name it starts with are tried.
-    """
-    if name is None:
-        return None
-    base = name.rsplit(">", 1)[-1]
-    for key in (name, base):
-        if key in _FAMILIES:
-            return _FAMILIES[key]
-    for key in sorted(_FAMILIES, key=len, reverse=True):
-        if base.startswith(key):
-            return _FAMILIES[key]
-    return None
 
 
 def _auto_initializer(family: str, slope: float, seed: Seed):
@@ -258,7 +220,7 @@ def _clone(initializer, seed: Seed):
     return type(initializer).from_config(config)
 
 
-def _set_value(weight: Weight) -> np.ndarray:
+def set_value(weight: Weight) -> np.ndarray:
     """The value `initialize` sets a weight that is not drawn to.
 
     The value its layer's own initializer gives it at build, where that is
@@ -329,7 +291,7 @@ def _auto(weight: Weight, model, seed: Seed, unknown: list, heads=()):
     ):
         return XavierNormal(seed=seed), ""  # linear: the pointwise conv follows
     name, slope = graph.following_activation(layer, model)
-    family = _family(name)
+    family = activation_family(name)
     if family is None:
         unknown.append(f"{weight.name} ({name})")
     return _auto_initializer(family or "glorot", slope, seed), ""
@@ -582,7 +544,7 @@ def _plan(model, scheme, seed, residual, rules) -> tuple[InitReport, list]:
         if rules.match(weight.path) == KEEP:
             used.rules[weight.path] = f"rules[{rules.pattern(weight.path)!r}]: kept"
             continue
-        fill = functools.partial(_set_value, weight)
+        fill = functools.partial(set_value, weight)
         values.append((weight, distributed.draw_into(weight.variable, fill)))
         used.rules[weight.path] = _recipe_prefix(scheme) + _set_rule(weight)
     used.rules = {w.path: used.rules[w.path] for w in found}
@@ -1031,7 +993,7 @@ def _lsuv_start(found: list[Weight], orthogonal: bool, seed: Seed, rules: Rules)
     if orthogonal:
         for weight in found:
             if weight.role == "bias" and rules.match(weight.path) is None:
-                fill = functools.partial(_set_value, weight)
+                fill = functools.partial(set_value, weight)
                 values.append(
                     (weight.variable, distributed.draw_into(weight.variable, fill))
                 )

@@ -78,8 +78,10 @@ import numpy as np
 
 from keras_weightinit import graph
 from keras_weightinit.checks import boolean, is_number, number_in, positive_number
+from keras_weightinit.gains import activation_family
 from keras_weightinit.graph import Weight
 from keras_weightinit.initializers import HeNormal, Orthogonal, XavierNormal
+from keras_weightinit.model_init import draw, set_value
 from keras_weightinit.seeds import Seed, check_seed, spawn_seeds
 
 __all__ = [
@@ -559,23 +561,14 @@ def _standard_init(weight: Weight, model: keras.Model, seed):
     if isinstance(getattr(layer, "recurrent_kernel", None), keras.Variable):
         return XavierNormal(mode="fan_in", seed=seed)
     name, slope = graph.following_activation(layer, model)
-    if name in ("relu", "relu6", "elu", "gelu", "silu", "swish", "mish"):
+    family = activation_family(name)
+    if family == "he":
         return HeNormal(seed=seed)
-    if name == "leaky_relu":
+    if family == "leaky_relu":
         return HeNormal(negative_slope=slope, seed=seed)
-    if name in ("tanh", "hard_tanh"):
+    if family == "tanh":
         return XavierNormal(gain="tanh", mode="fan_in", seed=seed)
     return XavierNormal(mode="fan_in", seed=seed)
-
-
-def _vector_value(weight: Weight) -> np.ndarray:
-    if weight.role == "gamma":
-        return np.ones(weight.shape, "float32")
-    value = np.zeros(weight.shape, "float32")
-    if weight.role == "bias" and getattr(weight.layer, "unit_forget_bias", False):
-        units = weight.shape[-1] // 4
-        value[..., units : 2 * units] = 1.0
-    return value
 
 
 def set_base_shapes(
@@ -677,13 +670,11 @@ def set_base_shapes(
             init = keras.initializers.Zeros()
         if rescale:
             if weight.kernel_like and not isinstance(init, keras.initializers.Zeros):
-                from keras_weightinit.model_init import draw
-
                 value = draw(init, weight, seeds[id(weight)]) * scale
             elif weight.kernel_like:
                 value = np.zeros(weight.shape, "float32")
             else:
-                value = _vector_value(weight)
+                value = set_value(weight)
             values.append((weight.variable, value))
         inits.append(MuInit(init, scale, fan_in_mult, fan_out_mult, readout))
 
