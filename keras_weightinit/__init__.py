@@ -49,7 +49,7 @@ from keras_weightinit.mup import (
     mup_multipliers,
     set_base_shapes,
 )
-from keras_weightinit.mup_checks import CoordCheck, coord_check, lr_transfer
+from keras_weightinit.transfer import CoordCheck, coord_check, lr_transfer
 
 __version__ = "0.1.0"
 

@@ -262,17 +262,8 @@ class MuReadout(keras.layers.Dense):
     ):
         super().__init__(units, **kwargs)
         boolean("readout_zero_init", readout_zero_init)
-        for name, value in (("output_mult", output_mult), ("width_mult", width_mult)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise ValueError(
-                    f"Argument `{name}` must be a positive finite number. "
-                    f"Received: {name}={value!r}"
-                )
+        output_mult = positive_number("output_mult", output_mult)
+        width_mult = positive_number("width_mult", width_mult)
         self.readout_zero_init = readout_zero_init
         self.output_mult = float(output_mult)
         self.width_mult = float(width_mult)

@@ -479,7 +479,7 @@ def _pretrain(model, x, layers, visible, verbose, log_dir, rbm_args, kept) -> di
         stream = source.map(inputs, rows)
         stats = FeatureStats(
             sample_size=max(MONITOR_SAMPLES, settings.batch_size),
-            keep=settings._buffer_rows,
+            keep=settings.buffer_rows,
             seed=None if seeds[k] is None else [seeds[k], 2],
         )
         for block in stream.blocks():

@@ -1151,7 +1151,7 @@ class RBM:
 
         else:
             chunk = _chunk_rows(n_visible, batch_size)
-            buffer = self._buffer_rows(n_visible)
+            buffer = self.buffer_rows(n_visible)
             buffer = max(buffer, chunk) if buffer else 0  # as shuffle_blocks
             info.update(shuffle_buffer=buffer, chunk=chunk)
             header += f" (streaming {samples} samples, shuffle buffer {buffer})"
@@ -1275,7 +1275,7 @@ class RBM:
                 blocks = [source[order]]
             else:
                 chunk = _chunk_rows(n_visible, batch_size)
-                buffer = max(self._buffer_rows(n_visible), chunk)
+                buffer = max(self.buffer_rows(n_visible), chunk)
                 blocks = _checked_blocks(source.blocks(), n_visible, data_visible)
                 blocks = shuffle_blocks(blocks, buffer, rng, chunk)
             for block in blocks:
@@ -1344,7 +1344,7 @@ class RBM:
             return distributed.shared_seed(self.seed)
         return self.seed if self.seed is not None else python_random.randrange(2**31)
 
-    def _buffer_rows(self, n_visible: int) -> int:
+    def buffer_rows(self, n_visible: int) -> int:
         """The shuffle buffer's size in samples for `n_visible` features."""
         if self.shuffle_buffer is not None:
             return self.shuffle_buffer
@@ -1361,7 +1361,7 @@ class RBM:
         if stats is None:
             stats = FeatureStats(
                 sample_size=max(MONITOR_SAMPLES, self.batch_size),
-                keep=self._buffer_rows,
+                keep=self.buffer_rows,
                 seed=[seed, 2],
                 variance=False,  # the means suffice
             )

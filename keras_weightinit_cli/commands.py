@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from keras_weightinit import mup_checks
+from keras_weightinit import transfer
 from keras_weightinit.compare import compare, format_summary, load_dataset, validate
 from keras_weightinit_cli.settings import (
     CompareConfig,
@@ -60,10 +60,10 @@ def _written(logdir: str) -> None:
 
 def _coord_check(settings: CoordCheckSettings) -> int:
     os.makedirs(settings.logdir, exist_ok=True)
-    x, y = mup_checks.digits(128)
+    x, y = transfer.digits(128)
     results = [
-        mup_checks.coord_check(
-            mup_checks.digits_mlp,
+        transfer.coord_check(
+            transfer.digits_mlp,
             list(settings.widths),
             x,
             y,
@@ -75,8 +75,8 @@ def _coord_check(settings: CoordCheckSettings) -> int:
         )
         for mup in (True, False)
     ]
-    mup_checks.plot_coord_checks(results, os.path.join(settings.logdir, "summary.png"))
-    mup_checks.write_json(
+    transfer.plot_coord_checks(results, os.path.join(settings.logdir, "summary.png"))
+    transfer.write_json(
         {"results": [r.to_dict() for r in results]},
         os.path.join(settings.logdir, "summary.json"),
     )
@@ -95,7 +95,7 @@ def _coord_check(settings: CoordCheckSettings) -> int:
 
 def _transfer(settings: TransferSettings) -> int:
     os.makedirs(settings.logdir, exist_ok=True)
-    result = mup_checks.lr_transfer(
+    result = transfer.lr_transfer(
         list(settings.widths),
         None if settings.learning_rates is None else list(settings.learning_rates),
         epochs=settings.epochs,
@@ -104,16 +104,14 @@ def _transfer(settings: TransferSettings) -> int:
         verbose=settings.verbose,
     )
     result.plot(os.path.join(settings.logdir, "summary.png"))
-    mup_checks.write_json(
-        result.to_dict(), os.path.join(settings.logdir, "summary.json")
-    )
+    transfer.write_json(result.to_dict(), os.path.join(settings.logdir, "summary.json"))
     if settings.verbose:
         print(format_transfer(result))
         _written(settings.logdir)
     return 0
 
 
-def format_transfer(result: mup_checks.TransferResult) -> str:
+def format_transfer(result: transfer.TransferResult) -> str:
     """The best learning rate per width, a best one at the grid's edge flagged."""
     lines = []
     for part in ("sp", "mup"):

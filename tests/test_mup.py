@@ -1,7 +1,7 @@
 """Tests of `keras_weightinit.mup`.
 
 The table, the records, the optimizers, on every backend (the coordinate
-check itself: `test_mup_checks.py`).
+check itself: `test_transfer.py`).
 """
 
 import keras
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from keras_weightinit import mup
-from keras_weightinit.mup_checks import (
+from keras_weightinit.transfer import (
     digits,
 )
 
@@ -187,7 +187,7 @@ _BACKEND_CHECK = """
 import json, os, tempfile
 import keras, numpy as np
 from keras_weightinit import mup
-from keras_weightinit.mup_checks import coord_check, digits, digits_mlp
+from keras_weightinit.transfer import coord_check, digits, digits_mlp
 x, y = digits(128)
 out = {"backend": keras.backend.backend()}
 mu = coord_check(digits_mlp, [64, 256, 1024], x, y, steps=3, mup=True)

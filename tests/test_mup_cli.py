@@ -42,7 +42,7 @@ def test_coord_check_command_writes_its_summary(tmp_path):
 
 
 def test_transfer_flags_a_best_learning_rate_at_the_edge_of_its_grid():
-    from keras_weightinit.mup_checks import TransferResult
+    from keras_weightinit.transfer import TransferResult
     from keras_weightinit_cli.commands import format_transfer
 
     losses = {"64": [1.0, 0.5, 1.0], "128": [0.4, 0.6, 0.9]}
@@ -57,7 +57,7 @@ def test_transfer_flags_a_best_learning_rate_at_the_edge_of_its_grid():
 
 
 def test_coord_check_shows_progress(capsys):
-    from keras_weightinit.mup_checks import coord_check, digits, digits_mlp
+    from keras_weightinit.transfer import coord_check, digits, digits_mlp
 
     x, y = digits(32)
     coord_check(digits_mlp, [8, 16], x, y, steps=1, verbose=1)

@@ -1,4 +1,4 @@
-"""Tests of `keras_weightinit.mup_checks`.
+"""Tests of `keras_weightinit.transfer`.
 
 The coordinate check tells µP from the standard parametrization; the
 learning-rate sweep and its optimum.
@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from keras_weightinit.mup_checks import (
+from keras_weightinit.transfer import (
     TransferResult,
     coord_check,
     digits,
