@@ -98,7 +98,7 @@ def _kernels_of(layer: keras.Layer, kernels: dict[int, list[Weight]]) -> list[We
     return sorted(found, key=lambda w: order.get(id(w.variable), 0))
 
 
-def _graph_branches(model: keras.Model, weights: list[Weight]) -> list[Branch]:
+def graph_branches(model: keras.Model, weights: list[Weight]) -> list[Branch]:
     """The branches closed by an `Add` of the layer graph."""
     kernels: dict[int, list[Weight]] = {}
     gammas: dict[int, Weight] = {}
@@ -128,7 +128,7 @@ def _graph_branches(model: keras.Model, weights: list[Weight]) -> list[Branch]:
 
 def branches(model: keras.Model, weights: list[Weight]) -> list[Branch]:
     """Every residual branch: of the layer graph, then inside blocks' calls."""
-    found = _graph_branches(model, weights)
+    found = graph_branches(model, weights)
     for block in structure.inner_blocks(model, weights):
         found.extend(block.branches)
     return found
