@@ -485,6 +485,8 @@ def initialize(
 
 
 def _check_scheme(scheme) -> None:
+    if isinstance(scheme, recipes.RecipePlan):
+        return
     if isinstance(scheme, str):
         known = ["auto", *scheme_names(), *recipes.RECIPES]
         if scheme not in known:
@@ -494,8 +496,8 @@ def _check_scheme(scheme) -> None:
             )
     elif not isinstance(scheme, keras.initializers.Initializer):
         raise ValueError(
-            "Argument `scheme` must be 'auto', a scheme name or a "
-            "`keras.initializers.Initializer`. "
+            "Argument `scheme` must be 'auto', a scheme name, a "
+            "`keras.initializers.Initializer` or a `recipes.RecipePlan`. "
             f"Received: scheme of type {type(scheme).__name__}"
         )
 
@@ -550,6 +552,7 @@ def _plan(model, scheme, seed, residual, rules) -> tuple[InitReport, list]:
     used.rules = {w.path: used.rules[w.path] for w in found}
     if isinstance(scheme, recipes.RecipePlan):
         used.alpha = scheme.alpha
+        values = [(w, scheme.scale(w.path, value)) for w, value in values]
     if recipe is not None:
         used.alpha = recipe.alpha
         values = [(w, value * recipe.factors.get(w.path, 1.0)) for w, value in values]

@@ -221,17 +221,31 @@ class RecipePlan:
         rules: `variable path -> Rule` of the weights the recipe draws.
         alpha: DeepNet's residual `alpha`, None for the other recipes.
         blocks: `L`, the Transformer blocks found (0 for `bert`).
+        factors: `variable path -> c`: a factor of the value drawn or set
+            (µP's folded multipliers).
+        offsets: `variable path -> o` for a factor that scales `o + value`
+            (a gamma its layer uses as `1 + gamma`).
     """
 
     name: str
     rules: dict[str, Rule]
     alpha: float | None = None
     blocks: float = 0
+    factors: dict[str, float] = dataclasses.field(default_factory=dict)
+    offsets: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def draw(self, weight: Weight, seed: Seed):
         """`(initializer, rule in words)` of a drawn weight."""
         rule = self.rules[weight.path]
         return rule.make(seed), f"{self.name}: {rule.words}"
+
+    def scale(self, path: str, value):
+        """`value` times its factor, `(o + value) * c - o`."""
+        c = self.factors.get(path, 1.0)
+        if c == 1.0:
+            return value
+        o = self.offsets.get(path, 0.0)
+        return (value + o) * c - o if o else value * c
 
 
 @dataclasses.dataclass
