@@ -22,7 +22,8 @@ Private Keras names are used only here, where no public route exists:
 `Operation._inbound_nodes` (whether a layer is shared),
 `MultiHeadAttention._inverse_sqrt_key_dim` (µP's attention scale),
 `MultiHeadAttention._kernel_initializer` / `_bias_initializer` (µP's
-projections), `Optimizer._get_variable_index` (µP's per-variable rates),
+projections), `Optimizer._get_variable_index` and `_use_weight_decay` (µP's per-variable
+rates and decays),
 `Variable._initializer` and the uninitialized-variable list of a
 `StatelessScope` (`build_initializers`) and the
 name-scope stack (the layer that is creating a variable, read by the
@@ -163,6 +164,11 @@ def set_attention_initializer(layer: keras.Layer, role: str, initializer) -> Non
 def variable_index(optimizer, variable) -> int:
     """The index of `variable` in a built optimizer's own list (its slots')."""
     return optimizer._get_variable_index(variable)
+
+
+def uses_weight_decay(optimizer, variable) -> bool:
+    """Whether `optimizer` decays `variable` (`exclude_from_weight_decay`)."""
+    return optimizer._use_weight_decay(variable)
 
 
 def current_scope() -> keras.Layer | None:

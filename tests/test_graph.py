@@ -49,6 +49,8 @@ def test_the_private_keras_names_the_core_uses_still_exist():
     variables = [keras.Variable(np.zeros(2)), keras.Variable(np.zeros(3))]
     optimizer.build(variables)
     assert [graph.variable_index(optimizer, v) for v in variables] == [0, 1]
+    optimizer.exclude_from_weight_decay(var_list=variables[:1])
+    assert [graph.uses_weight_decay(optimizer, v) for v in variables] == [False, True]
 
     # a layer's build initializers, read in a StatelessScope without drawing
     norm = keras.layers.LayerNormalization()
