@@ -1,88 +1,60 @@
-"""µP (the Maximal Update Parametrization) for Keras 3.
+"""µP and depth-µP/CompleteP for Keras 3: width and depth transfer.
 
-Initialization and learning rates that do not depend on width, so that the
-learning rate tuned on a narrow model transfers to a wide one (µTransfer).
+Initialization, learning rates, Adam epsilons and weight decays that do not
+depend on width or depth, so that the hyperparameters tuned on a narrow,
+shallow model transfer to a wide, deep one (µTransfer).
 
-- `set_base_shapes(model, base_model, delta_model=None)` compares every
-  trainable weight's fans with the base (and delta) model's to find the
-  dimensions that grow with width, records the width multipliers on the
-  model's layers and re-initializes the model by µP's table.
-- `MuReadout`: the output layer, a `Dense` whose matmul is scaled by
-  `output_mult / width_mult` (zero-initialized by default).
-- `MuAdam`, `MuAdamW`, `MuSGD`: Keras's optimizers with a learning-rate
-  multiplier per variable, read from those records.
-- `MuMultiHeadAttention`: `MultiHeadAttention` with µP's `1/d` attention
-  scaling.
-- `mup_multipliers(model)`: the records and the learning-rate multipliers.
+- `set_base_shapes(model, base_model, delta_model=None, depth_alpha=1.0)`
+  compares every trainable weight's fans with the base (and delta) model's,
+  and the residual blocks with the base's, writes one record per weight and
+  re-initializes the model (a plan `initialize` applies).
+- `MuAdam`, `MuAdamW`, `MuSGD`: Keras's optimizers with per-variable learning
+  rate, epsilon and decoupled weight-decay factors read from the records,
+  kept in the optimizer's config (so `model.save`/`load_model` keep them).
+- `MuReadout`: an output `Dense` multiplying its matmul by
+  `output_mult / width_mult`; `MuMultiHeadAttention`: `1/d` attention.
+- `mup_multipliers(model)`: the table as applied, weight by weight.
 
-The table implemented (Tensor Programs V, Tables 3 and 8). `m` is a weight's
-width multiplier: `fan_in / base fan_in` for a weight whose fan-in grows
-with width, else `fan_out / base fan_out`; "inf" is a fan that grows.
+The table is `keras_weightinit.parametrization.multipliers` (Tensor Programs
+V, Tables 3 and 8; CompleteP, Table 1). µP's forward multipliers (attention
+`1/d`, residual branches `(L_base / L)^alpha`, a tied readout's `1/m`) are
+folded into the weights that produce the multiplied outputs, an exact
+reparametrization under Adam and SGD (see `parametrization`), so any Keras
+model, KerasHub's included, becomes a µP model without a change to its
+code. A model at its base width and depth is initialized as in the standard
+parametrization and trains exactly like plain Adam/SGD.
 
-| weight (fan_in, fan_out)       | init std x     | Adam lr x | SGD lr x       |
-|--------------------------------|----------------|-----------|----------------|
-| input weight, embedding        | 1 (standard)   | 1         | `m_out`        |
-|   (fin, inf)                   |                |           |                |
-| bias, gamma, beta that grow    | 0 / 1 (std.)   | 1         | `m`            |
-| hidden weight (inf, inf)       | 1 (standard)   | `1/m_in`  | `m_out / m_in` |
-| `MuReadout` kernel (inf, fin), | 0, or          | 1         | `m_in`         |
-|   output x `output_mult/m_in`  |   `sqrt(m_in)` |           |                |
-| other output kernel (inf, fin) | `1/sqrt(m_in)` | `1/m_in`  | `1/m_in`       |
-| weights that do not grow       | 1 (standard)   | 1         | 1              |
-
-"Standard" is `gain / sqrt(fan_in)` with the gain of the activation after the
-layer (He for the ReLU family, LeCun otherwise; `N(0, 1)` for embeddings),
-orthogonal for recurrent kernels, 0 for biases and betas, 1 for gammas, so a
-model at its base width is initialized as in the standard parametrization
-and trains exactly like plain Adam/SGD. The `MuReadout` row is Table 8 (the
-multiplier formulation of the `mup` package), the other output row Table 3:
-both give the same training dynamics in the limit. The initialization does
-not depend on the optimizer family; only the learning rates do. Weight
-decay (`MuAdamW`, `weight_decay=`) is applied as Keras applies it, with the
-base learning rate: `lr * weight_decay` for every weight (the `mup` package's
-`decoupled_wd=False`).
-
-Where the records live. Every re-initialized weight's initializer attribute
-(`kernel_initializer`, `bias_initializer`, `embeddings_initializer`,
-`recurrent_initializer`, `gamma_initializer`, ...) is replaced by a `MuInit`,
-a registered initializer that holds the weight's fan multipliers and the
-µP initializer that draws it. Layer configs serialize their initializers, so
-the records survive `model.save`/`keras.models.load_model` and
-`keras.models.clone_model` (whose layers draw µP values when they are
-built); `MuReadout` also keeps its `width_mult` in its config and
-`MuMultiHeadAttention` its `base_key_dim`. A `MultiHeadAttention` keeps the
-records of its four projections in its own initializers (keyed by
-projection name). Optimizers read the records in `build`; a weight without
-a record (none of the attributes above) gets multiplier 1.
-
-µP fixes the width scaling only: depth is not covered (use the residual
-recipes: scale residual branches by `1/sqrt(depth)` and tune at the target
-depth), nor the batch size, training length or data.
+Where the records live: on each variable (in this process), in the
+optimizer's config once it is built (saved with a compiled model), and, for
+layers whose config holds their initializers (Keras's own layers), in a
+`MuInit` in the layer's initializer attribute (so `clone_model` and a saved
+uncompiled model keep them).
 
 Reference:
-    Yang & Hu, "Tensor Programs IV: Feature Learning in Infinite-Width
-    Neural Networks", ICML 2021; Yang et al., "Tensor Programs V: Tuning
-    Large Neural Networks via Zero-Shot Hyperparameter Transfer", 2022.
+    Yang et al., "Tensor Programs V: Tuning Large Neural Networks via
+    Zero-Shot Hyperparameter Transfer", 2022; Yang et al., "Tensor Programs
+    VI: Feature Learning in Infinite-Depth Neural Networks", ICLR 2024; Dey
+    et al., "Don't be lazy: CompleteP enables compute-efficient deep
+    transformers", NeurIPS 2025.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import warnings
-import weakref
-from collections.abc import Iterable
 
 import keras
 import numpy as np
 
-from keras_weightinit import graph
+from keras_weightinit import graph, model_init, parametrization, recipes
 from keras_weightinit.checks import boolean, is_number, number_in, positive_number
 from keras_weightinit.gains import activation_family
 from keras_weightinit.graph import Weight
 from keras_weightinit.initializers import HeNormal, Orthogonal, XavierNormal
-from keras_weightinit.model_init import draw, set_value
-from keras_weightinit.seeds import Seed, check_seed, spawn_seeds
+from keras_weightinit.parametrization import Multipliers, Record, multipliers
+from keras_weightinit.seeds import Seed, check_seed
 
 __all__ = [
     "MuAdam",
@@ -97,6 +69,7 @@ __all__ = [
 ]
 
 _PACKAGE = "keras_weightinit"
+_TAG = "keras_weightinit_mup"  # the attribute holding a variable's Record
 
 # role -> the owner layer's attribute holding the weight's initializer
 _INIT_ATTRIBUTES = {
@@ -109,17 +82,7 @@ _INIT_ATTRIBUTES = {
     "gamma": "gamma_initializer",
     "beta": "beta_initializer",
 }
-
-# In-process records: id(variable) -> (weak reference, (fan_in_mult,
-# fan_out_mult, readout)); and the layers that built a weight from a MuInit
-# (after load_model or clone_model), found by the optimizers.
-_VARIABLES: dict[int, tuple[weakref.ref, tuple]] = {}
-_LAYERS: dict[int, weakref.ref] = {}
-
-
-def _remember_layer(layer: keras.Layer | None) -> None:
-    if layer is not None:
-        _LAYERS[id(layer)] = weakref.ref(layer)
+_RECORD_FIELDS = [f.name for f in dataclasses.fields(Record)]
 
 
 def _mult(value) -> float | None:
@@ -134,35 +97,53 @@ def _mult(value) -> float | None:
     return value
 
 
+def _record(config: dict) -> Record:
+    """A `Record` from its config (a `MuInit`'s or an optimizer's)."""
+    fields = {k: config[k] for k in _RECORD_FIELDS if k in config}
+    for key in ("fan_in_mult", "fan_out_mult"):
+        fields[key] = _mult(fields.get(key))
+    return Record(**fields)
+
+
+def record_of(variable) -> Record | None:
+    """The µP record `set_base_shapes` left on `variable`, if any."""
+    return getattr(variable, _TAG, None)
+
+
 # --------------------------------------------------------------------------
-# the record: an initializer
+# the record as an initializer, for layer configs
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class MuInit(keras.initializers.Initializer):
     """A µP record that is also the initializer drawing the weight.
 
-    `MuInit(base, scale)(shape)` is `scale * base(shape)`; the width
-    multipliers are carried in its config, so that layer configs (saved
-    models, `clone_model`) keep them. `set_base_shapes` puts one in every
-    re-initialized weight's initializer attribute; users do not create them.
+    `MuInit(base, scale)(shape)` is `scale * base(shape)`; the record
+    (`parametrization.Record`'s fields) is carried in its config, so that
+    layer configs (saved models, `clone_model`) keep it. `set_base_shapes`
+    puts one in every re-initialized weight's initializer attribute, where
+    the layer has one; users do not create them.
 
     Args:
         base: The initializer drawing the values (serialized or not).
-        scale: The factor applied to its draws (`sqrt(m)`, `1/sqrt(m)`, 1).
+        scale: The factor applied to its draws.
         fan_in_mult: `fan_in / base fan_in` when the fan-in grows with width,
             None when it does not.
         fan_out_mult: The same for the fan-out (or a vector's length).
         readout: Whether the weight is a `MuReadout` kernel.
         sublayers: For a `MultiHeadAttention`'s own initializers: projection
-            name -> `[fan_in_mult, fan_out_mult]`.
+            name -> that projection's record config.
+        block: Whether the weight lives in a residual block.
+        depth_mult: `L / L_base`.
+        depth_alpha: The branch exponent.
+        fold: The forward multiplier folded into the weight.
 
     Example:
 
     >>> init = MuInit(keras.initializers.Zeros(), fan_in_mult=4.0,
     ...               fan_out_mult=4.0)
-    >>> init.record("dense")
-    (4.0, 4.0, False)
+    >>> init.record("dense").kind
+    'hidden'
 
     Reference:
         Yang et al., "Tensor Programs V", 2022 (`set_base_shapes`'s
@@ -177,25 +158,29 @@ class MuInit(keras.initializers.Initializer):
         fan_out_mult: float | None = None,
         readout: bool = False,
         sublayers: dict | None = None,
+        block: bool = False,
+        depth_mult: float = 1.0,
+        depth_alpha: float = 1.0,
+        fold: float = 1.0,
     ):
         self.base = keras.initializers.get(base)
         self.scale = float(scale)
         self.fan_in_mult = _mult(fan_in_mult)
         self.fan_out_mult = _mult(fan_out_mult)
         self.readout = bool(readout)
-        self.sublayers = {
-            str(k): [_mult(v[0]), _mult(v[1])] for k, v in (sublayers or {}).items()
-        }
+        self.sublayers = {str(k): dict(v) for k, v in (sublayers or {}).items()}
+        self.block = bool(block)
+        self.depth_mult = float(depth_mult)
+        self.depth_alpha = float(depth_alpha)
+        self.fold = float(fold)
 
-    def record(self, layer_name: str | None = None) -> tuple:
-        """`(fan_in_mult, fan_out_mult, readout)`, for a projection if named."""
+    def record(self, layer_name: str | None = None) -> Record:
+        """The weight's `Record`, or a named projection's."""
         if layer_name in self.sublayers:
-            fan_in_mult, fan_out_mult = self.sublayers[layer_name]
-            return fan_in_mult, fan_out_mult, False
-        return self.fan_in_mult, self.fan_out_mult, self.readout
+            return _record(self.sublayers[layer_name])
+        return _record(self.get_config())
 
     def __call__(self, shape, dtype=None):
-        _remember_layer(graph.current_scope())
         values = self.base(shape, dtype=dtype)
         return values if self.scale == 1.0 else values * self.scale
 
@@ -206,7 +191,11 @@ class MuInit(keras.initializers.Initializer):
             "fan_in_mult": self.fan_in_mult,
             "fan_out_mult": self.fan_out_mult,
             "readout": self.readout,
-            "sublayers": dict(self.sublayers),
+            "sublayers": {k: dict(v) for k, v in self.sublayers.items()},
+            "block": self.block,
+            "depth_mult": self.depth_mult,
+            "depth_alpha": self.depth_alpha,
+            "fold": self.fold,
         }
 
 
@@ -351,7 +340,7 @@ class MuMultiHeadAttention(keras.layers.MultiHeadAttention):
 
 
 # --------------------------------------------------------------------------
-# the table
+# the table, as applied
 
 
 def lr_multiplier(
@@ -360,18 +349,12 @@ def lr_multiplier(
     family: str = "adam",
     readout: bool = False,
 ) -> float:
-    """The µP learning-rate multiplier of one weight (see the module's table).
+    """The µP learning-rate multiplier of one weight at its width.
 
-    | weight                      | Adam           | SGD                   |
-    |-----------------------------|----------------|-----------------------|
-    | fan_in and fan_out grow     | `1 / m_in`     | `m_out / m_in`        |
-    | only the fan-in grows,      | 1              | `m_in`                |
-    |   `MuReadout` kernel        |                |                       |
-    | only the fan-in grows,      | `1 / m_in`     | `1 / m_in`            |
-    |   other output kernel       |                |                       |
-    | only the fan-out grows      | 1              | `m_out`               |
-    |   (input weight, vector)    |                |                       |
-    | neither grows               | 1              | 1                     |
+    The width column of `parametrization.multipliers` (depth and folded
+    multipliers aside): Adam `1/m_in` for hidden weights and output kernels
+    other than `MuReadout`'s, 1 otherwise; SGD `m_out/m_in`, `m_in`
+    (`MuReadout`) or `1/m_in` (other outputs), `m_out` (inputs, vectors).
 
     Args:
         fan_in_mult: `m_in = fan_in / base fan_in`, or None if it does not grow.
@@ -393,34 +376,13 @@ def lr_multiplier(
     Reference:
         Yang et al., "Tensor Programs V", 2022, Tables 3 and 8.
     """
-    if family not in ("adam", "sgd"):
-        raise ValueError(
-            f"Argument `family` must be 'adam' or 'sgd'. Received: family={family!r}"
-        )
-    if fan_in_mult is not None and fan_out_mult is not None:  # hidden
-        return 1.0 / fan_in_mult if family == "adam" else fan_out_mult / fan_in_mult
-    if fan_in_mult is not None:  # output
-        if readout:
-            return 1.0 if family == "adam" else fan_in_mult
-        return 1.0 / fan_in_mult
-    if fan_out_mult is not None:  # input weight or vector
-        return 1.0 if family == "adam" else fan_out_mult
-    return 1.0
+    record = Record(_mult(fan_in_mult), _mult(fan_out_mult), bool(readout))
+    return multipliers(record, family).lr
 
 
-def _init_scale(fan_in_mult, fan_out_mult, readout: bool) -> float:
-    """The factor of the standard draw (see the module's table)."""
-    if fan_in_mult is not None and fan_out_mult is None:
-        return math.sqrt(fan_in_mult) if readout else 1.0 / math.sqrt(fan_in_mult)
-    return 1.0
-
-
-# --------------------------------------------------------------------------
-# reading the records
-
-
-def _records_of_layer(layer: keras.Layer, found: dict) -> None:
-    """Adds `id(variable) -> record` for the weights `layer` holds from a MuInit."""
+def _records_of_layer(layer: keras.Layer) -> dict[int, Record]:
+    """`id(variable) -> Record` of the weights `layer` holds from a MuInit."""
+    found = {}
     for role, attribute in _INIT_ATTRIBUTES.items():
         variable = getattr(layer, "scale" if role == "gamma" else role, None)
         if role == "gamma" and not isinstance(variable, keras.Variable):
@@ -428,37 +390,41 @@ def _records_of_layer(layer: keras.Layer, found: dict) -> None:
         init = getattr(layer, attribute, None)
         if isinstance(variable, keras.Variable) and isinstance(init, MuInit):
             found[id(variable)] = init.record(layer.name)
+    return found
 
 
-def _records(variables: Iterable) -> dict[int, tuple]:
-    """`id(variable) -> (fan_in_mult, fan_out_mult, readout)` of those known."""
-    found: dict[int, tuple] = {}
-    for key, ref in list(_LAYERS.items()):
-        layer = ref()
-        if layer is None:
-            del _LAYERS[key]
-            continue
-        _records_of_layer(layer, found)
-    for key, (ref, record) in list(_VARIABLES.items()):
-        if ref() is None:
-            del _VARIABLES[key]
-        else:
-            found[key] = record
-    wanted = {id(v) for v in variables}
-    return {k: v for k, v in found.items() if k in wanted}
+def model_records(model: keras.Model) -> dict[str, Record]:
+    """`variable path -> Record` of `model`'s trainable weights that have one.
+
+    From the variables themselves (`set_base_shapes` in this process), else
+    the model's µ-optimizer (a loaded compiled model), else its layers'
+    `MuInit`s (a clone, a loaded Keras-layer model).
+    """
+    variables = list(model.trainable_variables)
+    found = {v.path: record_of(v) for v in variables if record_of(v) is not None}
+    if found:
+        return found
+    optimizer = getattr(model, "optimizer", None)
+    if isinstance(optimizer, _MuOptimizer) and optimizer.parametrization:
+        return {k: _record(v) for k, v in optimizer.parametrization.items()}
+    by_id = {}
+    for layer in graph.layers(model):
+        by_id.update(_records_of_layer(layer))
+    return {v.path: by_id[id(v)] for v in variables if id(v) in by_id}
 
 
 def mup_multipliers(model: keras.Model, family: str = "adam") -> dict[str, dict]:
-    """Every trainable weight's µP record and learning-rate multiplier.
+    """Every trainable weight's µP record and multipliers.
 
     Args:
         model: A model after `set_base_shapes` (or loaded/cloned from one).
-        family: `"adam"` or `"sgd"`: the table used for `lr_mult`.
+        family: `"adam"` or `"sgd"`: the table used.
 
     Returns:
-        `variable path -> {"fan_in_mult", "fan_out_mult", "readout",
-        "lr_mult"}`; the multipliers are None for fans that do not grow, and
-        a weight without a record has `lr_mult` 1.
+        `variable path -> {"fan_in_mult", "fan_out_mult", "readout", "block",
+        "fold", "lr_mult", "epsilon_mult", "weight_decay_mult"}`; the fan
+        multipliers are None for fans that do not grow, and a weight
+        without a record has every multiplier 1.
 
     Example:
 
@@ -471,22 +437,23 @@ def mup_multipliers(model: keras.Model, family: str = "adam") -> dict[str, dict]
     [1.0, 1.0, 0.25]
 
     Reference:
-        Yang et al., "Tensor Programs V", 2022, Tables 3 and 8.
+        Yang et al., "Tensor Programs V", 2022, Tables 3 and 8; Dey et al.,
+        "Don't be lazy: CompleteP", 2025, Table 1.
     """
-    for layer in graph.layers(model):
-        _remember_layer(layer)
-    variables = list(model.trainable_variables)
-    records = _records(variables)
+    records = model_records(model)
     table = {}
-    for variable in variables:
-        fan_in_mult, fan_out_mult, readout = records.get(
-            id(variable), (None, None, False)
-        )
+    for variable in model.trainable_variables:
+        record = records.get(variable.path, Record())
+        factors = multipliers(record, family)
         table[variable.path] = {
-            "fan_in_mult": fan_in_mult,
-            "fan_out_mult": fan_out_mult,
-            "readout": readout,
-            "lr_mult": lr_multiplier(fan_in_mult, fan_out_mult, family, readout),
+            "fan_in_mult": record.fan_in_mult,
+            "fan_out_mult": record.fan_out_mult,
+            "readout": record.readout,
+            "block": record.block,
+            "fold": record.fold,
+            "lr_mult": factors.lr,
+            "epsilon_mult": factors.epsilon,
+            "weight_decay_mult": factors.weight_decay,
         }
     return table
 
@@ -511,40 +478,9 @@ def _check_built(model, name: str) -> keras.Model:
     return model
 
 
-def _fans(weight: Weight) -> tuple[int, int | None]:
-    if weight.kernel_like:
-        return weight.fan_in, weight.fan_out
-    return None, weight.shape[-1] if weight.shape else None
-
-
-def _signature(weight: Weight) -> tuple:
-    return type(weight.layer).__name__, weight.role, len(weight.shape)
-
-
-def _matched(model, other, name: str) -> list[Weight]:
-    """`graph.weights(other)`, or `ValueError` if its structure differs."""
-    mine, theirs = graph.weights(model), graph.weights(other)
-    if len(mine) != len(theirs):
-        raise ValueError(
-            f"Argument `{name}` must have the structure of `model` (the same "
-            f"layers in the same order, only wider or narrower): `model` has "
-            f"{len(mine)} trainable weights, `{name}` {len(theirs)}. "
-            f"Received: {name}={other.name!r}"
-        )
-    for a, b in zip(mine, theirs, strict=True):
-        if _signature(a) != _signature(b):
-            raise ValueError(
-                f"Argument `{name}` must have the structure of `model`: weight "
-                f"{a.path} is a {_signature(a)} (layer type, role, rank) but the "
-                f"matching weight {b.path} is a {_signature(b)}. "
-                f"Received: {name}={other.name!r}"
-            )
-    return theirs
-
-
 def _standard_init(weight: Weight, model: keras.Model, seed):
-    """`gain / sqrt(fan_in)` by the activation after the layer (see the table)."""
-    if weight.role == "embeddings":
+    """`gain / sqrt(fan_in)` by the activation after the layer."""
+    if weight.role in ("embeddings", "token"):
         return XavierNormal(mode="fan_in", seed=seed)
     if weight.role == "recurrent_kernel":
         return Orthogonal(seed=seed)
@@ -562,56 +498,135 @@ def _standard_init(weight: Weight, model: keras.Model, seed):
     return XavierNormal(mode="fan_in", seed=seed)
 
 
+def _init_scale(record: Record) -> float:
+    """The factor of the standard draw: Table 3's output row, Table 8's."""
+    if record.kind == "output":
+        m = record.fan_in_mult
+        return math.sqrt(m) if record.readout else 1.0 / math.sqrt(m)
+    return 1.0
+
+
+class _Draw:
+    """A seed -> initializer factory: the standard draw times a factor."""
+
+    def __init__(self, weight: Weight, model: keras.Model, scale: float):
+        self.weight, self.model, self.scale = weight, model, scale
+
+    def __call__(self, seed: Seed) -> keras.initializers.Initializer:
+        init = _standard_init(self.weight, self.model, seed)
+        return init if self.scale == 1.0 else MuInit(init, self.scale)
+
+
+def _plan(model, reading, zeros: set[str]) -> recipes.RecipePlan:
+    """µP's re-initialization as a plan `initialize` applies."""
+    rules = {}
+    for weight in reading.weights:
+        if not weight.kernel_like:
+            continue
+        record = reading.records[weight.path]
+        if weight.path in zeros:
+            make, words = (lambda seed: keras.initializers.Zeros()), "0"
+        else:
+            scale = _init_scale(record)
+            make = _Draw(weight, model, scale)
+            words = "standard" + (f" x {scale:.4g}" if scale != 1.0 else "")
+        rules[weight.path] = recipes.Rule(make, f"{words} ({reading.why[weight.path]})")
+    factors = {p: r.fold for p, r in reading.records.items() if r.fold != 1.0}
+    return recipes.RecipePlan(
+        "mup", rules, blocks=reading.blocks, factors=factors, offsets=reading.offsets
+    )
+
+
+def _zeros(reading, model, zero_readout: bool, zero_query: bool) -> set[str]:
+    """The kernels drawn as 0: `MuReadout`s that ask, readouts, queries."""
+    zeros = {
+        w.path
+        for w in reading.weights
+        if isinstance(w.layer, MuReadout)
+        and w.layer.readout_zero_init
+        and w.role == "kernel"
+    }
+    if zero_readout:
+        if reading.tied is not None:
+            raise ValueError(
+                f"Argument `zero_readout=True` would zero model {model.name!r}'s "
+                f"token table: its readout is tied to it ({reading.tied}). "
+                "Received: zero_readout=True"
+            )
+        zeros.update(reading.readout_paths)
+    if zero_query:
+        if not reading.query_paths:
+            raise ValueError(
+                f"Argument `zero_query=True` needs attention, but no query "
+                f"kernel was found in model {model.name!r}. Received: "
+                "zero_query=True"
+            )
+        zeros.update(reading.query_paths)
+    return zeros
+
+
 def set_base_shapes(
     model: keras.Model,
     base_model: keras.Model,
     delta_model: keras.Model | None = None,
     *,
+    depth_alpha: float = 1.0,
+    zero_readout: bool = False,
+    zero_query: bool = False,
     rescale: bool = True,
     seed: Seed = None,
 ) -> keras.Model:
-    """Makes `model` a µP model whose base width is `base_model`'s.
+    """Makes `model` a µP (and depth-µP) model whose base is `base_model`.
 
-    A fan of a weight grows with width ("infinite") when it differs between
-    `base_model` and `delta_model` (or, without `delta_model`, between
-    `base_model` and `model`); its multiplier is `m = fan(model) /
-    fan(base_model)`. Each trainable weight then gets the record
-    `(fan_in_mult, fan_out_mult)` (None for a fan that does not grow), kept
-    in a `MuInit` in the weight's initializer attribute so that it survives
-    `save`/`load_model` and `clone_model`, and, with `rescale=True`, is
-    re-drawn by µP's table (see the module docstring):
+    A fan grows with width when it differs between `base_model` and
+    `delta_model` (or, without `delta_model`, between `base_model` and
+    `model`); its multiplier is `m = fan(model) / fan(base_model)`. When
+    `model` has `L` residual blocks and `base_model` `L_base`, the depth
+    multiplier is `r = L / L_base`. Each trainable weight gets one record
+    (`parametrization.Record`) and, with `rescale=True`, is re-drawn:
 
-    - input and hidden weights: `N(0, gain^2 / fan_in)` (He for the ReLU
-      family, LeCun otherwise; `N(0, 1)` for embeddings, orthogonal for
-      recurrent kernels); biases and betas 0, gammas 1;
-    - `MuReadout` kernels: 0 with `readout_zero_init=True`, else
-      `N(0, 1 / base fan_in)`; the layer's `width_mult` is set to `m_in`;
-    - other output kernels (fan-in grows, fan-out does not): `N(0, 1 /
-      (m_in * fan_in))`, variance `∝ 1 / fan_in^2` (Table 3);
-    - `MuMultiHeadAttention`: `base_key_dim` is set from the base model's
-      layer, giving the `sqrt(base_key_dim) / key_dim` attention scale.
+    - input, hidden and block weights: `N(0, gain^2 / fan_in)` (He for the
+      ReLU family, LeCun otherwise, by the activation after the layer;
+      `N(0, 1)` for tables, orthogonal for recurrent kernels); biases and
+      betas 0, gammas 1;
+    - output kernels (the fan-in grows, the fan-out does not):
+      `N(0, 1 / (m_in fan_in))` (Table 3); `MuReadout` kernels 0 with
+      `readout_zero_init=True`, else `N(0, 1 / base fan_in)` (Table 8);
+    - folded multipliers (see `parametrization`): the query and key kernels
+      `x (d_base/d)^(1/4)` each (attention `sqrt(d_base)/d`, `d` the head
+      size), every residual branch's last kernel and bias (or closing
+      normalization) `x (L_base/L)^alpha`, and the normalization before a
+      readout tied to the token table `x 1/m`.
 
-    The optimizers `MuAdam`, `MuAdamW` and `MuSGD` read the records. The
-    initialization is the same for every optimizer family.
+    Weights inside residual blocks are never readouts: one whose fan-out
+    does not grow (the key and value kernels of grouped-query attention
+    with a fixed number of key-value heads) is treated as hidden.
 
     Args:
-        model: The built model to train, of any width.
-        base_model: The same architecture at the base width (the width the
-            hyperparameters are tuned at); built.
+        model: The built model to train, of any width and depth.
+        base_model: The same architecture at the base width and depth (where
+            the hyperparameters are tuned); built. It may have fewer (or
+            more) residual blocks: block `k` of `L` pairs with block
+            `k L_base // L`.
         delta_model: The same architecture at another width, to tell which
             dimensions grow when `model` has the base width in some of them
             (as in the `mup` package); built.
+        depth_alpha: The branch exponent: 1 (CompleteP, the default) or
+            1/2 (Depth-µP); any value in [1/2, 1].
+        zero_readout: Whether untied readout kernels start at 0.
+        zero_query: Whether query kernels start at 0 (uniform attention).
         rescale: Whether to re-initialize `model` (False: only record the
             multipliers, e.g. for a model loaded with trained weights).
-        seed: None, a non-negative int or a `keras.random.SeedGenerator`
-            for the re-drawn weights.
+        seed: None, a non-negative int or a `keras.random.SeedGenerator`;
+            None draws the same weights on every process.
 
     Returns:
-        `model`, in place.
+        `model`, in place (all-or-nothing: on any error it is unchanged).
 
     Raises:
-        ValueError: If a model is not built, or `base_model`/`delta_model`
-            does not have `model`'s structure (the argument is named).
+        ValueError: If a model is not built, `base_model`/`delta_model` does
+            not have `model`'s structure, or an argument is out of range (the
+            argument is named).
 
     Example:
 
@@ -623,52 +638,70 @@ def set_base_shapes(
     >>> model.compile(optimizer=MuAdam(3e-2), loss="mse")
 
     Reference:
-        Yang et al., "Tensor Programs V: Tuning Large Neural Networks via
-        Zero-Shot Hyperparameter Transfer", 2022, Tables 3 and 8; the `mup`
-        package's `set_base_shapes`.
+        Yang et al., "Tensor Programs V", 2022, Tables 3 and 8; Dey et al.,
+        "Don't be lazy: CompleteP enables compute-efficient deep
+        transformers", 2025, Table 1; the `mup` package's `set_base_shapes`.
     """
     _check_built(model, "model")
     _check_built(base_model, "base_model")
     if delta_model is not None:
         _check_built(delta_model, "delta_model")
+    depth_alpha = number_in("depth_alpha", depth_alpha, "[0.5, 1]")
+    zero_readout = boolean("zero_readout", zero_readout)
+    zero_query = boolean("zero_query", zero_query)
     rescale = boolean("rescale", rescale)
     seed = check_seed(seed)
-    mine = graph.weights(model)
-    base = _matched(model, base_model, "base_model")
-    delta = mine if delta_model is None else _matched(model, delta_model, "delta_model")
+    reading = parametrization.read(
+        model,
+        base_model,
+        delta_model,
+        depth_alpha,
+        is_readout=lambda w: isinstance(w.layer, MuReadout) and w.role == "kernel",
+        own_scale=lambda w: isinstance(_attention_of(model, w), MuMultiHeadAttention),
+    )
+    zeros = _zeros(reading, model, zero_readout, zero_query)
+    if rescale:
+        model_init.initialize(model, _plan(model, reading, zeros), seed=seed)
+    _write_records(model, base_model, reading, zeros)
+    return model
 
-    records = []
-    for weight, b, d in zip(mine, base, delta, strict=True):
-        (fi, fo), (bfi, bfo), (dfi, dfo) = _fans(weight), _fans(b), _fans(d)
-        fan_in_mult = fi / bfi if fi is not None and dfi != bfi else None
-        fan_out_mult = fo / bfo if fo is not None and dfo != bfo else None
-        readout = isinstance(weight.layer, MuReadout) and weight.role == "kernel"
-        records.append((fan_in_mult, fan_out_mult, readout))
 
-    kernels = [w for w in mine if w.kernel_like]
-    seeds = dict(zip(map(id, kernels), spawn_seeds(seed, len(kernels)), strict=True))
-    values, inits = [], []
-    for weight, record in zip(mine, records, strict=True):
-        fan_in_mult, fan_out_mult, readout = record
-        scale = _init_scale(fan_in_mult, fan_out_mult, readout)
-        if readout and weight.layer.readout_zero_init:
-            init = keras.initializers.Zeros()
-        elif weight.kernel_like:
-            init = _standard_init(weight, model, seeds[id(weight)])
-        elif weight.role == "gamma":
-            init = keras.initializers.Ones()
-        else:
-            init = keras.initializers.Zeros()
-        if rescale:
-            if weight.kernel_like and not isinstance(init, keras.initializers.Zeros):
-                value = draw(init, weight, seeds[id(weight)]) * scale
-            elif weight.kernel_like:
-                value = np.zeros(weight.shape, "float32")
-            else:
-                value = set_value(weight)
-            values.append((weight.variable, value))
-        inits.append(MuInit(init, scale, fan_in_mult, fan_out_mult, readout))
+def _attention_of(model, weight: Weight):
+    """The `MultiHeadAttention` holding `weight`, if any."""
+    for layer in graph.layers(model):
+        if weight.layer in graph.attention_projections(layer).values():
+            return layer
+    return None
 
+
+def _layer_init(weight: Weight, model, reading, zeros: set[str]) -> tuple:
+    """`(initializer, scale)` that draws `weight` as `set_base_shapes` did."""
+    record = reading.records[weight.path]
+    if weight.path in zeros:
+        return keras.initializers.Zeros(), 1.0
+    if weight.kernel_like:
+        return _standard_init(weight, model, None), _init_scale(record) * record.fold
+    if record.fold == 1.0:
+        own = getattr(weight.layer, _INIT_ATTRIBUTES[weight.role])
+        return (own.base if isinstance(own, MuInit) else own), 1.0
+    initial = np.asarray(model_init.set_value(weight)).flat
+    value = float(initial[0]) if len(initial) else 0.0
+    offset = reading.offsets.get(weight.path, 0.0)
+    return keras.initializers.Constant((value + offset) * record.fold - offset), 1.0
+
+
+def _write_records(model, base_model, reading, zeros: set[str]) -> None:
+    """The records on the variables and in the layers' initializers."""
+    for weight in reading.weights:
+        record = reading.records[weight.path]
+        setattr(weight.variable, _TAG, record)
+        if isinstance(weight.layer, MuReadout) and weight.role == "kernel":
+            weight.layer.width_mult = record.fan_in_mult or 1.0
+        attribute = _INIT_ATTRIBUTES.get(weight.role)
+        if attribute is not None and hasattr(weight.layer, attribute):
+            base, scale = _layer_init(weight, model, reading, zeros)
+            config = dataclasses.asdict(record)
+            setattr(weight.layer, attribute, MuInit(base, scale, **config))
     for layer, base_layer in zip(
         graph.layers(model), graph.layers(base_model), strict=False
     ):
@@ -676,50 +709,28 @@ def set_base_shapes(
             base_layer, keras.layers.MultiHeadAttention
         ):
             layer.set_base_key_dim(int(base_layer.key_dim))
-
-    snapshot = [(v, keras.ops.convert_to_numpy(v)) for v, _ in values]
-    try:
-        for variable, value in values:
-            variable.assign(keras.ops.cast(value, variable.dtype))
-    except BaseException:
-        for variable, value in snapshot:
-            variable.assign(value)
-        raise
-
-    for weight, record, init in zip(mine, records, inits, strict=True):
-        _VARIABLES[id(weight.variable)] = (weakref.ref(weight.variable), record)
-        if isinstance(weight.layer, MuReadout) and weight.role == "kernel":
-            weight.layer.width_mult = record[0] or 1.0
-        attribute = _INIT_ATTRIBUTES.get(weight.role)
-        if attribute is not None and hasattr(weight.layer, attribute):
-            setattr(weight.layer, attribute, init)
-        _remember_layer(weight.layer)
-    _store_attention_records(model, mine, records, inits)
-    return model
+    _store_attention_records(model, reading)
 
 
-def _store_attention_records(model, mine, records, inits) -> None:
+def _store_attention_records(model, reading) -> None:
     """Puts a MultiHeadAttention's projection records in its own initializers."""
-    by_layer = {}
-    for weight, record, init in zip(mine, records, inits, strict=True):
-        by_layer.setdefault(id(weight.layer), {})[weight.role] = (record, init)
-    for layer in graph.layers(model):
-        if not isinstance(layer, keras.layers.MultiHeadAttention):
-            continue
-        found = graph.attention_projections(layer)
-        projections = [
-            found[name] for name in ("query", "key", "value", "output") if name in found
+    by_layer: dict[int, dict] = {}
+    for weight in reading.weights:
+        by_layer.setdefault(id(weight.layer), {})[weight.role] = reading.records[
+            weight.path
         ]
+    for layer in graph.layers(model):
+        found = graph.attention_projections(layer)
         for role in ("kernel", "bias"):  # MHA's own, cloned into its projections
-            sublayers, base = {}, None
-            for sub in projections:
-                entry = by_layer.get(id(sub), {}).get(role)
-                if entry is None:
-                    continue
-                (fan_in_mult, fan_out_mult, _), init = entry
-                sublayers[sub.name] = [fan_in_mult, fan_out_mult]
-                base = base or init.base
+            sublayers = {
+                sub.name: dataclasses.asdict(by_layer[id(sub)][role])
+                for sub in found.values()
+                if role in by_layer.get(id(sub), {})
+            }
             if sublayers:
+                base = getattr(layer, f"{role}_initializer", "zeros")
+                if isinstance(base, MuInit):
+                    base = base.base
                 graph.set_attention_initializer(
                     layer, role, MuInit(base, 1.0, sublayers=sublayers)
                 )
@@ -730,10 +741,14 @@ def _store_attention_records(model, mine, records, inits) -> None:
 
 
 class _MuOptimizer:
-    """Per-variable learning-rate multipliers, from the µP records, in `build`.
+    """Per-variable learning rate, epsilon and decoupled weight decay.
 
-    `update_step(gradient, variable, learning_rate)` runs the parent's with
-    `learning_rate * multiplier`; every Keras backend's training step calls
+    In `build` each variable's `Record` is read (from the optimizer's own
+    `parametrization`, by variable path, else from the variable) and kept
+    by path in the config. `update_step(gradient, variable, learning_rate)`
+    decays the variable by `learning_rate * lr_mult * weight_decay *
+    decay_mult`, then runs the parent's step with `learning_rate * lr_mult`
+    and `epsilon * epsilon_mult`; every Keras backend's training step calls
     it (JAX's `stateless_apply` too), and a subclass is not swapped for
     PyTorch's fused implementations, which skip it.
     """
@@ -749,7 +764,7 @@ class _MuOptimizer:
         "momentum": "[0, 1]",
     }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, parametrization: dict | None = None, **kwargs):
         try:
             bound = inspect.signature(super().__init__).bind_partial(*args, **kwargs)
         except TypeError:  # too many positional arguments: the parent says so
@@ -764,37 +779,102 @@ class _MuOptimizer:
                         bound.arguments[name] = value
             args, kwargs = bound.args, bound.kwargs
         super().__init__(*args, **kwargs)
+        self.decoupled_weight_decay = self.weight_decay
+        self.weight_decay = None  # applied per variable in update_step
+        self.parametrization = _check_parametrization(parametrization)
 
     def build(self, variables):
         super().build(variables)
-        records = _records(variables)
-        if variables and not records:
+        records = _records_for(self.parametrization, variables)
+        if variables and not any(records):
             warnings.warn(
                 f"{type(self).__name__}: none of the variables has a µP record, "
-                "so every learning-rate multiplier is 1 (plain "
+                "so every multiplier is 1 (plain "
                 f"{type(self).__mro__[2].__name__}). Call "
-                "`keras_weightinit.set_base_shapes(model, base_model)` first.",
+                "`keras_weightinit.set_base_shapes(model, base_model)` first "
+                "(`rescale=False` for a cloned or loaded model).",
                 stacklevel=2,
             )
-        self._mup_multipliers = [
-            lr_multiplier(
-                *records.get(id(v), (None, None, False))[:2],
-                self._family,
-                records.get(id(v), (None, None, False))[2],
-            )
-            for v in variables
-        ]
+        records = [r or Record() for r in records]
+        self.parametrization = {
+            v.path: {**dataclasses.asdict(r), "shape": list(v.shape)}
+            for v, r in zip(variables, records, strict=True)
+        }
+        self._factors = [multipliers(r, self._family) for r in records]
 
     @property
     def mup_multipliers(self) -> list[float]:
         """The learning-rate multiplier of each variable, in `build`'s order."""
-        return list(getattr(self, "_mup_multipliers", []))
+        return [f.lr for f in getattr(self, "_factors", [])]
 
     def update_step(self, gradient, variable, learning_rate):
-        multiplier = self._mup_multipliers[graph.variable_index(self, variable)]
-        if multiplier != 1.0:
-            learning_rate = keras.ops.multiply(learning_rate, multiplier)
-        return super().update_step(gradient, variable, learning_rate)
+        factors: Multipliers = self._factors[graph.variable_index(self, variable)]
+        if factors.lr != 1.0:
+            learning_rate = keras.ops.multiply(learning_rate, factors.lr)
+        decay = self.decoupled_weight_decay
+        if decay and graph.uses_weight_decay(self, variable):
+            rate = keras.ops.multiply(learning_rate, decay * factors.weight_decay)
+            variable.assign_sub(variable * keras.ops.cast(rate, variable.dtype))
+        epsilon = getattr(self, "epsilon", None)
+        if epsilon is None or factors.epsilon == 1.0:
+            return super().update_step(gradient, variable, learning_rate)
+        self.epsilon = epsilon * factors.epsilon
+        try:
+            return super().update_step(gradient, variable, learning_rate)
+        finally:
+            self.epsilon = epsilon
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["weight_decay"] = self.decoupled_weight_decay
+        config["parametrization"] = self.parametrization
+        return config
+
+
+def _records_for(own: dict | None, variables) -> list[Record | None]:
+    """Each variable's record: the optimizer's own, else the variable's.
+
+    The optimizer's own records (its config) match by variable path, or,
+    when the paths differ (a model loaded or cloned under other names), by
+    position, if every shape agrees.
+    """
+    if not own:
+        return [record_of(v) for v in variables]
+    if all(v.path in own for v in variables):
+        return [_record(own[v.path]) for v in variables]
+    configs = list(own.values())
+    shapes = [tuple(c.get("shape", ())) for c in configs]
+    if shapes == [tuple(v.shape) for v in variables]:
+        return [_record(c) for c in configs]
+    raise ValueError(
+        f"The optimizer's µP records ({len(configs)} variables) do not match "
+        f"the {len(variables)} variables it is built for (by path or by "
+        f"position and shape). Received: first paths "
+        f"{[v.path for v in variables][:3]} against {list(own)[:3]}"
+    )
+
+
+def _check_parametrization(value) -> dict | None:
+    """`variable path -> Record config`, checked, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(
+            "Argument `parametrization` must be a dict of variable path -> "
+            f"µP record (an optimizer's config). Received: parametrization of "
+            f"type {type(value).__name__}"
+        )
+    checked = {}
+    for path, config in value.items():
+        try:
+            record = dataclasses.asdict(_record(dict(config)))
+            checked[str(path)] = {**record, "shape": list(config.get("shape", []))}
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"Argument `parametrization` holds a bad record for {path!r}: "
+                f"{error}. Received: {path!r}: {config!r}"
+            ) from None
+    return checked
 
 
 def _check_learning_rate(value) -> None:
