@@ -46,7 +46,7 @@ from keras_weightinit.graph import Weight
 
 __all__ = ["Multipliers", "Record", "Reading", "multipliers", "read"]
 
-_NORM_ROLES = ("gamma", "beta")
+_NORM_ROLES = ("gamma", "beta", "constant")  # a norm's scale and offset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -356,7 +356,7 @@ def output_scale(model, weights: list[Weight]) -> tuple[list[Weight], float] | N
             mapping = []
             for w in group:
                 value = keras.ops.convert_to_numpy(w.variable)
-                shift = offset if w.role == "gamma" else 0.0
+                shift = 0.0 if w.role == "beta" else offset
                 mapping.append((w.variable, 2.0 * (value + shift) - shift))
             doubled = _logits(model, x, mapping)
             scale = float(np.max(np.abs(base))) or 1.0
@@ -434,7 +434,7 @@ def _fold_tied(reading: Reading, model, heads: list[Weight]) -> None:
         )
     group, offset = found
     for w in group:
-        if offset and w.role == "gamma":
+        if offset and w.role != "beta":
             reading.offsets[w.path] = offset
         _fold(reading.records, reading.why, w, 1.0 / m, "tied readout 1/m")
 

@@ -217,3 +217,267 @@ def test_mup_on_other_backends(backend, run_on_backend):
     expected = _expected(128, 32, "adam")
     assert out["mults"] == pytest.approx(expected)
     assert out["loaded"] == ["MuAdam", pytest.approx(expected)]
+
+
+# --------------------------------------------------------------------------
+# KerasHub's Transformers, width and depth
+
+
+def _gpt(width, layers=2, heads=2, **kwargs):
+    import keras_hub
+
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=64,
+        num_layers=layers,
+        num_heads=heads,
+        hidden_dim=width,
+        intermediate_dim=2 * width,
+        max_sequence_length=16,
+        dropout=0.0,
+        **kwargs,
+    )
+    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+
+
+def _step(model, x, y) -> float:
+    return float(model.train_on_batch(x, y, return_dict=True)["loss"])
+
+
+def _tokens(seed=0, batch=4, length=16):
+    rng = np.random.default_rng(seed)
+    x = {
+        "token_ids": rng.integers(0, 64, (batch, length)).astype("int32"),
+        "padding_mask": np.ones((batch, length), "int32"),
+    }
+    return x, rng.integers(0, 64, (batch, length)).astype("int32")
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_gpt_multipliers_equal_the_width_and_depth_tables(alpha):
+    # width 64 over 16 (m = 4, head size 32 over 8), 4 blocks over 2 (r = 2)
+    model = mup.set_base_shapes(_gpt(64, 4), _gpt(16, 2), depth_alpha=alpha, seed=0)
+    adam, sgd = mup.mup_multipliers(model), mup.mup_multipliers(model, "sgd")
+    m, r, c_qk, c_branch = 4.0, 2.0, 0.5**0.5, 2.0**-alpha
+
+    def row(path):
+        return (
+            adam[path]["lr_mult"],
+            adam[path]["epsilon_mult"],
+            adam[path]["weight_decay_mult"],
+            sgd[path]["lr_mult"],
+        )
+
+    block = "transformer_layer_3/"
+    expected = {  # (Adam lr, Adam epsilon, decay, SGD lr)
+        "token_embedding/embeddings": (1, 1 / m, 1, m),
+        "position_embedding/embeddings": (1, 1 / m, 1, m),
+        block + "self_attention/query/kernel": (
+            r ** (alpha - 1) * c_qk / m,
+            r**-alpha / m / c_qk,
+            m / c_qk,
+            r ** (2 * alpha - 1) * c_qk**2,
+        ),
+        block + "self_attention/value/kernel": (
+            r ** (alpha - 1) / m,
+            r**-alpha / m,
+            m,
+            r ** (2 * alpha - 1),
+        ),
+        block + "feedforward_output_dense/kernel": (
+            r ** (alpha - 1) * c_branch / m,
+            r**-alpha / m / c_branch,
+            m / c_branch,
+            r ** (2 * alpha - 1) * c_branch**2,
+        ),
+        block + "feedforward_output_dense/bias": (
+            r ** (alpha - 1) * c_branch,
+            r**-alpha / m / c_branch,
+            1 / c_branch,
+            m * r ** (2 * alpha - 1) * c_branch**2,
+        ),
+        block + "feedforward_layer_norm/gamma": (
+            r ** (alpha - 1),
+            r**-alpha / m,
+            1,
+            m * r ** (2 * alpha - 1),
+        ),
+        # the tied readout's 1/m, carried by the final normalization
+        "layer_norm/gamma": (1 / m, 1 / m / (1 / m), m, m / m**2),
+    }
+    for path, values in expected.items():
+        assert row(path) == pytest.approx(values), path
+    tables = [p for p in adam if "embeddings" in p]
+    assert tables == ["token_embedding/embeddings", "position_embedding/embeddings"]
+
+
+def test_gpt_initialization_folds_the_multipliers():
+    model = mup.set_base_shapes(_gpt(64, 4), _gpt(16, 2), seed=0)
+    weights = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
+    gamma = weights["layer_norm/gamma"]
+    np.testing.assert_allclose(gamma, 0.25)  # 1 * (1 / m): the tied readout
+    query = weights["transformer_layer_0/self_attention/query/kernel"]
+    value = weights["transformer_layer_0/self_attention/value/kernel"]
+    ratio = query.std() / value.std()  # both LeCun, the query x (8/32)^(1/4)
+    assert ratio == pytest.approx(0.5**0.5, rel=0.1)
+    out = weights["transformer_layer_0/feedforward_output_dense/kernel"]
+    assert out.std() == pytest.approx(0.5 / np.sqrt(128), rel=0.1)  # x (2/4)^1
+
+
+def test_gemma_tied_readout_folds_into_its_one_plus_scale_norm():
+    import keras_hub
+
+    def gemma(width):
+        backbone = keras_hub.models.GemmaBackbone(
+            vocabulary_size=64,
+            num_layers=1,
+            num_query_heads=2,
+            num_key_value_heads=1,
+            hidden_dim=width,
+            intermediate_dim=2 * width,
+            head_dim=width // 2,
+        )
+        return keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=None)
+
+    model = mup.set_base_shapes(gemma(64), gemma(16), seed=0)
+    scale = keras.ops.convert_to_numpy(
+        model.get_layer("gemma_backbone").get_layer("final_normalization").scale
+    )
+    np.testing.assert_allclose(scale, 0.25 - 1.0)  # 1 + scale = 1/m
+    table = mup.mup_multipliers(model)
+    assert table["token_embedding/embeddings"]["lr_mult"] == 1.0
+
+
+def test_a_base_gpt_trains_exactly_like_plain_adamw():
+    x, y = _tokens()
+    runs = []
+    for make in (
+        lambda: mup.MuAdamW(1e-3, weight_decay=0.1),
+        lambda: keras.optimizers.AdamW(1e-3, weight_decay=0.1),
+    ):
+        model = mup.set_base_shapes(_gpt(16, 2), _gpt(16, 2), seed=0)
+        model.compile(optimizer=make(), loss=_logits_loss())
+        runs.append([_step(model, x, y) for _ in range(3)])
+        runs[-1].append(keras.ops.convert_to_numpy(model.weights[0]))
+    assert runs[0][:3] == pytest.approx(runs[1][:3], rel=1e-6)
+    np.testing.assert_allclose(runs[0][3], runs[1][3], rtol=1e-6, atol=1e-7)
+
+
+def test_epsilon_and_decay_are_per_variable():
+    # one weight, Adam epsilon x 1/4, decay x 4, lr x 1/4: a hidden weight at m=4
+    variable = keras.Variable(np.full((2, 2), 0.5, "float32"))
+    record = mup.parametrization.Record(fan_in_mult=4.0, fan_out_mult=4.0)
+    setattr(variable, mup._TAG, record)
+    optimizer = mup.MuAdamW(0.1, weight_decay=0.5, epsilon=0.2)
+    optimizer.build([variable])
+    gradient = np.full((2, 2), 0.01, "float32")
+    optimizer.apply([gradient], [variable])
+    lr = 0.1 / 4
+    decayed = 0.5 * (1 - lr * 0.5 * 4)
+    step = lr * np.sqrt(1 - 0.999) / (1 - 0.9)  # Keras's Adam, first step
+    m, v = 0.1 * 0.01, 0.001 * 0.01**2
+    expected = decayed - step * m / (np.sqrt(v) + 0.2 / 4)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(variable), expected, rtol=1e-5
+    )
+
+
+def test_a_shallower_or_other_base_is_matched_by_blocks_or_refused():
+    with pytest.raises(ValueError, match="base_model"):
+        mup.set_base_shapes(_gpt(32, 2), _mlp(32))
+    with pytest.raises(ValueError, match=r"Received: depth_alpha=2"):
+        mup.set_base_shapes(_gpt(32, 2), _gpt(16, 2), depth_alpha=2)
+    with pytest.raises(ValueError, match="zero_readout=True"):
+        mup.set_base_shapes(_gpt(32, 2), _gpt(16, 2), zero_readout=True)
+    model = _gpt(32, 2)
+    before = [keras.ops.convert_to_numpy(v) for v in model.weights]
+    with pytest.raises(ValueError, match="zero_readout"):
+        mup.set_base_shapes(model, _gpt(16, 2), zero_readout=True)
+    for a, v in zip(before, model.weights, strict=True):
+        np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(v))
+
+
+def test_zero_query_zeroes_one_score_kernel_per_attention():
+    model = mup.set_base_shapes(_gpt(32, 2), _gpt(16, 2), zero_query=True, seed=0)
+    zero = sorted(
+        v.path
+        for v in model.weights
+        if "kernel" in v.path and not np.any(keras.ops.convert_to_numpy(v))
+    )
+    assert zero == [
+        f"transformer_layer_{i}/self_attention/query/kernel" for i in range(2)
+    ]
+
+
+def _residual_mlp(width, depth):
+    """64 -> width, `depth` residual blocks `x + W2 relu(W1 x)`, MuReadout."""
+    x = keras.Input((64,))
+    h = keras.layers.Dense(width, activation="relu")(x)
+    for _ in range(depth):
+        f = keras.layers.Dense(width, activation="relu")(h)
+        h = keras.layers.Add()([h, keras.layers.Dense(width)(f)])
+    return keras.Model(x, mup.MuReadout(10)(h))
+
+
+_SAVED = """
+import json, sys
+import keras, numpy as np
+import keras_weightinit
+path, data = sys.argv[1], np.load(sys.argv[2])
+model = keras.models.load_model(path)
+loss = float(model.train_on_batch(data["x"], data["y"]))
+print(json.dumps({"loss": loss, "optimizer": type(model.optimizer).__name__,
+                  "mults": model.optimizer.mup_multipliers,
+                  "sum": float(np.sum(keras.ops.convert_to_numpy(model.weights[2])))}))
+"""
+
+
+@pytest.mark.slow
+def test_a_saved_deeper_wider_model_takes_the_same_next_step_in_a_fresh_process(
+    tmp_path, run_on_backend
+):
+    x, y = digits(128)
+    model = mup.set_base_shapes(_residual_mlp(64, 4), _residual_mlp(16, 2), seed=0)
+    model.compile(optimizer=mup.MuAdamW(1e-2, weight_decay=0.1), loss=_logits_loss())
+    model.train_on_batch(x, y)
+    path = str(tmp_path / "mlp.keras")
+    model.save(path)
+    np.savez(tmp_path / "batch.npz", x=x, y=y)
+    loss = float(model.train_on_batch(x, y))
+    total = float(np.sum(keras.ops.convert_to_numpy(model.weights[2])))
+    script = tmp_path / "load.py"
+    script.write_text(_SAVED)
+    out = run_on_backend(
+        keras.backend.backend(), str(script), path, str(tmp_path / "batch.npz")
+    )
+    assert out["optimizer"] == "MuAdamW"
+    assert out["mults"] == pytest.approx(model.optimizer.mup_multipliers)
+    assert min(out["mults"]) < 0.2  # width 4x, depth 2x: the records came back
+    assert out["loss"] == pytest.approx(loss, rel=1e-5)
+    assert out["sum"] == pytest.approx(total, rel=1e-5)
+
+
+def test_a_loaded_kerashub_model_gets_its_records_back_without_a_redraw(tmp_path):
+    model = mup.set_base_shapes(_gpt(32, 4), _gpt(16, 2), seed=0)
+    path = str(tmp_path / "gpt.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    before = [keras.ops.convert_to_numpy(v) for v in loaded.weights]
+    mup.set_base_shapes(loaded, _gpt(16, 2), rescale=False)
+    assert mup.mup_multipliers(loaded) == mup.mup_multipliers(model)
+    for a, v in zip(before, loaded.weights, strict=True):
+        np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(v))
+
+
+def test_a_clone_with_the_optimizers_config_takes_the_same_steps():
+    x, y = digits(128)
+    model = mup.set_base_shapes(_residual_mlp(64, 4), _residual_mlp(16, 2), seed=0)
+    model.compile(optimizer=mup.MuAdam(1e-2), loss=_logits_loss())
+    model.optimizer.build(model.trainable_variables)
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    config = model.optimizer.get_config()
+    clone.compile(optimizer=mup.MuAdam.from_config(config), loss=_logits_loss())
+    steps = [[float(m.train_on_batch(x, y)) for _ in range(2)] for m in (model, clone)]
+    assert steps[0] == pytest.approx(steps[1], rel=1e-6)
+    assert clone.optimizer.mup_multipliers == model.optimizer.mup_multipliers
+    assert min(clone.optimizer.mup_multipliers) < 0.2
