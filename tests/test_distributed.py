@@ -315,6 +315,12 @@ def _good(process: int, out: Path) -> None:
     model.fit(x[:200], y[:200], callbacks=[callback], **steps)
     stages["fitted"] = _weights(model)
     record["callback"] = [row["iterations"] for row in callback.result.values()]
+    from keras_weightinit import set_base_shapes
+
+    wide = _mlp(width=64)
+    keras.utils.set_random_seed(10 + process)
+    set_base_shapes(wide, _mlp(width=16), seed=None)  # µP: one draw for all
+    stages["mup"] = _weights(wide)
     np.savez(
         out / f"{process}.npz",
         **{f"{k}/{i}": w for k, ws in stages.items() for i, w in enumerate(ws)},
@@ -693,7 +699,7 @@ def _stage(stored: dict, stage: str) -> list:
 @pytest.mark.slow
 def test_every_process_ends_with_the_same_weights_from_seed_none(good):
     records, stored = good
-    for stage in ("initialized", "rescaled", "lsuv", "fitted"):
+    for stage in ("initialized", "rescaled", "lsuv", "fitted", "mup"):
         for a, b in zip(
             _stage(stored[0], stage), _stage(stored[1], stage), strict=True
         ):
