@@ -52,7 +52,12 @@ from keras_weightinit import graph, model_init, parametrization, recipes
 from keras_weightinit.checks import boolean, is_number, number_in, positive_number
 from keras_weightinit.gains import activation_family
 from keras_weightinit.graph import Weight
-from keras_weightinit.initializers import HeNormal, Orthogonal, XavierNormal
+from keras_weightinit.initializers import (
+    HeNormal,
+    Orthogonal,
+    RandomNormal,
+    XavierNormal,
+)
 from keras_weightinit.parametrization import Multipliers, Record, multipliers
 from keras_weightinit.seeds import Seed, check_seed
 
@@ -506,14 +511,28 @@ def _init_scale(record: Record) -> float:
     return 1.0
 
 
+def _start(weight: Weight, model: keras.Model, reading, seed: Seed):
+    """The standard draw; in a tied model, tables at the base readout's std.
+
+    A table tied to the readout keeps the std `initialize` gives the tied
+    readout at the base width (`model_init.readout_std`), the same at
+    every width: an input weight's coordinates do not shrink with width.
+    """
+    if reading.tied is not None and weight.role in ("embeddings", "token"):
+        std = model_init.readout_std(reading.base[reading.tied])
+        return RandomNormal(stddev=std, seed=seed)
+    return _standard_init(weight, model, seed)
+
+
 class _Draw:
     """A seed -> initializer factory: the standard draw times a factor."""
 
-    def __init__(self, weight: Weight, model: keras.Model, scale: float):
-        self.weight, self.model, self.scale = weight, model, scale
+    def __init__(self, weight: Weight, model: keras.Model, reading, scale: float):
+        self.weight, self.model, self.reading = weight, model, reading
+        self.scale = scale
 
     def __call__(self, seed: Seed) -> keras.initializers.Initializer:
-        init = _standard_init(self.weight, self.model, seed)
+        init = _start(self.weight, self.model, self.reading, seed)
         return init if self.scale == 1.0 else MuInit(init, self.scale)
 
 
@@ -528,7 +547,7 @@ def _plan(model, reading, zeros: set[str]) -> recipes.RecipePlan:
             make, words = (lambda seed: keras.initializers.Zeros()), "0"
         else:
             scale = _init_scale(record)
-            make = _Draw(weight, model, scale)
+            make = _Draw(weight, model, reading, scale)
             words = "standard" + (f" x {scale:.4g}" if scale != 1.0 else "")
         rules[weight.path] = recipes.Rule(make, f"{words} ({reading.why[weight.path]})")
     factors = {p: r.fold for p, r in reading.records.items() if r.fold != 1.0}
@@ -680,7 +699,8 @@ def _layer_init(weight: Weight, model, reading, zeros: set[str]) -> tuple:
     if weight.path in zeros:
         return keras.initializers.Zeros(), 1.0
     if weight.kernel_like:
-        return _standard_init(weight, model, None), _init_scale(record) * record.fold
+        start = _start(weight, model, reading, None)
+        return start, _init_scale(record) * record.fold
     if record.fold == 1.0:
         own = getattr(weight.layer, _INIT_ATTRIBUTES[weight.role])
         return (own.base if isinstance(own, MuInit) else own), 1.0

@@ -195,6 +195,8 @@ class Reading:
         query_paths: The first score kernel of each attention (the query),
             for `zero_query`.
         readout_paths: Untied readout kernels, for `zero_readout`.
+        base: `variable path -> Weight`: each weight's counterpart in the
+            base model.
     """
 
     weights: list[Weight]
@@ -206,6 +208,7 @@ class Reading:
     tied: str | None
     query_paths: list[str]
     readout_paths: list[str]
+    base: dict = dataclasses.field(default_factory=dict)
 
 
 def _fans(weight: Weight) -> tuple[int | None, int | None]:
@@ -491,6 +494,7 @@ def read(
         weights, records, why, {}, len(blocks), base_blocks, None, sorted(scores), []
     )
     by_path = {w.path: b for w, b in zip(weights, base, strict=True)}
+    reading.base = by_path
     _fold_attention(reading, by_path, own_scale)
     _fold_depth(reading, model, depth_alpha)
     _fold_tied(reading, model, heads)
