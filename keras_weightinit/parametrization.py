@@ -221,7 +221,9 @@ def _signature(weight: Weight) -> tuple:
     return type(weight.layer).__name__, weight.role, len(weight.shape)
 
 
-def blocks_of(model: keras.Model, weights: list[Weight]) -> list[list[Weight]]:
+def blocks_of(
+    model: keras.Model, weights: list[Weight], inner: list | None = None
+) -> list[list[Weight]]:
     """The weights of each residual block, in order.
 
     A block is a layer whose call adds residual branches (a KerasHub
@@ -230,7 +232,9 @@ def blocks_of(model: keras.Model, weights: list[Weight]) -> list[list[Weight]]:
     """
     claimed: set[int] = set()
     found = []
-    for block in structure.inner_blocks(model, weights):
+    if inner is None:
+        inner = structure.inner_blocks(model, weights)
+    for block in inner:
         inside = {id(v) for v in block.layer.weights}
         mine = [w for w in weights if id(w.variable) in inside]
         found.append(mine)
@@ -400,14 +404,14 @@ def _fold_attention(reading: Reading, base: dict, skip) -> None:
                 _fold(reading.records, reading.why, w, math.sqrt(c), "1/d attention")
 
 
-def _fold_depth(reading: Reading, model, alpha: float) -> None:
+def _fold_depth(reading: Reading, model, alpha: float, inner: list) -> None:
     """`(L_base / L)^alpha` of every residual branch, in its last weights."""
     if not reading.blocks:
         return
     c = (reading.base_blocks / reading.blocks) ** alpha
     if c == 1.0:
         return
-    for branch in residual.branches(model, reading.weights):
+    for branch in residual.branches(model, reading.weights, inner):
         if branch.gamma is not None:
             ends = [w for w in reading.weights if w.layer is branch.gamma.layer]
         else:
@@ -471,7 +475,8 @@ def read(
             structure, or a tied readout has nothing to carry `1/m`.
     """
     weights = graph.weights(model)
-    blocks = blocks_of(model, weights)
+    inner = structure.inner_blocks(model, weights)
+    blocks = blocks_of(model, weights, inner)
     base, base_blocks = align(model, weights, blocks, base_model, "base_model")
     delta = weights
     if delta_model is not None:
@@ -489,14 +494,14 @@ def read(
         records[weight.path] = record
         why[weight.path] = f"{record.kind}" + (" in a block" if block else "")
     heads = structure.readouts(model, weights)
-    scores = structure.score_kernels(model, weights)
+    scores = structure.score_kernels(model, weights, inner)
     reading = Reading(
         weights, records, why, {}, len(blocks), base_blocks, None, sorted(scores), []
     )
     by_path = {w.path: b for w, b in zip(weights, base, strict=True)}
     reading.base = by_path
     _fold_attention(reading, by_path, own_scale)
-    _fold_depth(reading, model, depth_alpha)
+    _fold_depth(reading, model, depth_alpha, inner)
     _fold_tied(reading, model, heads)
     reading.readout_paths = [
         h.path for h in heads if h.path != reading.tied and h.kernel_like

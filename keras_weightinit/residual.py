@@ -126,10 +126,17 @@ def graph_branches(model: keras.Model, weights: list[Weight]) -> list[Branch]:
     return branches
 
 
-def branches(model: keras.Model, weights: list[Weight]) -> list[Branch]:
-    """Every residual branch: of the layer graph, then inside blocks' calls."""
+def branches(
+    model: keras.Model, weights: list[Weight], inner: list | None = None
+) -> list[Branch]:
+    """Every residual branch: of the layer graph, then inside blocks' calls.
+
+    `inner`: `structure.inner_blocks(model, weights)` when the caller has them.
+    """
     found = graph_branches(model, weights)
-    for block in structure.inner_blocks(model, weights):
+    if inner is None:
+        inner = structure.inner_blocks(model, weights)
+    for block in inner:
         found.extend(block.branches)
     return found
 

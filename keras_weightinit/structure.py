@@ -335,13 +335,18 @@ def _scores_in(block: InnerBlock, weights: list[Weight]) -> list[str]:
     return found
 
 
-def score_kernels(model: keras.Model, weights: list[Weight]) -> set[str]:
-    """Paths of the query and key kernels: of `MultiHeadAttention`s, then probed."""
+def score_kernels(
+    model: keras.Model, weights: list[Weight], inner: list[InnerBlock] | None = None
+) -> set[str]:
+    """Paths of the query and key kernels: of `MultiHeadAttention`s, then probed.
+
+    `inner`: `inner_blocks(model, weights)` when the caller has them.
+    """
     found = set()
     for layer in graph.layers(model):
         for role, sub in graph.attention_projections(layer).items():
             if role in ("query", "key"):
                 found.update(w.path for w in weights if w.kernel_like and w.unit is sub)
-    for block in inner_blocks(model, weights):
+    for block in inner_blocks(model, weights) if inner is None else inner:
         found.update(_scores_in(block, weights))
     return found
