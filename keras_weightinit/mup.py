@@ -427,7 +427,8 @@ def mup_multipliers(model: keras.Model, family: str = "adam") -> dict[str, dict]
 
     Returns:
         `variable path -> {"fan_in_mult", "fan_out_mult", "readout", "block",
-        "fold", "lr_mult", "epsilon_mult", "weight_decay_mult"}`; the fan
+        "fold", "lr_mult", "epsilon_mult", "weight_decay_mult", "rule"}`
+        (`rule`: the table's row in words); the fan
         multipliers are None for fans that do not grow, and a weight
         without a record has every multiplier 1.
 
@@ -459,8 +460,25 @@ def mup_multipliers(model: keras.Model, family: str = "adam") -> dict[str, dict]
             "lr_mult": factors.lr,
             "epsilon_mult": factors.epsilon,
             "weight_decay_mult": factors.weight_decay,
+            "rule": _words(record),
         }
     return table
+
+
+def _words(record: Record) -> str:
+    """The row of the table that applies, in words."""
+    names = {
+        "hidden": "hidden weight",
+        "output": "output weight",
+        "input": "input weight or vector",
+        "fixed": "does not grow",
+    }
+    words = ["MuReadout kernel" if record.readout else names[record.kind]]
+    if record.block:
+        words.append(f"in a block (depth x {record.depth_mult:g})")
+    if record.fold != 1.0:
+        words.append(f"folded multiplier {record.fold:.4g}")
+    return ", ".join(words)
 
 
 # --------------------------------------------------------------------------
