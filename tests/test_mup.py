@@ -481,3 +481,62 @@ def test_a_clone_with_the_optimizers_config_takes_the_same_steps():
     assert steps[0] == pytest.approx(steps[1], rel=1e-6)
     assert clone.optimizer.mup_multipliers == model.optimizer.mup_multipliers
     assert min(clone.optimizer.mup_multipliers) < 0.2
+
+
+def _family(name, width, layers):
+    """A KerasHub decoder or encoder of `width` and `layers` blocks, heads fixed."""
+    import keras_hub
+
+    models = keras_hub.models
+    text = dict(
+        vocabulary_size=64,
+        num_layers=layers,
+        hidden_dim=width,
+        intermediate_dim=2 * width,
+    )
+    gqa = dict(num_query_heads=4, num_key_value_heads=2, **text)
+    if name == "gpt2":
+        return _gpt(width, layers)
+    if name == "llama":  # grouped-query attention, untied readout
+        return models.LlamaCausalLM(models.LlamaBackbone(**gqa), preprocessor=None)
+    if name == "mistral":
+        return models.MistralCausalLM(models.MistralBackbone(**gqa), preprocessor=None)
+    if name == "qwen":
+        return models.QwenCausalLM(models.QwenBackbone(**gqa), preprocessor=None)
+    if name == "mixtral":  # experts (E, in, out)
+        backbone = models.MixtralBackbone(num_experts=2, top_k=1, **gqa)
+        return models.MixtralCausalLM(backbone, preprocessor=None)
+    if name == "gemma":  # tied readout behind a 1 + scale norm
+        backbone = models.GemmaBackbone(
+            num_query_heads=2, num_key_value_heads=1, head_dim=width // 2, **text
+        )
+        return models.GemmaCausalLM(backbone, preprocessor=None)
+    return models.BertBackbone(num_heads=2, max_sequence_length=16, **text)  # bert
+
+
+@pytest.mark.parametrize(
+    "name", ["gpt2", "llama", "gemma", "bert", "mistral", "qwen", "mixtral"]
+)
+def test_every_family_gets_the_width_depth_and_attention_rules(name):
+    # width 64 over 16 with the heads fixed (head size x 4), 4 blocks over 2
+    model = mup.set_base_shapes(_family(name, 64, 4), _family(name, 16, 2), seed=0)
+    table = mup.mup_multipliers(model)
+    kernels = {
+        v.path: table[v.path]
+        for v in model.trainable_variables
+        if len(v.shape) >= 2 and not v.path.endswith("bias")
+    }
+    blocks = {p: r for p, r in kernels.items() if r["block"]}
+    folds = sorted(round(r["fold"], 4) for r in blocks.values() if r["fold"] != 1)
+    # two branch ends per block x 1/2 ((2/4)^1), a query and a key x (8/32)^(1/4)
+    assert folds == [0.5] * 8 + [0.7071] * 8, folds
+    for path, row in blocks.items():  # hidden: Adam lr 1/m, times the fold
+        assert row["fan_in_mult"] == 4.0, path
+        assert row["lr_mult"] == pytest.approx(row["fold"] / 4), path
+    outside = [r for r in kernels.values() if not r["block"]]
+    assert all(r["lr_mult"] in (1.0, 0.25) for r in outside)
+    base = mup.set_base_shapes(_family(name, 16, 2), _family(name, 16, 2), seed=0)
+    rows = mup.mup_multipliers(base).values()
+    assert {(r["lr_mult"], r["epsilon_mult"], r["fold"]) for r in rows} == {
+        (1.0, 1.0, 1.0)
+    }
