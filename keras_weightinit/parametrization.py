@@ -13,7 +13,8 @@ multipliers in the forward pass: attention logits scaled by `1/d` instead of
 `1/m`. A weight `W` whose output is multiplied by `c` trains, under Adam,
 exactly like the weight `W' = c W` with no multiplier, drawn `c` times
 larger, with learning rate `c * lr`, epsilon `epsilon / c` and decoupled
-weight decay `weight_decay / c` (under SGD, learning rate `c^2 * lr`). So
+weight decay `weight_decay / c` (under SGD, learning rate `c^2 * lr` and
+decay `weight_decay / c^2`). So
 each multiplier is folded into the weight that produces the multiplied
 output: the query and key kernels share the attention's (`sqrt(c)` each:
 the logits are bilinear in them, which also covers grouped-query attention);
@@ -138,7 +139,7 @@ def multipliers(record: Record, family: str = "adam") -> Multipliers:
     `x r^(alpha-1)`, epsilon `x r^-alpha`; SGD lr `x r^(2 alpha - 1)`
     (CompleteP, Table 1, for alpha = 1; Depth-µP for alpha = 1/2). A folded
     forward multiplier `c`: Adam lr `x c`, epsilon `/ c`, decay `/ c`; SGD
-    lr `x c^2`. Decay is decoupled: each step multiplies a weight by
+    lr `x c^2`, decay `/ c^2`. Decay is decoupled: each step multiplies a weight by
     `1 - lr * lr_mult * weight_decay * decay_mult`, so `lr * decay` of a
     hidden weight does not depend on width (mup#1).
 
@@ -170,7 +171,7 @@ def multipliers(record: Record, family: str = "adam") -> Multipliers:
     r, alpha, c = record.depth_mult, record.depth_alpha, record.fold
     if family == "sgd":
         depth = r ** (2 * alpha - 1) if record.block else 1.0
-        return Multipliers(lr=lr * depth * c * c)
+        return Multipliers(lr=lr * depth * c * c, weight_decay=1.0 / (c * c))
     if record.block:
         lr, epsilon = lr * r ** (alpha - 1), epsilon * r**-alpha
     return Multipliers(lr * c, epsilon / c, decay / c)

@@ -4,6 +4,8 @@ The table, the records, the optimizers, on every backend (the coordinate
 check itself: `test_transfer.py`).
 """
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -540,3 +542,38 @@ def test_every_family_gets_the_width_depth_and_attention_rules(name):
     assert {(r["lr_mult"], r["epsilon_mult"], r["fold"]) for r in rows} == {
         (1.0, 1.0, 1.0)
     }
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_a_folded_multiplier_trains_exactly_like_the_multiplier(optimizer):
+    # x + c * W2 relu(W1 x) with W2 plain, against x + W2' relu(W1 x), W2' = c W2
+    c = 0.3
+    x, y = digits(64)
+
+    def model(scale):
+        inputs = keras.Input((64,))
+        f = keras.layers.Dense(64, activation="relu", name="w1")(inputs)
+        f = keras.layers.Dense(64, name="w2")(f)
+        f = keras.layers.Rescaling(scale)(f)
+        h = keras.layers.Add()([inputs, f])
+        return keras.Model(inputs, keras.layers.Dense(10, name="out")(h))
+
+    keras.utils.set_random_seed(0)
+    plain, folded = model(c), model(1.0)
+    folded.set_weights(plain.get_weights())
+    for variable in folded.get_layer("w2").weights:
+        variable.assign(variable * c)
+        setattr(variable, mup._TAG, mup.parametrization.Record(fold=c))
+    outputs = []
+    for m in (plain, folded):
+        if optimizer == "adamw":
+            opt = mup.MuAdamW(1e-2, weight_decay=0.3, epsilon=1e-3)
+        else:
+            opt = mup.MuSGD(0.1, weight_decay=0.01)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # `plain` has no records
+            m.compile(optimizer=opt, loss=_logits_loss())
+            for _ in range(3):
+                m.train_on_batch(x, y)
+        outputs.append(keras.ops.convert_to_numpy(m(x)))
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-4, atol=1e-5)
