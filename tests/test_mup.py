@@ -326,21 +326,9 @@ def test_gpt_initialization_folds_the_multipliers():
 
 
 def test_gemma_tied_readout_folds_into_its_one_plus_scale_norm():
-    import keras_hub
-
-    def gemma(width):
-        backbone = keras_hub.models.GemmaBackbone(
-            vocabulary_size=64,
-            num_layers=1,
-            num_query_heads=2,
-            num_key_value_heads=1,
-            hidden_dim=width,
-            intermediate_dim=2 * width,
-            head_dim=width // 2,
-        )
-        return keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=None)
-
-    model = mup.set_base_shapes(gemma(64), gemma(16), seed=0)
+    model = mup.set_base_shapes(
+        _family("gemma", 64, 1), _family("gemma", 16, 1), seed=0
+    )
     scale = keras.ops.convert_to_numpy(
         model.get_layer("gemma_backbone").get_layer("final_normalization").scale
     )
