@@ -31,7 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_weightinit import distributed, graph, recipes, structure
+from keras_weightinit import distributed, graph, recipes, structure, transaction
 from keras_weightinit.checks import (
     boolean,
     known_keywords,
@@ -307,12 +307,6 @@ def _describe(init) -> str:
     return f"{type(init).__name__}({args})"
 
 
-def _restore(kept: list) -> None:
-    """Puts back the values of a `distributed.snapshot`."""
-    for variable, value in kept:
-        variable.assign(value)
-
-
 # --------------------------------------------------------------------------
 # initialize
 
@@ -471,16 +465,11 @@ def initialize(
         Jozefowicz et al., "An Empirical Exploration of Recurrent Network
         Architectures", ICML 2015 (forget-gate bias 1).
     """
-    kept: list = []
-    try:
-        with distributed.together("initialize"):
-            used, values = _plan(model, scheme, seed, residual, rules)
-            kept = distributed.snapshot([v for v, _ in values])
-            for variable, value in values:
-                variable.assign(value)
-    except BaseException:
-        _restore(kept)  # on every process: another one may have failed
-        raise
+    with transaction.atomic("initialize") as keep:
+        used, values = _plan(model, scheme, seed, residual, rules)
+        values.reverse()
+        while values:  # each drawn value is dropped once assigned
+            keep.assign(*values.pop())
     return used
 
 
@@ -864,13 +853,8 @@ def lsuv(
         tol, max_iters, orthogonal, verbose, seed
     )
     settings = (tol, max_iters, orthogonal, seed, rules)
-    kept: list = []
-    try:
-        with distributed.together("lsuv"):
-            report = _lsuv(model, x, settings, kept)
-    except BaseException:
-        _restore(kept)  # on every process: another one may have failed
-        raise
+    with transaction.atomic("lsuv") as keep:
+        report = _lsuv(model, x, settings, keep)
     if verbose and distributed.is_writer():
         print(f"LSUV initialization of {model.name!r} (tol={tol}):")
         print(report)
@@ -907,8 +891,8 @@ def _variance(output) -> float:
     return second - mean * mean
 
 
-def _lsuv(model, x, settings, kept: list) -> LSUVReport:
-    """`lsuv`'s work; `kept` receives the snapshot to restore on failure."""
+def _lsuv(model, x, settings, keep: transaction.Keep) -> LSUVReport:
+    """`lsuv`'s work; `keep` records the weights before it changes them."""
     tol, max_iters, orthogonal, seed, rules = settings
     x = _lsuv_input(model, x)
     check_model(model, "lsuv")
@@ -934,7 +918,7 @@ def _lsuv(model, x, settings, kept: list) -> LSUVReport:
         return output, value
 
     report = LSUVReport()
-    kept.extend(distributed.snapshot([w.variable for w in found]))
+    keep([w.variable for w in found])
     _lsuv_start(found, orthogonal, seed, rules)
     order = forward(model, x, units).order
     passes = _passes(model, x, order)
