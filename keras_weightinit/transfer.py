@@ -34,6 +34,7 @@ __all__ = [
     "coord_check",
     "digits",
     "digits_mlp",
+    "gpt_coord_check",
     "lr_transfer",
     "plot_coord_checks",
 ]
@@ -628,3 +629,101 @@ def write_json(data: dict, path: str) -> str:
     with open(path, "w") as f:
         json.dump(data, f, indent=2)
     return path
+
+
+# --------------------------------------------------------------------------
+# the GPT-2-style language model (KerasHub GPT-2 on the stdlib's bytes)
+
+_OVER = ("width", "depth")
+
+
+def _gpt_probe(model: keras.Model, depth: int) -> keras.Model:
+    """Token ids -> the last transformer block's output, sharing `model`'s layers."""
+    backbone = next(
+        layer for layer in model.layers if hasattr(layer, "token_embedding")
+    )
+    block = backbone.get_layer(f"transformer_layer_{depth - 1}")
+    return keras.Model(backbone.inputs, block.output)
+
+
+def gpt_coord_check(
+    sizes: Sequence[int],
+    over: str = "width",
+    mup: bool = True,
+    steps: int = 3,
+    learning_rate: float = 0.01,
+    width: int = 64,
+    depth: int = 2,
+    batch: int = 8,
+    length: int = 32,
+    seed: int = 0,
+) -> CoordCheck:
+    """The coordinate check on `lm.hub_lm` (KerasHub GPT-2) over width or depth.
+
+    Each model (`over="width"`: `hub_lm(depth, n)` for `n` in `sizes`;
+    `over="depth"`: `hub_lm(n, width)`) is trained `steps` Adam steps on one
+    batch of stdlib bytes; after each step it records the mean `|logit|`
+    (`"logits"`), the last block's mean `|output|` (`"last_block"`) and the
+    change of the residual stream, mean `|h_t - h_0|` of that output
+    (`"residual_change"`). µP: `set_base_shapes` against the smallest size
+    (`depth_alpha=1`) and `MuAdam`; standard: `initialize(model, "auto")`
+    and `Adam`. The probe is a functional model sharing the layers, so it
+    runs on every backend.
+
+    Args:
+        sizes: At least two widths (or depths), ascending after checking.
+        over: `"width"` or `"depth"`.
+        mup: µP + depth rules (True) or the standard parametrization.
+        steps: Adam steps.
+        learning_rate: Adam's learning rate.
+        width: The width when `over="depth"`.
+        depth: The depth when `over="width"`.
+        batch: Windows in the batch.
+        length: Bytes per window (at most `lm.CONTEXT`).
+        seed: Seeds the initialization and the batch.
+
+    Returns:
+        A `CoordCheck` whose `widths` are the sizes.
+
+    Example:
+
+    >>> result = gpt_coord_check([16, 32], steps=1, depth=1, batch=2, length=8)
+    >>> result.layers
+    ['last_block', 'residual_change', 'logits']
+    """
+    from keras_weightinit import lm
+
+    if over not in _OVER:
+        raise ValueError(
+            f"Argument `over` must be 'width' or 'depth'. Received: over={over!r}"
+        )
+    sizes = _check_widths(sizes)
+    steps = positive_int("steps", steps)
+    learning_rate = positive_number("learning_rate", learning_rate)
+    train, _ = lm.stdlib_corpus(200_000)
+    x, y = lm.windows(train, positive_int("batch", batch), seed=seed)
+    x, y = x[:, : positive_int("length", length)], y[:, :length]
+    mask = np.ones_like(x)
+
+    def make(n: int) -> keras.Model:
+        return lm.hub_lm(depth, n) if over == "width" else lm.hub_lm(n, width)
+
+    names = ["last_block", "residual_change", "logits"]
+    values = {name: [[] for _ in range(steps)] for name in names}
+    for n in sizes:
+        model, _ = _prepare(make, n, sizes[0], mup, seed)
+        model.compile(
+            optimizer=_optimizer("adam", learning_rate, mup), loss=_logits_loss()
+        )
+        probe = _gpt_probe(model, depth if over == "width" else n)
+        h0 = keras.ops.convert_to_numpy(probe({"token_ids": x, "padding_mask": mask}))
+        for step in range(steps):
+            model.train_on_batch(x, y)
+            h = keras.ops.convert_to_numpy(
+                probe({"token_ids": x, "padding_mask": mask})
+            )
+            logits = keras.ops.convert_to_numpy(model(x, training=False))
+            values["last_block"][step].append(float(np.mean(np.abs(h))))
+            values["residual_change"][step].append(float(np.mean(np.abs(h - h0))))
+            values["logits"][step].append(float(np.mean(np.abs(logits))))
+    return CoordCheck("mup" if mup else "sp", sizes, steps, names, values)

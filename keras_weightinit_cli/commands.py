@@ -58,23 +58,40 @@ def _written(logdir: str) -> None:
     print(f"wrote {os.path.join(logdir, 'summary.png')} and summary.json")
 
 
-def _coord_check(settings: CoordCheckSettings) -> int:
-    os.makedirs(settings.logdir, exist_ok=True)
-    x, y = transfer.digits(128)
-    results = [
-        transfer.coord_check(
-            transfer.digits_mlp,
+def _gpt_coord_check(settings: CoordCheckSettings) -> list:
+    return [
+        transfer.gpt_coord_check(
             list(settings.widths),
-            x,
-            y,
-            steps=settings.steps,
-            optimizer=settings.optimizer,
-            learning_rate=settings.learning_rate,
+            over=settings.over,
             mup=mup,
-            verbose=settings.verbose,
+            steps=settings.steps,
+            learning_rate=settings.learning_rate or 0.01,
         )
         for mup in (True, False)
     ]
+
+
+def _coord_check(settings: CoordCheckSettings) -> int:
+    os.makedirs(settings.logdir, exist_ok=True)
+    x, y = transfer.digits(128)
+    results = (
+        _gpt_coord_check(settings)
+        if settings.model == "gpt"
+        else [
+            transfer.coord_check(
+                transfer.digits_mlp,
+                list(settings.widths),
+                x,
+                y,
+                steps=settings.steps,
+                optimizer=settings.optimizer,
+                learning_rate=settings.learning_rate,
+                mup=mup,
+                verbose=settings.verbose,
+            )
+            for mup in (True, False)
+        ]
+    )
     transfer.plot_coord_checks(results, os.path.join(settings.logdir, "summary.png"))
     transfer.write_json(
         {"results": [r.to_dict() for r in results]},

@@ -49,6 +49,11 @@ QUICKS = {
         "seeds": (0,),
     },
 }
+# `coord-check --model gpt`: the sizes per `--over` (depths for "depth")
+GPT_COORD = {
+    "width": {"widths": (64, 128, 256, 512, 1024)},
+    "depth": {"widths": (2, 4, 8, 16)},
+}
 # `--model gpt --quick`: the language model's smoke run
 GPT_QUICK = {
     "schemes": ("default", "zeros", "t-fixup", "deepnet"),
@@ -154,6 +159,16 @@ def _mup_options(command: str) -> dict[str, dict]:
         "logdir": {"help": default("logdir")},
     }
     if command == "coord-check":
+        options["model"] = {
+            "choices": ("mlp", "gpt"),
+            "help": "mlp: the digits MLP; gpt: KerasHub GPT-2 on stdlib bytes "
+            "(default mlp)",
+        }
+        options["over"] = {
+            "choices": ("width", "depth"),
+            "help": "width, or depth (gpt only: --widths are then depths) "
+            "(default width)",
+        }
         options["steps"] = {"type": int, "help": default("steps")}
         options["learning_rate"] = {
             "type": float,
@@ -253,6 +268,11 @@ def to_settings(args: argparse.Namespace):
             kind (the other checks are `settings.check`'s).
     """
     chosen = dict(QUICKS[args.command]) if args.quick else {}
+    if args.command == "coord-check" and args.model == "gpt":
+        chosen = dict(GPT_COORD[args.over or "width"])
+        chosen["learning_rate"] = 0.01
+        if args.quick:
+            chosen.update(widths=chosen["widths"][:2], steps=1)
     if args.command == "compare" and args.model == "gpt":
         chosen = {**GPT_DEFAULTS, **(GPT_QUICK if args.quick else {})}
     for name in options(args.command):

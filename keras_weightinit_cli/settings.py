@@ -210,6 +210,10 @@ class CoordCheckSettings:
         learning_rate: None: 0.03 for Adam, 0.1 for SGD.
         logdir: Where `summary.png` and `summary.json` go.
         verbose: 1 prints a progress line per width, 0 is silent.
+        model: `mlp` (the digits MLP) or `gpt` (KerasHub GPT-2 on the
+            standard library's bytes, `transfer.gpt_coord_check`).
+        over: `width` or `depth` (`model="gpt"` only; `widths` are then
+            depths).
 
     Example:
 
@@ -223,6 +227,8 @@ class CoordCheckSettings:
     learning_rate: float | None = None
     logdir: str = "logs/coord_check"
     verbose: int = 1
+    model: str = "mlp"
+    over: str = "width"
 
 
 @dataclasses.dataclass
@@ -487,6 +493,10 @@ def check(settings: CompareConfig | CoordCheckSettings | TransferSettings) -> No
     _check_logdir(settings.logdir)
     _check_verbose(settings.verbose)
     if isinstance(settings, CoordCheckSettings):
+        _one_of("model", settings.model, ("mlp", "gpt"))
+        _one_of("over", settings.over, ("width", "depth"))
+        if settings.over == "depth" and settings.model != "gpt":
+            _fail("over", "must be 'width' unless model='gpt'", settings.over)
         _positive_int("steps", settings.steps)
         if settings.learning_rate is not None:
             _positive_number("learning_rate", settings.learning_rate)
