@@ -66,3 +66,36 @@ def test_coord_check_shows_progress(capsys):
         "mup width     8",
         "mup width    16",
     ]
+
+
+def test_gpt_coord_check_options_are_checked_without_keras():
+    code = (
+        "import sys\n"
+        "import keras_weightinit_cli as cli\n"
+        "def code(argv):\n"
+        "    try:\n"
+        "        return cli.main(argv)\n"
+        "    except SystemExit as stop:  # argparse's choices\n"
+        "        return stop.code\n"
+        "codes = [code(['coord-check', '--model', 'gpx']),\n"
+        "         code(['coord-check', '--over', 'depth']),\n"
+        "         code(['coord-check', '--model', 'gpt', '--over', 'x'])]\n"
+        "print(codes, 'keras' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "[2, 2, 2] False", done.stderr
+    assert "argument --model" in done.stderr
+    assert "argument --over" in done.stderr
+
+
+def test_gpt_coord_check_defaults_follow_over():
+    from keras_weightinit_cli.parser import parser, to_settings
+
+    def settings(*argv):
+        return to_settings(parser().parse_args(["coord-check", *argv]))
+
+    assert settings("--model", "gpt", "--over", "depth").widths == (2, 4, 8, 16)
+    assert settings("--model", "gpt").widths == (64, 128, 256, 512, 1024)
+    assert settings().widths == (64, 128, 256, 512, 1024, 2048)

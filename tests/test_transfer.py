@@ -91,3 +91,46 @@ def test_lr_transfer_checks_seeds():
     for bad in ([], [-1], [1.5], [True]):
         with pytest.raises(ValueError, match="seeds"):
             lr_transfer([16, 32], [1e-3], seeds=bad)
+
+
+_GPT_CHECK = (
+    "import json\n"
+    "from keras_weightinit.transfer import gpt_coord_check\n"
+    "mup = gpt_coord_check([16, 64], depth=1, batch=2, length=16)\n"
+    "sp = gpt_coord_check([16, 64], mup=False, depth=1, batch=2, length=16)\n"
+    "print(json.dumps({'mup': mup.growth('logits'), 'sp': sp.growth('logits'),\n"
+    "                  'block': mup.growth('last_block')}))\n"
+)
+
+
+def _assert_gpt_check(found: dict) -> None:
+    assert found["mup"] < 2 and found["block"] < 2, found
+    assert found["sp"] > found["mup"], found
+
+
+@pytest.mark.slow
+def test_gpt_coord_check_is_flat_under_mup_on_tensorflow():
+    from keras_weightinit.transfer import gpt_coord_check
+
+    mup = gpt_coord_check([16, 64], depth=1, batch=2, length=16)
+    sp = gpt_coord_check([16, 64], mup=False, depth=1, batch=2, length=16)
+    _assert_gpt_check(
+        {
+            "mup": mup.growth("logits"),
+            "sp": sp.growth("logits"),
+            "block": mup.growth("last_block"),
+        }
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_gpt_coord_check_is_flat_under_mup_on_other_backends(run_on_backend, backend):
+    _assert_gpt_check(run_on_backend(backend, "-c", _GPT_CHECK))
+
+
+def test_gpt_coord_check_rejects_a_bad_over():
+    from keras_weightinit.transfer import gpt_coord_check
+
+    with pytest.raises(ValueError, match="Received: over='height'"):
+        gpt_coord_check([16, 32], over="height")
