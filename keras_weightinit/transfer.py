@@ -35,6 +35,7 @@ __all__ = [
     "digits",
     "digits_mlp",
     "gpt_coord_check",
+    "gpt_lr_transfer",
     "lr_transfer",
     "plot_coord_checks",
 ]
@@ -727,3 +728,95 @@ def gpt_coord_check(
             values["residual_change"][step].append(float(np.mean(np.abs(h - h0))))
             values["logits"][step].append(float(np.mean(np.abs(logits))))
     return CoordCheck("mup" if mup else "sp", sizes, steps, names, values)
+
+
+def _gpt_run(make, n, base, lr, mup, seed, data, steps, batch, length) -> float:
+    """One GPT run: `steps` Adam steps on random windows, then held-out loss."""
+    from keras_weightinit import lm
+
+    model, _ = _prepare(make, n, base, mup, seed)
+    model.compile(optimizer=_optimizer("adam", lr, mup), loss=_logits_loss())
+    train, held = data
+    for step in range(steps):
+        x, y = lm.windows(train, batch, seed=seed * 100_003 + step)
+        model.train_on_batch(x[:, :length], y[:, :length])
+    x, y = lm.windows(held, 4 * batch)
+    loss = float(model.evaluate(x[:, :length], y[:, :length], verbose=0))
+    return loss if math.isfinite(loss) else math.nan
+
+
+def gpt_lr_transfer(
+    sizes: Sequence[int],
+    learning_rates: Sequence[float],
+    over: str = "width",
+    seeds: Sequence[int] = (0, 1, 2),
+    steps: int = 30,
+    width: int = 64,
+    depth: int = 2,
+    batch: int = 8,
+    length: int = 32,
+) -> TransferResult:
+    """Held-out loss against Adam's learning rate on `lm.hub_lm`, µP and standard.
+
+    Each size (`over="width"`: widths at `depth`; `"depth"`: depths at
+    `width`) trains `steps` steps on random stdlib-byte windows per learning
+    rate and seed; the loss is the mean over seeds on held-out windows (NaN
+    when diverged). µP's base is the smallest size (`depth_alpha=1`).
+
+    Args:
+        sizes: At least two widths (or depths).
+        learning_rates: Adam's learning rates.
+        over: `"width"` or `"depth"`.
+        seeds: The seeds averaged over.
+        steps: Training steps per run.
+        width: The width when `over="depth"`.
+        depth: The depth when `over="width"`.
+        batch: Windows per step.
+        length: Bytes per window.
+
+    Returns:
+        A `TransferResult` (`widths` the sizes, `epochs` the steps).
+
+    Example:
+
+    >>> r = gpt_lr_transfer([8, 16], [0.01], seeds=(0,), steps=1, depth=1,
+    ...                     batch=2, length=8)
+    >>> sorted(r.losses)
+    ['mup', 'sp']
+    """
+    from keras_weightinit import lm
+
+    if over not in _OVER:
+        raise ValueError(
+            f"Argument `over` must be 'width' or 'depth'. Received: over={over!r}"
+        )
+    sizes = _check_widths(sizes)
+    rates = sorted(positive_number("learning_rates", v) for v in learning_rates)
+    data = lm.stdlib_corpus(400_000)
+
+    def make(n: int) -> keras.Model:
+        return lm.hub_lm(depth, n) if over == "width" else lm.hub_lm(n, width)
+
+    losses: dict[str, dict[str, list[float]]] = {}
+    for part in ("mup", "sp"):
+        for n in sizes:
+            runs = [
+                [
+                    _gpt_run(
+                        make,
+                        n,
+                        sizes[0],
+                        lr,
+                        part == "mup",
+                        seed,
+                        data,
+                        steps,
+                        batch,
+                        length,
+                    )
+                    for lr in rates
+                ]
+                for seed in seeds
+            ]
+            losses.setdefault(part, {})[str(n)] = np.mean(runs, axis=0).tolist()
+    return TransferResult(sizes, rates, losses, "adam", steps, list(seeds))
