@@ -469,7 +469,7 @@ def initialize(
         used, values = _plan(model, scheme, seed, residual, rules)
         values.reverse()
         while values:  # each drawn value is dropped once assigned
-            keep.assign(*values.pop())
+            keep.assign(*values.pop(), take=True)
     return used
 
 

@@ -16,9 +16,10 @@ The kept values stay on the device, never copied to the host:
   a new one (TensorFlow's copy on write), so the old values live on in the
   read: no copy beyond the one the assignment makes anyway.
 - PyTorch: `Keep.assign` gives the variable's parameter a new buffer
-  (`param.data`) and assigns into it, keeping the old buffer: no copy beyond
-  the assignment's own; `keep(variables)` alone, for a caller that reads the
-  values before it changes them, keeps a device clone.
+  (`param.data`), keeping the old one: the new value itself when the caller
+  gives it up (`take=True`: no copy at all), else a new buffer it is copied
+  into; `keep(variables)` alone, for a caller that reads the values before
+  it changes them, keeps a device clone.
 
 Restoring puts the kept values back the same way (on PyTorch the kept buffer
 becomes the parameter's again, with no copy). See `docs/backends.md`
@@ -60,6 +61,21 @@ def _put_back(variable, value) -> None:
         variable.assign(value)
 
 
+def _takeable(value, old) -> bool:
+    """Whether PyTorch `value` can be `old`'s replacement buffer as it is."""
+    import torch
+
+    return (
+        type(value) is torch.Tensor
+        and (value.dtype, value.device, value.shape)
+        == (old.dtype, old.device, old.shape)
+        and not value.requires_grad
+        and value.is_contiguous()
+        and value.storage_offset() == 0
+        and value.untyped_storage().nbytes() == value.numel() * value.element_size()
+    )
+
+
 class Keep:
     """The values a transaction restores on failure; `atomic` yields one.
 
@@ -82,6 +98,7 @@ class Keep:
 
     def __init__(self) -> None:
         self._kept: dict[int, tuple[Any, Any]] = {}
+        self._taken: set[int] = set()  # PyTorch buffers given by `take`
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -99,12 +116,17 @@ class Keep:
             if id(variable) not in self._kept:
                 self._kept[id(variable)] = (variable, _hold(variable))
 
-    def assign(self, variable, value) -> None:
+    def assign(self, variable, value, *, take: bool = False) -> None:
         """Records `variable`'s value, then assigns `value` to it.
 
         Args:
             variable: A `keras.Variable`.
             value: Its new value (anything `variable.assign` takes).
+            take: Whether the caller gives `value` up: on PyTorch a tensor of
+                the variable's dtype, shape and device that owns its storage
+                then becomes the variable's buffer, with no copy, and the
+                caller must not use it again (elsewhere it is copied, as by
+                `variable.assign`).
         """
         if id(variable) in self._kept or keras.backend.backend() != "torch":
             self(variable)
@@ -120,6 +142,10 @@ class Keep:
         parameter = variable.value
         old = parameter.data
         self._kept[id(variable)] = (variable, old)
+        if take and _takeable(value, old) and value.data_ptr() not in self._taken:
+            self._taken.add(value.data_ptr())
+            parameter.data = value  # the new buffer itself: no copy
+            return
         parameter.data = torch.empty_like(old)  # a new buffer: `old` is kept
         variable.assign(value)
 
@@ -127,11 +153,12 @@ class Keep:
         """Puts back every kept value, the last kept first, then forgets them."""
         for variable, value in reversed(list(self._kept.values())):
             _put_back(variable, value)
-        self._kept.clear()
+        self.forget()
 
     def forget(self) -> None:
         """Drops the kept values (the transaction succeeded)."""
         self._kept.clear()
+        self._taken.clear()
 
 
 @contextlib.contextmanager
