@@ -95,3 +95,16 @@ def test_bench_initializers_measures_every_ratio():
     assert all(row["ours"] > 0 and row["keras"] > 0 for row in result["draws"])
     assert all(row["bytes"] < 100_000 for row in result["graphs"])
     assert result["fit"]["ours"]["seconds"] > 0
+
+
+def test_bench_initialize_measures_time_and_memory():
+    bench = _load("bench_initialize")
+    rows = bench.main(["--quick", "--backend", "tensorflow"])
+    rows.append(bench.child("torch", 1.0, 1, quick=True))  # a fresh process
+    assert [row["backend"] for row in rows] == ["tensorflow", "torch"]
+    for row in rows:
+        assert row["params"] == 2 * (64 * 64 + 64) + 64 * 10 + 10
+        assert row["build_s"] > 0 and row["initialize_s"] > 0
+        assert row["time_ratio"] == pytest.approx(row["initialize_s"] / row["build_s"])
+        assert row["growth_gb"] >= 0
+    assert "| tensorflow | cpu | 8,970 |" in bench.table(rows)
