@@ -775,9 +775,11 @@ def draw_into(variable, draw: Callable[[], Any]):
 def snapshot(variables: Sequence) -> list:
     """`(variable, value)` pairs to restore `variables` to their values now.
 
-    On JAX the values are the variables' arrays themselves (immutable: no
-    copy, and restoring keeps their layout without any exchange); on the
-    other backends host copies.
+    Superseded by `keras_weightinit.transaction.atomic`, which keeps values
+    on the device on every backend; kept until its last caller moves. On JAX
+    the values are the variables' arrays themselves (immutable: no copy, and
+    restoring keeps their layout without any exchange); on the other backends
+    host copies.
 
     Example:
 
