@@ -688,27 +688,25 @@ def set_base_shapes(
     zero_query = boolean("zero_query", zero_query)
     rescale = boolean("rescale", rescale)
     seed = check_seed(seed)
+    scaled = {  # projections of attentions that apply 1/d themselves
+        id(sub)
+        for layer in graph.layers(model)
+        if isinstance(layer, MuMultiHeadAttention)
+        for sub in graph.attention_projections(layer).values()
+    }
     reading = parametrization.read(
         model,
         base_model,
         delta_model,
         depth_alpha,
         is_readout=lambda w: isinstance(w.layer, MuReadout) and w.role == "kernel",
-        own_scale=lambda w: isinstance(_attention_of(model, w), MuMultiHeadAttention),
+        own_scale=lambda w: id(w.layer) in scaled,
     )
     zeros = _zeros(reading, model, zero_readout, zero_query)
     if rescale:
         model_init.initialize(model, _plan(model, reading, zeros), seed=seed)
     _write_records(model, base_model, reading, zeros)
     return model
-
-
-def _attention_of(model, weight: Weight):
-    """The `MultiHeadAttention` holding `weight`, if any."""
-    for layer in graph.layers(model):
-        if weight.layer in graph.attention_projections(layer).values():
-            return layer
-    return None
 
 
 def _layer_init(weight: Weight, model, reading, zeros: set[str]) -> tuple:

@@ -386,11 +386,14 @@ def _companions(weight: Weight, weights: list[Weight]) -> list[Weight]:
     ]
 
 
-def _fold_attention(reading: Reading, base: dict, skip) -> None:
-    """`sqrt(d_base / d)` of the logits, as `sqrt(c)` in each score kernel."""
-    model_scores = reading.query_paths  # all score kernels, in weight order
-    scores = [w for w in reading.weights if w.path in model_scores]
-    reading.query_paths = []
+def _fold_attention(reading: Reading, paths: set[str], skip) -> None:
+    """`sqrt(d_base / d)` of the logits, as `sqrt(c)` in each score kernel.
+
+    `paths`: the score kernels; the first of each attention's pair is
+    recorded as its query.
+    """
+    base = reading.base
+    scores = [w for w in reading.weights if w.path in paths]
     for pair in _query_pairs([w for w in scores if not skip(w)]):
         query = pair[0]
         reading.query_paths.append(query.path)
@@ -496,12 +499,11 @@ def read(
         why[weight.path] = f"{record.kind}" + (" in a block" if block else "")
     heads = structure.readouts(model, weights)
     scores = structure.score_kernels(model, weights, inner)
-    reading = Reading(
-        weights, records, why, {}, len(blocks), base_blocks, None, sorted(scores), []
-    )
     by_path = {w.path: b for w, b in zip(weights, base, strict=True)}
-    reading.base = by_path
-    _fold_attention(reading, by_path, own_scale)
+    reading = Reading(
+        weights, records, why, {}, len(blocks), base_blocks, None, [], [], by_path
+    )
+    _fold_attention(reading, scores, own_scale)
     _fold_depth(reading, model, depth_alpha, inner)
     _fold_tied(reading, model, heads)
     reading.readout_paths = [
