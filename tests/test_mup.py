@@ -330,7 +330,7 @@ def test_gemma_tied_readout_folds_into_its_one_plus_scale_norm():
         _family("gemma", 64, 1), _family("gemma", 16, 1), seed=0
     )
     scale = keras.ops.convert_to_numpy(
-        model.get_layer("gemma_backbone").get_layer("final_normalization").scale
+        model.backbone.get_layer("final_normalization").scale
     )
     np.testing.assert_allclose(scale, 0.25 - 1.0)  # 1 + scale = 1/m
     table = mup.mup_multipliers(model)
