@@ -10,6 +10,7 @@ import math
 import numbers
 import os
 import reprlib
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -21,6 +22,7 @@ __all__ = [
     "keras_model",
     "known_keywords",
     "number_in",
+    "one_of",
     "optional_path",
     "positive_int",
     "positive_number",
@@ -59,6 +61,22 @@ def boolean(name: str, value) -> bool:
             f"Argument `{name}` must be True or False. Received: {name}={value!r}"
         )
     return bool(value)
+
+
+def one_of(name: str, value, options: Sequence) -> object:
+    """Returns `value`, or raises `ValueError` unless it is one of `options`.
+
+    Example:
+
+    >>> one_of("mode", "fan_in", ("fan_in", "fan_out"))
+    'fan_in'
+    """
+    if value not in options:
+        raise ValueError(
+            f"Argument `{name}` must be one of {list(options)}. "
+            f"Received: {name}={value!r}"
+        )
+    return value
 
 
 def positive_number(name: str, value) -> float:

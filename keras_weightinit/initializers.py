@@ -52,13 +52,13 @@ import math
 import random as python_random
 import weakref
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Literal
 
 import keras
 import numpy as np
 
-from keras_weightinit.checks import is_number, positive_number, positive_shape
+from keras_weightinit.checks import is_number, one_of, positive_number, positive_shape
 from keras_weightinit.distributed import lay_out
 from keras_weightinit.gains import calculate_gain, compute_fans, nonlinearity_name
 from keras_weightinit.graph import current_scope
@@ -108,15 +108,6 @@ def _gain(gain: Gain) -> tuple[float, float | str]:
         return scale, gain
     scale = positive_number("gain", gain)
     return scale, gain
-
-
-def _choice(name: str, value, options: Sequence[str]) -> str:
-    if value not in options:
-        raise ValueError(
-            f"Argument `{name}` must be one of {list(options)}. "
-            f"Received: {name}={value!r}"
-        )
-    return value
 
 
 def _shape(shape) -> tuple[int, ...]:
@@ -382,7 +373,7 @@ class _Xavier(_VarianceScaling):
         seed: Seed = None,
     ):
         scale, self.gain = _gain(gain)
-        mode = _choice("mode", mode, ("fan_in", "fan_out", "fan_avg"))
+        mode = one_of("mode", mode, ("fan_in", "fan_out", "fan_avg"))
         super().__init__(scale=scale * scale, mode=mode, seed=seed)
 
     def get_config(self) -> dict:
@@ -454,7 +445,7 @@ class _He(_VarianceScaling):
                 f"Received: negative_slope={negative_slope!r}"
             )
         self.negative_slope = float(negative_slope)
-        mode = _choice("mode", mode, ("fan_in", "fan_out"))
+        mode = one_of("mode", mode, ("fan_in", "fan_out"))
         scale = 2.0 / (1.0 + self.negative_slope * self.negative_slope)
         super().__init__(scale=scale, mode=mode, seed=seed)
 
