@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 
@@ -17,7 +15,6 @@ __all__ = [
     "activation_name",
     "calculate_gain",
     "compute_fans",
-    "configs_without_tensorflow",
     "nonlinearity_name",
 ]
 
@@ -90,30 +87,6 @@ def compute_fans(shape: Sequence[int], transposed: bool = False) -> tuple[int, i
     return fans[::-1] if transposed else fans
 
 
-@contextlib.contextmanager
-def configs_without_tensorflow() -> Iterator[None]:
-    """Keras's `get_config` and serialization, without importing TensorFlow.
-
-    Keras's `serialize_keras_object` asks its lazy `tensorflow` module
-    whether TensorFlow is available, which imports it, before checking for
-    TensorFlow types; where TensorFlow is not imported no value is of one,
-    so inside this block the answer is no (`tests/test_imports.py`). Here,
-    at the bottom of the package, since activation names are read so; the
-    one private Keras name outside `graph`.
-    """
-    from keras.src.utils import module_utils
-
-    lazy = module_utils.tensorflow
-    if "tensorflow" in sys.modules or lazy._available is not None:
-        yield
-        return
-    lazy._available = False
-    try:
-        yield
-    finally:
-        lazy._available = None
-
-
 # activation name -> the family of its initialization (He, Xavier, LeCun)
 _FAMILIES = {
     "relu": "he",
@@ -184,6 +157,9 @@ def activation_name(activation: Callable | None) -> str | None:
     """
     if activation is None:
         return "linear"
+    # here, not at the top: `graph` reads this module when it is imported
+    from keras_weightinit.graph import configs_without_tensorflow
+
     with warnings.catch_warnings(), configs_without_tensorflow():
         warnings.simplefilter("ignore")  # Keras warns when it serializes a lambda
         name = keras.activations.serialize(activation)

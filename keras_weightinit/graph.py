@@ -22,36 +22,34 @@ Private Keras names are used only here, where no public route exists:
 `Operation._inbound_nodes` (whether a layer is shared),
 `MultiHeadAttention._inverse_sqrt_key_dim` (µP's attention scale),
 `MultiHeadAttention._kernel_initializer` / `_bias_initializer` (µP's
-projections), `Optimizer._get_variable_index` and `_use_weight_decay` (µP's per-variable
-rates and decays),
-`Variable._initializer` and the uninitialized-variable list of a
-`StatelessScope` (`build_initializers`) and the
-name-scope stack (the layer that is creating a variable, read by the
-initializers' seed rule for copies). `tests/test_graph.py` fails loudly if Keras changes
-either.
+projections), `Optimizer._get_variable_index` and `_use_weight_decay`
+(µP's per-variable rates and decays), `Variable._initializer` and the
+uninitialized-variable list of a `StatelessScope` (`build_initializers`),
+the name-scope stack (the layer that is creating a variable, read by the
+initializers' seed rule for copies) and the `_available` answer of Keras's
+lazy TensorFlow module (`configs_without_tensorflow`).
+`tests/test_graph.py` fails loudly if Keras changes any of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 
 import keras
 import numpy as np
 
-from keras_weightinit.gains import (
-    CONV_TRANSPOSE,
-    activation_name,
-    compute_fans,
-    configs_without_tensorflow,
-)
+from keras_weightinit.gains import CONV_TRANSPOSE, activation_name, compute_fans
 
 __all__ = [
     "KERNEL_ROLES",
     "Weight",
     "check_known",
+    "configs_without_tensorflow",
     "consumers",
     "current_scope",
     "following_activation",
@@ -182,6 +180,29 @@ def current_scope() -> keras.Layer | None:
     stack = global_state.get_global_attribute("name_scope_stack") or []
     caller = getattr(stack[-1], "caller", None) if stack else None
     return caller if isinstance(caller, keras.Layer) else None
+
+
+@contextlib.contextmanager
+def configs_without_tensorflow() -> Iterator[None]:
+    """Keras's `get_config` and serialization, without importing TensorFlow.
+
+    Keras's `serialize_keras_object` asks its lazy `tensorflow` module
+    whether TensorFlow is available, which imports it, before checking for
+    TensorFlow types; where TensorFlow is not imported no value is of one,
+    so inside this block the answer is no (`tests/test_imports.py`): the
+    lazy module's `_available`, set for the block and cleared after it.
+    """
+    from keras.src.utils import module_utils
+
+    lazy = module_utils.tensorflow
+    if "tensorflow" in sys.modules or lazy._available is not None:
+        yield
+        return
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = None
 
 
 # --------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The model-reading core: layers at any depth, roles, fans, the layer graph."""
 
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -58,6 +60,15 @@ def test_the_private_keras_names_the_core_uses_still_exist():
     inits = graph.build_initializers(norm)
     kinds = sorted(type(i).__name__ for i in inits.values())
     assert kinds == ["Ones", "Zeros"]
+
+    # Keras's lazy TensorFlow module answers "not available" inside the block
+    from keras.src.utils import module_utils
+
+    lazy = module_utils.tensorflow
+    assert hasattr(lazy, "_available")
+    with graph.configs_without_tensorflow():
+        assert "tensorflow" in sys.modules or lazy._available is False
+        assert keras.activations.serialize(keras.activations.gelu) == "gelu"
 
     x = keras.Input((3,))
     shared = keras.layers.Dense(3)
