@@ -19,7 +19,8 @@ module, so they all see the same layers with the same roles and fans.
 
 Private Keras names are used only here, where no public route exists:
 `Layer._flatten_layers` (the sublayers of any layer, tracked by Keras),
-`Operation._inbound_nodes` (whether a layer is shared),
+`Operation._inbound_nodes` (whether a layer is shared, the arguments of
+its call), a symbolic tensor's `_keras_mask` (`chain`),
 `MultiHeadAttention._inverse_sqrt_key_dim` (µP's attention scale),
 `MultiHeadAttention._kernel_initializer` / `_bias_initializer` (µP's
 projections), `Optimizer._get_variable_index` and `_use_weight_decay`
@@ -127,6 +128,17 @@ def _sublayers(layer: keras.Layer, recursive: bool = True) -> list[keras.Layer]:
 def called_once(layer: keras.Layer) -> bool:
     """Whether `layer` has one node in a layer graph (is not shared)."""
     return len(getattr(layer, "_inbound_nodes", ())) == 1
+
+
+def _call_arguments(layer: keras.Layer) -> tuple[tuple, dict]:
+    """The positional and keyword arguments of a layer's one graph call."""
+    arguments = layer._inbound_nodes[0].arguments
+    return tuple(arguments.args), dict(arguments.kwargs)
+
+
+def _mask_of(tensor) -> object | None:
+    """The mask Keras attached to a symbolic tensor (`Masking`), None if none."""
+    return getattr(tensor, "_keras_mask", None)
 
 
 def set_attention_scale(layer: keras.Layer, scale: float) -> None:
@@ -804,14 +816,14 @@ def chain(model: keras.Layer) -> list[keras.Layer] | None:
     for step in steps:
         if not isinstance(step, keras.Layer) or not called_once(step):
             return None
-        arguments = step._inbound_nodes[0].arguments
-        extra = any(value is not None for value in arguments.kwargs.values())
-        if extra or len(arguments.args) != 1 or arguments.args[0] is not previous:
+        args, kwargs = _call_arguments(step)
+        extra = any(value is not None for value in kwargs.values())
+        if extra or len(args) != 1 or args[0] is not previous:
             return None
         previous = _output(step)
         if not keras.utils.is_keras_tensor(previous):
             return None
-        if getattr(previous, "_keras_mask", None) is not None:
+        if _mask_of(previous) is not None:
             return None
     return steps if previous is outputs[0] else None
 

@@ -61,6 +61,13 @@ def test_the_private_keras_names_the_core_uses_still_exist():
     kinds = sorted(type(i).__name__ for i in inits.values())
     assert kinds == ["Ones", "Zeros"]
 
+    # a plain chain, read from each layer's call; a masked one is not plain
+    steps = keras.Input((3, 2))
+    step, after_mask = keras.layers.Dense(2), keras.layers.Dense(2)
+    assert graph.chain(keras.Model(steps, step(steps))) == [step]
+    masked = after_mask(keras.layers.Masking()(steps))
+    assert graph.chain(keras.Model(steps, masked)) is None
+
     # Keras's lazy TensorFlow module answers "not available" inside the block
     from keras.src.utils import module_utils
 
