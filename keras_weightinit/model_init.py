@@ -35,6 +35,7 @@ from keras_weightinit import distributed, graph, recipes, structure, transaction
 from keras_weightinit.checks import (
     boolean,
     known_keywords,
+    one_of,
     positive_int,
     positive_number,
     verbose_level,
@@ -64,22 +65,11 @@ __all__ = [
     "initialize",
     "lsuv",
     "set_value",
+    "standard_initializer",
 ]
 
 # Samples LSUV collects from a tf.data.Dataset or PyDataset.
 _DATASET_SAMPLES = 1024
-
-
-def _auto_initializer(family: str, slope: float, seed: Seed):
-    if family == "he":
-        return HeNormal(seed=seed)
-    if family == "leaky_relu":
-        return HeNormal(negative_slope=slope, seed=seed)
-    if family == "tanh":
-        return XavierNormal(gain="tanh", seed=seed)
-    if family == "lecun":
-        return XavierNormal(mode="fan_in", seed=seed)
-    return XavierNormal(seed=seed)
 
 
 # --------------------------------------------------------------------------
@@ -272,7 +262,6 @@ def readout_std(head: Weight) -> float:
 
 def _auto(weight: Weight, model, seed: Seed, unknown: list, heads=()):
     """`(initializer, qualifier)` of the "auto" rule for a kernel-like weight."""
-    layer = weight.layer
     if weight in heads:
         tied = " (readout, tied table)" if weight.role == "embeddings" else " (readout)"
         return RandomNormal(stddev=readout_std(weight), seed=seed), tied
@@ -280,21 +269,71 @@ def _auto(weight: Weight, model, seed: Seed, unknown: list, heads=()):
     if tied and weight.role in ("embeddings", "token"):
         # the tied table's scale, so the input tables summed keep their ratio
         return RandomNormal(stddev=readout_std(tied[0]), seed=seed), " (tied model)"
+    return standard_initializer(weight, model, seed, unknown=unknown), ""
+
+
+def standard_initializer(
+    weight: Weight,
+    model: keras.Model,
+    seed: Seed = None,
+    mode: str = "fan_avg",
+    unknown: list | None = None,
+) -> keras.initializers.Initializer:
+    """The initializer of a kernel-like weight by its role and the activation after it.
+
+    The "auto" rule of `initialize` below the readout (its table), and µP's
+    standard draw (`mode="fan_in"`, `gain / sqrt(fan_in)`): a table is
+    `N(0, 1)`, a recurrent kernel orthogonal, an RNN cell's input kernel and
+    a Separable depthwise kernel (linear: the pointwise conv follows) and the
+    linear family Xavier with `mode`; else He for the ReLU family, He with
+    the slope for leaky ReLU, Xavier with the tanh gain and `mode` for tanh,
+    LeCun for selu (`gains.activation_family`).
+
+    Args:
+        weight: A kernel-like weight of `model` (`graph.weights`).
+        model: The model whose layer graph gives the activation after the
+            weight's layer.
+        seed: The initializer's seed.
+        mode: `"fan_avg"` (Glorot) or `"fan_in"` (LeCun) for the Xavier draws.
+        unknown: None, or a list that gets `"weight name (activation)"` for
+            an activation without a family (drawn as the linear family).
+
+    Returns:
+        A new initializer.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((4,)),
+    ...                           keras.layers.Dense(8, activation="relu")])
+    >>> kernel = graph.kernel_weights(model)[0]
+    >>> type(standard_initializer(kernel, model, seed=0)).__name__
+    'HeNormal'
+    """
+    mode = one_of("mode", mode, ("fan_avg", "fan_in"))
+    layer = weight.layer
     if weight.role in ("embeddings", "token"):
-        return XavierNormal(mode="fan_in", seed=seed), ""  # fan_in 1: N(0, 1)
+        return XavierNormal(mode="fan_in", seed=seed)  # fan_in 1: N(0, 1)
     if weight.role == "recurrent_kernel":
-        return Orthogonal(seed=seed), ""
+        return Orthogonal(seed=seed)
     if isinstance(getattr(layer, "recurrent_kernel", None), keras.Variable):
-        return XavierNormal(seed=seed), ""  # an RNN cell's input kernel, per gate
+        return XavierNormal(mode=mode, seed=seed)  # an RNN cell's, per gate
     if weight.role == "depthwise_kernel" and isinstance(
         getattr(layer, "pointwise_kernel", None), keras.Variable
     ):
-        return XavierNormal(seed=seed), ""  # linear: the pointwise conv follows
+        return XavierNormal(mode=mode, seed=seed)  # linear: the pointwise follows
     name, slope = graph.following_activation(layer, model)
     family = activation_family(name)
-    if family is None:
+    if family is None and unknown is not None:
         unknown.append(f"{weight.name} ({name})")
-    return _auto_initializer(family or "glorot", slope, seed), ""
+    if family == "he":
+        return HeNormal(seed=seed)
+    if family == "leaky_relu":
+        return HeNormal(negative_slope=slope, seed=seed)
+    if family == "tanh":
+        return XavierNormal(gain="tanh", mode=mode, seed=seed)
+    if family == "lecun":
+        return XavierNormal(mode="fan_in", seed=seed)
+    return XavierNormal(mode=mode, seed=seed)
 
 
 _SET_RULES = {"bias": "bias: 0", "gamma": "gamma: 1", "beta": "beta: 0"}

@@ -50,14 +50,8 @@ import numpy as np
 
 from keras_weightinit import graph, model_init, parametrization, recipes
 from keras_weightinit.checks import boolean, is_number, number_in, positive_number
-from keras_weightinit.gains import activation_family
 from keras_weightinit.graph import Weight
-from keras_weightinit.initializers import (
-    HeNormal,
-    Orthogonal,
-    RandomNormal,
-    XavierNormal,
-)
+from keras_weightinit.initializers import RandomNormal
 from keras_weightinit.parametrization import Multipliers, Record, multipliers
 from keras_weightinit.seeds import Seed, check_seed
 
@@ -501,26 +495,6 @@ def _check_built(model, name: str) -> keras.Model:
     return model
 
 
-def _standard_init(weight: Weight, model: keras.Model, seed):
-    """`gain / sqrt(fan_in)` by the activation after the layer."""
-    if weight.role in ("embeddings", "token"):
-        return XavierNormal(mode="fan_in", seed=seed)
-    if weight.role == "recurrent_kernel":
-        return Orthogonal(seed=seed)
-    layer = weight.layer
-    if isinstance(getattr(layer, "recurrent_kernel", None), keras.Variable):
-        return XavierNormal(mode="fan_in", seed=seed)
-    name, slope = graph.following_activation(layer, model)
-    family = activation_family(name)
-    if family == "he":
-        return HeNormal(seed=seed)
-    if family == "leaky_relu":
-        return HeNormal(negative_slope=slope, seed=seed)
-    if family == "tanh":
-        return XavierNormal(gain="tanh", mode="fan_in", seed=seed)
-    return XavierNormal(mode="fan_in", seed=seed)
-
-
 def _init_scale(record: Record) -> float:
     """The factor of the standard draw: Table 3's output row, Table 8's."""
     if record.kind == "output":
@@ -539,7 +513,7 @@ def _start(weight: Weight, model: keras.Model, reading, seed: Seed):
     if reading.tied is not None and weight.role in ("embeddings", "token"):
         std = model_init.readout_std(reading.base[reading.tied])
         return RandomNormal(stddev=std, seed=seed)
-    return _standard_init(weight, model, seed)
+    return model_init.standard_initializer(weight, model, seed, mode="fan_in")
 
 
 class _Draw:
