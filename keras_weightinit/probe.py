@@ -438,12 +438,19 @@ def probe(
     loss="fit",
     training: bool = True,
     scale=None,
+    compiled: bool = True,
 ) -> ProbeResult:
     """One forward and backward pass of the training loss, nothing changed.
 
+    The pass is one function of the model's variable values, the batch and
+    the loss scale, compiled once per model, observed layers, loss and
+    input signature and reused by later calls (`jax.jit` on JAX,
+    `tf.function` on TensorFlow, plain autograd on PyTorch): what the
+    observed layers compute comes out of it as outputs.
+
     Args:
         model: A built model.
-        x: The inputs, a tensor.
+        x: The inputs, a tensor or a structure of tensors.
         y: The targets, or None.
         units: The layers to observe.
         variables: The variables whose gradients to return.
@@ -457,54 +464,233 @@ def probe(
         training: The `training` argument of the model's call.
         scale: The loss scale (mixed precision); None reads the optimizer's
             for `"fit"` and uses 1 otherwise.
+        compiled: Run the compiled pass (default) or the same pass op by op.
 
     Returns:
         A `ProbeResult`.
+
+    Example:
+
+    >>> result = probe(model, x[:32], y[:32], units=model.layers)
+    >>> float(result.loss) > 0, len(result.order) == len(model.layers)
+    (True, True)
     """
     trainable = list(model.trainable_variables)
     position = {id(v): i for i, v in enumerate(trainable)}
-    wanted = [position[id(v)] for v in variables]
+    wanted = tuple(position[id(v)] for v in variables)
     if scale is None:
         scale = loss_scale(model) if isinstance(loss, str) and loss == "fit" else 1.0
     scale = keras.ops.cast(scale, "float32")
+    direction = (
+        keras.ops.convert_to_tensor(loss.weights, "float32")
+        if isinstance(loss, Projection)
+        else None
+    )
+    step = _step(model, list(units), wanted, loss, bool(training), compiled)
+    return step(x, y, scale, direction)
 
-    def run(values, watch=None, perturb=None):
+
+# --------------------------------------------------------------------------
+# the compiled pass, one per model, observed layers, loss and training flag
+
+_CACHE = "_keras_weightinit_probes"  # the model's own cache, in its __dict__
+_CACHE_SIZE = 8
+
+
+def _loss_key(loss):
+    """A hashable key that is equal for losses computing the same thing."""
+    if isinstance(loss, str):
+        return loss
+    if isinstance(loss, Projection):
+        return ("projection", id(loss.layer))
+    if isinstance(loss, keras.losses.Loss):
+        try:
+            return (type(loss), repr(sorted(loss.get_config().items())))
+        except (NotImplementedError, TypeError, AttributeError):
+            return (type(loss), id(loss))
+    return (type(loss), id(loss))
+
+
+def _step(model, units, wanted, loss, training, compiled) -> _Step:
+    """The cached `_Step` for these arguments, built on first use."""
+    trainable = model.trainable_variables
+    key = (
+        tuple(map(id, units)),
+        tuple(
+            id(vars(u).get("activation", getattr(u, "activation", None))) for u in units
+        ),
+        wanted,
+        _loss_key(loss),
+        training,
+        compiled,
+        tuple(map(id, trainable)),
+        len(model.variables),
+        id(getattr(model, "_compile_loss", None)),
+    )
+    cache = vars(model).get(_CACHE)
+    if cache is None:
+        cache = {}
+        object.__setattr__(model, _CACHE, cache)
+    step = cache.pop(key, None)
+    if step is None:
+        step = _Step(model, units, wanted, loss, training, compiled)
+        while len(cache) >= _CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+    cache[key] = step  # the most recent last
+    return step
+
+
+class _Step:
+    """The probe pass as one function of the variable values and the batch.
+
+    `body` is traced (compiled backends) or run (op by op) with the values
+    of every model variable mapped in a `keras.StatelessScope`; it returns
+    the tensors keyed by the position of the layer in `units`, and notes
+    the call order and the logit layers, which the trace fixes, in
+    `self.order` and `self.logits`.
+    """
+
+    def __init__(self, model, units, wanted, loss, training, compiled):
+        self.model, self.units, self.wanted = model, units, wanted
+        self.loss, self.training = loss, training
+        self.trainable = list(model.trainable_variables)
+        mine = {id(v) for v in self.trainable}
+        self.others = [v for v in model.variables if id(v) not in mine]
+        self.order: list[int] = []
+        self.logits: set[int] = set()
+        self.function = _COMPILE[keras.backend.backend()](self) if compiled else None
+
+    def __call__(self, x, y, scale, direction) -> ProbeResult:
+        if self.function is None:
+            found = self.body(
+                [v.value for v in self.trainable],
+                [v.value for v in self.others],
+                x,
+                y,
+                scale,
+                direction,
+            )
+        else:
+            found = self.function(x, y, scale, direction)
+        value, outputs, inputs, pre, signal, weight_grads = found
+        key = [id(layer) for layer in self.units]
+        return ProbeResult(
+            loss=value,
+            order=[self.units[i] for i in self.order],
+            outputs={key[i]: t for i, t in outputs.items()},
+            inputs={key[i]: t for i, t in inputs.items()},
+            pre={key[i]: t for i, t in pre.items()},
+            signal={key[i]: signal[i] for i in self.order},
+            weight_grads=list(weight_grads),
+        )
+
+    def run(self, values, others, x, y, scale, direction, watch=None, perturb=None):
         """The forward pass and the scaled loss at `values`, observed."""
+        model, loss = self.model, self.loss
+        if isinstance(loss, Projection):
+            loss = Projection(loss.layer, direction)
+        mapping = [
+            *zip(self.trainable, values, strict=True),
+            *zip(self.others, others, strict=True),
+        ]
         with (
-            observe(units, watch=watch, perturb=perturb) as seen,
-            keras.StatelessScope(
-                state_mapping=list(zip(trainable, values, strict=True)),
-                collect_losses=True,
-            ),
+            observe(self.units, watch=watch, perturb=perturb) as seen,
+            keras.StatelessScope(state_mapping=mapping, collect_losses=True),
         ):
-            y_pred = model(x, training=training)
+            y_pred = model(x, training=self.training)
             total, value = _loss(model, x, y, y_pred, loss, seen)
         return total * scale, value, seen, _logit_layers(y_pred, seen)
 
-    value, seen, logits, grads = _AUTODIFF[keras.backend.backend()](
-        run, trainable, wanted
-    )
-    observed = [layer for layer in seen.order if id(layer) in seen.outputs]
-    signal = {}
-    for layer in observed:
-        key = (id(layer), "pre" if id(layer) in logits else "out")
-        target = (seen.pre if key[1] == "pre" else seen.outputs)[id(layer)]
-        grad = grads.get(key)
-        signal[id(layer)] = (
-            keras.ops.zeros(keras.ops.shape(target), "float32")
-            if grad is None
-            else keras.ops.cast(grad, "float32") / scale
+    def body(self, values, others, x, y, scale, direction):
+        """`(loss, outputs, inputs, pre, signal, weight_grads)`, by position."""
+
+        def run(values, watch=None, perturb=None):
+            return self.run(values, others, x, y, scale, direction, watch, perturb)
+
+        value, seen, logits, grads = _AUTODIFF[keras.backend.backend()](
+            run, values, self.wanted
         )
-    weight_grads = [_dense(grads.get(i), trainable[i]) / scale for i in wanted]
-    return ProbeResult(
-        loss=value,
-        order=observed,
-        outputs=dict(seen.outputs),
-        inputs=dict(seen.inputs),
-        pre=dict(seen.pre),
-        signal=signal,
-        weight_grads=weight_grads,
-    )
+        index = {id(layer): i for i, layer in enumerate(self.units)}
+        observed = [index[id(u)] for u in seen.order if id(u) in seen.outputs]
+        self.order = observed
+        self.logits = {index[k] for k in logits}
+        signal = {}
+        for i in observed:
+            key = id(self.units[i])
+            part = (key, "pre" if key in logits else "out")
+            target = (seen.pre if part[1] == "pre" else seen.outputs)[key]
+            grad = grads.get(part)
+            signal[i] = (
+                keras.ops.zeros(keras.ops.shape(target), "float32")
+                if grad is None
+                else keras.ops.cast(grad, "float32") / scale
+            )
+        weight_grads = [
+            _dense(grads.get(i), self.trainable[i]) / scale for i in self.wanted
+        ]
+        return (
+            value,
+            {index[k]: t for k, t in seen.outputs.items()},
+            {index[k]: t for k, t in seen.inputs.items() if t is not None},
+            {index[k]: t for k, t in seen.pre.items()},
+            signal,
+            weight_grads,
+        )
+
+
+def _compile_tensorflow(step: _Step):
+    import tensorflow as tf
+
+    def function(x, y, scale, direction):
+        return step.body(
+            [v.value for v in step.trainable],
+            [v.value for v in step.others],
+            x,
+            y,
+            scale,
+            direction,
+        )
+
+    return tf.function(function, autograph=False, reduce_retracing=True)
+
+
+def _compile_jax(step: _Step):
+    import jax
+
+    compiled = jax.jit(step.body)
+
+    def function(x, y, scale, direction):
+        return compiled(
+            [v.value for v in step.trainable],
+            [v.value for v in step.others],
+            x,
+            y,
+            scale,
+            direction,
+        )
+
+    return function
+
+
+def _compile_torch(step: _Step):
+    def function(x, y, scale, direction):
+        return step.body(
+            [v.value for v in step.trainable],
+            [v.value for v in step.others],
+            x,
+            y,
+            scale,
+            direction,
+        )
+
+    return function
+
+
+_COMPILE = {
+    "tensorflow": _compile_tensorflow,
+    "jax": _compile_jax,
+    "torch": _compile_torch,
+}
 
 
 @dataclasses.dataclass
@@ -586,10 +772,10 @@ def _targets(seen: Observed, logits: set[int]) -> dict:
 # `(id(layer), "pre" | "out")` for the signals and by variable index
 
 
-def _tensorflow(run, trainable, wanted):
+def _tensorflow(run, values, wanted):
     import tensorflow as tf
 
-    values = [tf.identity(v.value) for v in trainable]
+    values = [tf.identity(v) for v in values]
     with tf.GradientTape() as tape:
         tape.watch(values)
         scaled, value, seen, logits = run(values, watch=tape.watch)
@@ -599,10 +785,10 @@ def _tensorflow(run, trainable, wanted):
     return value, seen, logits, dict(zip([*targets, *wanted], found, strict=True))
 
 
-def _torch(run, trainable, wanted):
+def _torch(run, values, wanted):
     import torch
 
-    values = [v.value.detach().clone().requires_grad_(True) for v in trainable]
+    values = [v.detach().requires_grad_(True) for v in values]
     scaled, value, seen, logits = run(values)
     targets = _targets(seen, logits)
     keys = [k for k, t in targets.items() if t.requires_grad]
@@ -621,10 +807,9 @@ def _torch(run, trainable, wanted):
     return value, seen, logits, dict(zip([*keys, *wanted], found, strict=True))
 
 
-def _jax(run, trainable, wanted):
+def _jax(run, values, wanted):
     import jax
 
-    values = [v.value for v in trainable]
     _, _, first, logits = run(values)  # the shapes of the signals
     deltas = {k: keras.ops.zeros_like(t) for k, t in _targets(first, logits).items()}
 

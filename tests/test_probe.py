@@ -90,3 +90,132 @@ def test_probe_takes_the_gradient_at_a_softmax_outputs_logits_and_changes_nothin
     assert float(result.loss) == pytest.approx(
         -np.mean(np.log(probs[np.arange(8), y])), rel=1e-5
     )
+
+
+_COMPILED_AGAINST_EAGER = r"""
+import json
+
+import keras
+import numpy as np
+
+from keras_weightinit.probe import Projection, probe
+
+rng = np.random.default_rng(0)
+keras.utils.set_random_seed(0)
+
+
+def numpy(t):
+    return np.asarray(keras.ops.convert_to_numpy(t), dtype="float64")
+
+
+def gap(a, b):
+    a, b = numpy(a), numpy(b)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    top = np.max(np.abs(b), initial=0.0) + 1e-12
+    return float(np.max(np.abs(a - b), initial=0.0) / top)
+
+
+def stats(t):
+    t = numpy(t)
+    return np.array([t.mean(), t.std(), np.linalg.norm(t), np.mean(t == 0)])
+
+
+def compare(model, x, y, loss):
+    units = [layer for layer in model.layers if layer.weights]
+    args = dict(units=units, variables=model.trainable_variables, loss=loss)
+    fast = probe(model, x, y, **args)
+    again = probe(model, x, y, **args)  # the cached function
+    slow = probe(model, x, y, compiled=False, **args)
+    assert [u.name for u in fast.order] == [u.name for u in slow.order]
+    assert set(fast.pre) == set(slow.pre) and set(fast.signal) == set(slow.signal)
+    gaps = [gap(again.loss, fast.loss)] if fast.loss is not None else []
+    if fast.loss is not None:
+        gaps.append(gap(fast.loss, slow.loss))
+    for part in ("outputs", "pre", "signal"):
+        a, b = getattr(fast, part), getattr(slow, part)
+        gaps += [gap(a[k], b[k]) for k in b]
+        gaps += [gap(stats(a[k]), stats(b[k])) for k in b]
+    gaps += [gap(a, b) for a, b in zip(fast.weight_grads, slow.weight_grads)]
+    return max(gaps), len(fast.order)
+
+
+def mlp():
+    model = keras.Sequential([
+        keras.Input((12,)),
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.BatchNormalization(),
+        keras.layers.Dropout(0.3, seed=1),  # unseeded on PyTorch: its global RNG
+        keras.layers.Dense(16, activation="tanh"),
+        keras.layers.Dense(4, activation="softmax"),
+    ])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x = rng.normal(size=(32, 12)).astype("float32")
+    return model, x, (np.arange(32) % 4).astype("int32")
+
+
+def conv():
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(6, 3, padding="same", activation="relu"),
+        keras.layers.BatchNormalization(),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(8, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(5, activation="softmax"),
+    ])
+    return model, rng.normal(size=(16, 8, 8, 3)).astype("float32")
+
+
+def dict_inputs():
+    a, b = keras.Input((5,), name="a"), keras.Input((3,), name="b")
+    h = keras.layers.Concatenate()([
+        keras.layers.Dense(7, activation="gelu", name="da")(a),
+        keras.layers.Dense(7, activation="relu", name="db")(b),
+    ])
+    out = keras.layers.Dense(2, name="out")(h)
+    model = keras.Model({"a": a, "b": b}, out)
+    x = {
+        "a": rng.normal(size=(10, 5)).astype("float32"),
+        "b": rng.normal(size=(10, 3)).astype("float32"),
+    }
+    return model, x, rng.normal(size=(10, 2)).astype("float32")
+
+
+def tensors(x):
+    return keras.tree.map_structure(keras.ops.convert_to_tensor, x)
+
+
+found = {}
+model, x, y = mlp()
+found["mlp fit"] = compare(model, tensors(x), keras.ops.convert_to_tensor(y), "fit")
+model.layers[0].kernel.assign(model.layers[0].kernel * 3.0)  # no stale values
+found["mlp fit, new weights"] = compare(
+    model, tensors(x), keras.ops.convert_to_tensor(y), "fit"
+)
+model, x = conv()
+found["conv sum"] = compare(model, tensors(x), None, "sum")
+found["conv projection"] = compare(
+    model, tensors(x), None,
+    Projection(model.layers[-1], rng.normal(size=8).astype("float32")),
+)
+model, x, y = dict_inputs()
+found["dict mse"] = compare(
+    model, tensors(x), keras.ops.convert_to_tensor(y), keras.losses.MeanSquaredError()
+)
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_the_compiled_probe_computes_what_the_eager_one_does(backend, run_on_backend):
+    found = run_on_backend(backend, "-c", _COMPILED_AGAINST_EAGER)
+    assert set(found) == {
+        "mlp fit",
+        "mlp fit, new weights",
+        "conv sum",
+        "conv projection",
+        "dict mse",
+    }
+    for case, (gap, observed) in found.items():
+        assert observed >= 3, case
+        assert gap < 1e-4, (case, gap)
