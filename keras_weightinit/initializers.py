@@ -121,20 +121,29 @@ def _shape(shape) -> tuple[int, ...]:
 class _Initializer(keras.initializers.Initializer):
     """Checks shape and dtype; draws on the backend's device with `keras.ops`."""
 
-    def __call__(self, shape, dtype=None, layout=None):
+    def __call__(self, shape, dtype=None, layout=None, fans=None):
         """The values for a weight of `shape`, distributed as `layout`.
 
         Keras passes `layout` (a JAX sharding) when it creates a variable
         under a `keras.distribution` distribution; a sharded layout's values
         are drawn shard by shard (`distributed.lay_out`), the same values as
-        without it.
+        without it. `fans`, `(fan_in, fan_out)`, replaces the fans read from
+        the shape (`compute_fans`), for weights whose shape miscounts them
+        (`draw_with_fans`).
         """
+        if fans is not None:
+            fans = positive_shape("fans", fans)
+            if len(fans) != 2:
+                raise ValueError(
+                    "Argument `fans` must be a pair (fan_in, fan_out). "
+                    f"Received: fans={fans!r}"
+                )
         if layout is None:
-            return self._call(shape, dtype, None)
+            return self._call(shape, dtype, fans)
         traceable = not isinstance(
             getattr(self, "seed", None), keras.random.SeedGenerator
         )
-        return lay_out(lambda: self._call(shape, dtype, None), layout, jit=traceable)
+        return lay_out(lambda: self._call(shape, dtype, fans), layout, jit=traceable)
 
     def _call(self, shape, dtype, fans: tuple[int, int] | None):
         shape = _shape(shape)
@@ -674,7 +683,7 @@ def draw_with_fans(init, shape, dtype, fans: tuple[int, int]):
     (3, 3, 8, 1)
     """
     if isinstance(init, _Initializer):
-        return init._call(shape, dtype, fans)
+        return init(shape, dtype, fans=fans)
     if isinstance(init, keras.initializers.VarianceScaling):
         scaled = keras.initializers.VarianceScaling(
             scale=init.scale

@@ -53,7 +53,7 @@ from keras_weightinit.initializers import (
     scheme_names,
 )
 from keras_weightinit.probe import Stop, forward, observe
-from keras_weightinit.residual import check_recipe, plan
+from keras_weightinit.residual import branch_factors, check_recipe
 from keras_weightinit.rules import KEEP, Rules
 from keras_weightinit.seeds import Seed, check_seed, spawn_seeds
 
@@ -61,7 +61,7 @@ __all__ = [
     "InitReport",
     "LSUVReport",
     "check_lsuv_args",
-    "draw",
+    "draw_weight",
     "initialize",
     "lsuv",
     "set_value",
@@ -155,7 +155,7 @@ def _matrix_view(weight: Weight):
     return shape, lambda v: v
 
 
-def draw(init, weight: Weight, seed: Seed = None):
+def draw_weight(init, weight: Weight, seed: Seed = None):
     """`init`'s values for `weight`, drawn with the weight's fans and gates.
 
     Each gate block of a recurrent kernel is drawn on its own, from a copy of
@@ -167,7 +167,7 @@ def draw(init, weight: Weight, seed: Seed = None):
     >>> model = keras.Sequential([keras.Input((5, 3)), keras.layers.LSTM(4)])
     >>> recurrent = [w for w in graph.weights(model)
     ...              if w.role == "recurrent_kernel"][0]
-    >>> q = keras.ops.convert_to_numpy(draw(Orthogonal(), recurrent, seed=0))
+    >>> q = keras.ops.convert_to_numpy(draw_weight(Orthogonal(), recurrent, seed=0))
     >>> bool(np.allclose(q[:, :4].T @ q[:, :4], np.eye(4), atol=1e-5))
     True
     """
@@ -505,7 +505,7 @@ def initialize(
         Architectures", ICML 2015 (forget-gate bias 1).
     """
     with transaction.atomic("initialize") as keep:
-        used, values = _plan(model, scheme, seed, residual, rules)
+        used, values = _new_values(model, scheme, seed, residual, rules)
         values.reverse()
         while values:  # each drawn value is dropped once assigned
             keep.assign(*values.pop(), take=True)
@@ -536,7 +536,7 @@ def _drawn(weight: Weight, rules: Rules) -> bool:
     return rule != KEEP and (weight.kernel_like or rule is not None)
 
 
-def _plan(model, scheme, seed, residual, rules) -> tuple[InitReport, list]:
+def _new_values(model, scheme, seed, residual, rules) -> tuple[InitReport, list]:
     """`initialize`'s checks and draws: the report and `(variable, value)`s."""
     check_model(model, "initialize")
     seed = check_seed(seed)
@@ -545,14 +545,14 @@ def _plan(model, scheme, seed, residual, rules) -> tuple[InitReport, list]:
     rules = Rules(rules, [v.path for v in model.trainable_variables], scheme_names())
     found = graph.check_known(model, "initialize", covered=rules.covers)
     distributed.check_same_model(model)
-    scheme = _recipe_plan(model, scheme, residual, found, rules)
+    scheme = _recipe_rules(model, scheme, residual, found, rules)
     if seed is None and isinstance(scheme, keras.initializers.Initializer):
         own = scheme.get_config().get("seed")
         seed = own if isinstance(own, int) and not isinstance(own, bool) else None
     drawn = [w for w in found if _drawn(w, rules)]
     seeds = spawn_seeds(distributed.shared_seed(seed), len(drawn))
     heads = structure.readouts(model, found) if scheme == "auto" else []
-    recipe = None if residual is None else plan(model, residual, found)
+    recipe = None if residual is None else branch_factors(model, residual, found)
     used, values, unknown = InitReport(), [], []
     for weight, weight_seed in zip(drawn, seeds, strict=True):
         rule = rules.match(weight.path)
@@ -565,7 +565,7 @@ def _plan(model, scheme, seed, residual, rules) -> tuple[InitReport, list]:
             init, used.rules[weight.path] = _initializer(
                 weight, scheme, model, weight_seed, unknown, heads
             )
-        fill = functools.partial(draw, init, weight, weight_seed)
+        fill = functools.partial(draw_weight, init, weight, weight_seed)
         values.append((weight, distributed.draw_into(weight.variable, fill)))
         used[weight.path] = init
     for weight in found:
@@ -614,7 +614,7 @@ def _initializer(weight, scheme, model, seed, unknown, heads):
     return init, _describe(init)
 
 
-def _recipe_plan(model, scheme, residual, found, rules):
+def _recipe_rules(model, scheme, residual, found, rules):
     """`scheme`, or for a recipe name its `recipes.RecipePlan`."""
     if not (isinstance(scheme, str) and scheme in recipes.RECIPES):
         return scheme
@@ -624,7 +624,7 @@ def _recipe_plan(model, scheme, residual, found, rules):
             f"combine with `residual`. Received: scheme={scheme!r}, "
             f"residual={residual!r}"
         )
-    return recipes.plan(model, scheme, found, covered=rules.covers)
+    return recipes.recipe_rules(model, scheme, found, covered=rules.covers)
 
 
 def _recipe_prefix(scheme) -> str:
@@ -1014,7 +1014,7 @@ def _lsuv_start(found: list[Weight], orthogonal: bool, seed: Seed, rules: Rules)
         init = (
             Orthogonal(seed=weight_seed) if rule is None else _named(rule, weight_seed)
         )
-        fill = functools.partial(draw, init, weight, weight_seed)
+        fill = functools.partial(draw_weight, init, weight, weight_seed)
         values.append((weight.variable, distributed.draw_into(weight.variable, fill)))
     if orthogonal:
         for weight in found:

@@ -64,7 +64,7 @@ __all__ = [
     "RecipePlan",
     "deepnet_constants",
     "gpt2_std",
-    "plan",
+    "recipe_rules",
     "small_init_std",
     "tfixup_scale",
     "wang_init_std",
@@ -456,7 +456,7 @@ def _refuse_unplaced(name: str, weights: list[Weight], covered) -> None:
         )
 
 
-def plan(
+def recipe_rules(
     model: keras.Model, name: str, weights: list[Weight], covered=None
 ) -> RecipePlan:
     """The rule recipe `name` gives every drawn weight of `model`.
@@ -481,7 +481,7 @@ def plan(
     >>> import keras_hub
     >>> model = keras_hub.models.GPT2Backbone(vocabulary_size=64, num_layers=2,
     ...     num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=8)
-    >>> p = plan(model, "gpt2", graph.weights(model))
+    >>> p = recipe_rules(model, "gpt2", graph.weights(model))
     >>> p.blocks, p.rules["position_embedding/embeddings"].words
     (2.0, 'N(0, 0.01), position table')
     """

@@ -4,7 +4,7 @@ He initialization keeps a plain network's signal steady, but in a residual
 network every block adds its branch's variance to the trunk: after `L`
 blocks `Var(x_L) ~ Var(x_0) * prod(1 + c_l)`. The recipes here make the
 branches start small or silent, so the trunk starts as (close to) the
-identity. `plan` reads the residual blocks from the layer graph
+identity. `branch_factors` reads the residual blocks from the layer graph
 (`graph.residual_blocks`) and says, per weight, what `initialize` does on top
 of the scheme's draw:
 
@@ -44,7 +44,7 @@ from keras_weightinit import graph, structure
 from keras_weightinit.graph import Weight
 from keras_weightinit.structure import Branch
 
-__all__ = ["RECIPES", "ResidualPlan", "check_recipe", "plan"]
+__all__ = ["RECIPES", "ResidualPlan", "branch_factors", "check_recipe"]
 
 RECIPES = ("zero", "fixup", "scaled", "deepnorm")
 _NORMALIZATION = (
@@ -141,7 +141,9 @@ def branches(
     return found
 
 
-def plan(model: keras.Model, recipe: str, weights: list[Weight]) -> ResidualPlan:
+def branch_factors(
+    model: keras.Model, recipe: str, weights: list[Weight]
+) -> ResidualPlan:
     """The factors `recipe` applies to `weights` (those of `graph.weights`).
 
     Args:

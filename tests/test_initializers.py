@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import keras_weightinit as kwi
+from keras_weightinit import initializers
 
 # (constructor, shape, distribution, expected std computed here from the paper)
 MOMENTS = {
@@ -580,3 +581,17 @@ def test_an_unseeded_traced_draw_is_fresh_on_every_run_and_a_seeded_one_replays(
     first = kwi.HeNormal()((4, 4)).numpy()
     keras.utils.set_random_seed(5)
     np.testing.assert_array_equal(first, kwi.HeNormal()((4, 4)).numpy())
+
+
+def test_given_fans_replace_the_shapes_and_any_initializer_draws_with_them():
+    shape = (3, 3, 8, 1)  # a depthwise kernel: the shape's fans are (72, 9)
+    given = np.asarray(kwi.HeNormal(seed=0)(shape, "float32", fans=(9, 9)))
+    read = np.asarray(kwi.HeNormal(seed=0)(shape, "float32"))
+    np.testing.assert_allclose(given, read * np.sqrt(72 / 9), rtol=1e-5)
+    drawn = initializers.draw_with_fans(kwi.HeNormal(seed=0), shape, "float32", (9, 9))
+    np.testing.assert_array_equal(np.asarray(drawn), given)
+    keras_he = keras.initializers.HeNormal(seed=0)
+    scaled = initializers.draw_with_fans(keras_he, shape, "float32", (9, 9))
+    assert float(np.std(np.asarray(scaled))) > 2 * float(np.std(np.asarray(read)))
+    with pytest.raises(ValueError, match=r"Received: fans=\(9, 9, 9\)"):
+        kwi.HeNormal()(shape, fans=(9, 9, 9))
