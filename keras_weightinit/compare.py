@@ -269,7 +269,8 @@ def build_resmlp(
     return keras.Model(inputs, outputs, name="resmlp")
 
 
-def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """The comparison's optimizer: SGD with momentum 0.9, Adam or RMSprop."""
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=0.9)
     if name == "adam":
@@ -288,8 +289,11 @@ class _DiagnoseAtStart(keras.callbacks.Callback):
         self.report = diagnose(self.model, self.x, self.y)
 
 
-class _Progress(keras.callbacks.Callback):
-    """One line per run, rewritten in place on a terminal."""
+class Progress(keras.callbacks.Callback):
+    """One line per run, rewritten in place on a terminal.
+
+    A subclass words the line (`line`) for its own metrics.
+    """
 
     def __init__(self, label: str, epochs: int, stream=None):
         super().__init__()
@@ -297,7 +301,8 @@ class _Progress(keras.callbacks.Callback):
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty()
 
-    def _line(self, epoch: int, logs: dict) -> str:
+    def line(self, epoch: int, logs: dict) -> str:
+        """The progress line after `epoch` (from 1) with that epoch's `logs`."""
         return (
             f"{self.label} epoch {epoch}/{self.epochs} "
             f"loss {logs.get('loss', float('nan')):.4f} "
@@ -306,13 +311,13 @@ class _Progress(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.tty:
-            self.stream.write("\r\033[K" + self._line(epoch + 1, logs or {}))
+            self.stream.write("\r\033[K" + self.line(epoch + 1, logs or {}))
             self.stream.flush()
         self._last = (epoch + 1, logs or {})
 
     def on_train_end(self, logs=None):
         prefix = "\r\033[K" if self.tty else ""
-        self.stream.write(prefix + self._line(*self._last) + "\n")
+        self.stream.write(prefix + self.line(*self._last) + "\n")
         self.stream.flush()
 
 
@@ -321,7 +326,8 @@ def _n_classes(data) -> int:
     return int(max(data[1].max(), data[3].max())) + 1
 
 
-def _dirname(scheme: str) -> str:
+def run_dirname(scheme: str) -> str:
+    """The directory name of a scheme's runs: characters a path may hold."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", scheme)
 
 
@@ -338,7 +344,7 @@ def _run(scheme: str, seed: int, data, config: CompareConfig, label: str) -> dic
         # one initializer per layer, each with a seed of its own
         initialize(model, resolve_scheme(base), seed=seed, residual=recipe or None)
     model.compile(
-        _optimizer(config.optimizer, config.learning_rate),
+        make_optimizer(config.optimizer, config.learning_rate),
         "sparse_categorical_crossentropy",
         metrics=["accuracy"],
         # same numbers, a third less time on a CPU; PyTorch's trainer runs one
@@ -352,7 +358,7 @@ def _run(scheme: str, seed: int, data, config: CompareConfig, label: str) -> dic
     elif scheme == "lsuv":
         callbacks.append(LSUVInit(x_train[:256], seed=seed))
     probe = (x_train[:256], y_train[:256])
-    run_dir = Path(config.logdir) / _dirname(scheme) / f"seed{seed}"
+    run_dir = Path(config.logdir) / run_dirname(scheme) / f"seed{seed}"
     diagnosis = _DiagnoseAtStart(*probe)
     callbacks += [
         diagnosis,
@@ -360,7 +366,7 @@ def _run(scheme: str, seed: int, data, config: CompareConfig, label: str) -> dic
         keras.callbacks.TensorBoard(str(run_dir), write_graph=False),
     ]
     if config.verbose:
-        callbacks.append(_Progress(label, config.epochs))
+        callbacks.append(Progress(label, config.epochs))
     history = model.fit(
         x_train,
         y_train,
@@ -395,14 +401,14 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _json_safe(value):
+def json_safe(value):
     """Non-finite floats become null, so any JSON reader takes the file."""
     if isinstance(value, float):
         return _finite(value)
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -489,7 +495,7 @@ def _plot(summary: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     acc_ax, std_ax, grad_ax = axes
     styles = ["-", "--", "-.", ":"]
-    hidden = {std_ax: [], grad_ax: []}
+    hidden: dict = {std_ax: [], grad_ax: []}
     for i, s in enumerate(summary["schemes"]):
         curves = np.array([r["val_accuracy"] for r in s["runs"]], dtype=float)
         epochs = np.arange(1, curves.shape[1] + 1)
@@ -499,14 +505,8 @@ def _plot(summary: dict, path: Path) -> None:
         acc_ax.fill_between(
             epochs, curves.min(0), curves.max(0), alpha=0.15, color=line.get_color()
         )
-        layers = s["runs"][0]["layers"]
-        index = np.arange(1, len(layers) + 1)
-        for ax, key in ((std_ax, "std"), (grad_ax, "grad_norm")):
-            values = np.array([layer[key] for layer in layers], dtype=float)
-            values[~np.isfinite(values) | (values <= 0)] = np.nan
-            if np.all(np.isnan(values)):
-                hidden[ax].append(s["scheme"])
-            ax.plot(index, values, marker="o", ms=3, color=line.get_color(), **style)
+        style = {**style, "color": line.get_color(), "marker": "o", "ms": 3}
+        plot_layers(std_ax, grad_ax, s, style, hidden)
     acc_ax.axhline(summary["chance"], color="gray", lw=1, ls=(0, (1, 3)))
     acc_ax.set(
         xlabel="epoch",
@@ -515,16 +515,59 @@ def _plot(summary: dict, path: Path) -> None:
         title="Validation accuracy (mean over seeds, band min-max)",
     )
     acc_ax.legend(fontsize=8, title="scheme (final)", title_fontsize=8)
+    label_layers(std_ax, grad_ax, "Dense layer (last = output)", hidden)
+    acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    acc_ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ----------------------------------------- shared with the language model
+
+
+def clear_logdir(logdir: Path, schemes) -> None:
+    """Removes the runs of `schemes` and the summary files, creating `logdir`."""
+    for scheme in schemes:
+        shutil.rmtree(logdir / run_dirname(scheme), ignore_errors=True)
+    for name in ("summary.json", "summary.md", "summary.png"):
+        (logdir / name).unlink(missing_ok=True)
+    logdir.mkdir(parents=True, exist_ok=True)
+
+
+def write_summary(logdir: Path, summary: dict, markdown: str, plot) -> None:
+    """Writes `summary.json`, `summary.md` and `plot(summary, summary.png)`."""
+    (logdir / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False))
+    (logdir / "summary.md").write_text(markdown)
+    plot(summary, logdir / "summary.png")
+
+
+def plot_layers(std_ax, grad_ax, scheme: dict, style: dict, hidden: dict) -> None:
+    """One scheme's first run, per layer: output std and gradient norm at init.
+
+    Values that are 0 or not finite cannot be drawn on the log scale; a
+    scheme with none left is added to `hidden[ax]`, which `label_layers`
+    names on the panel.
+    """
+    layers = scheme["runs"][0]["layers"]
+    index = np.arange(1, len(layers) + 1)
+    for ax, key in ((std_ax, "std"), (grad_ax, "grad_norm")):
+        values = np.array([layer[key] for layer in layers], dtype=float)
+        values[~np.isfinite(values) | (values <= 0)] = np.nan
+        if np.all(np.isnan(values)):
+            hidden[ax].append(scheme["scheme"])
+        ax.plot(index, values, **style)
+
+
+def label_layers(std_ax, grad_ax, xlabel: str, hidden: dict) -> None:
+    """Titles, log scales and the schemes not shown of the two layer panels."""
+    from matplotlib.ticker import MaxNLocator
+
     for ax, ylabel, title in (
         (std_ax, "std of layer output", "Forward: activation std at init"),
         (grad_ax, "||dL / d layer output||", "Backward: gradient norm at init"),
     ):
-        ax.set(
-            xlabel="Dense layer (last = output)",
-            ylabel=ylabel,
-            yscale="log",
-            title=title,
-        )
+        ax.set(xlabel=xlabel, ylabel=ylabel, yscale="log", title=title)
         if hidden[ax]:
             ax.text(
                 0.02,
@@ -534,12 +577,8 @@ def _plot(summary: dict, path: Path) -> None:
                 fontsize=8,
                 color="gray",
             )
-    for ax in axes:
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def compare(config: CompareConfig, data: tuple | None = None) -> dict:
@@ -576,11 +615,7 @@ def compare(config: CompareConfig, data: tuple | None = None) -> dict:
     if data is None:
         data = load_dataset(config.dataset, config.max_train)
     logdir = Path(config.logdir)
-    for scheme in config.schemes:
-        shutil.rmtree(logdir / _dirname(scheme), ignore_errors=True)
-    for name in ("summary.json", "summary.md", "summary.png"):
-        (logdir / name).unlink(missing_ok=True)
-    logdir.mkdir(parents=True, exist_ok=True)
+    clear_logdir(logdir, config.schemes)
     total = len(config.schemes) * config.seeds
     results = []
     for i, scheme in enumerate(config.schemes):
@@ -596,8 +631,6 @@ def compare(config: CompareConfig, data: tuple | None = None) -> dict:
         "chance": chance,
         "schemes": results,
     }
-    summary = _json_safe(summary)
-    (logdir / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False))
-    (logdir / "summary.md").write_text(format_summary(summary))
-    _plot(summary, logdir / "summary.png")
+    summary = json_safe(summary)
+    write_summary(logdir, summary, format_summary(summary), _plot)
     return summary

@@ -15,9 +15,7 @@ told otherwise.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -26,7 +24,16 @@ import keras
 import numpy as np
 
 from keras_weightinit import lm
-from keras_weightinit.compare import _dirname, _json_safe, _optimizer, _Progress
+from keras_weightinit.compare import (
+    Progress,
+    clear_logdir,
+    json_safe,
+    label_layers,
+    make_optimizer,
+    plot_layers,
+    run_dirname,
+    write_summary,
+)
 from keras_weightinit.diagnostics import diagnose
 from keras_weightinit.model_init import initialize
 from keras_weightinit_cli.settings import CompareConfig, split_lm
@@ -91,8 +98,8 @@ def _initialized(scheme: str, seed: int, config: CompareConfig) -> keras.Model:
     return model
 
 
-class _LMProgress(_Progress):
-    def _line(self, epoch: int, logs: dict) -> str:
+class _LMProgress(Progress):
+    def line(self, epoch: int, logs: dict) -> str:
         return (
             f"{self.label} step {epoch * self.every}/{self.epochs * self.every} "
             f"loss {logs.get('loss', math.nan):.4f} "
@@ -119,12 +126,12 @@ def _run(scheme: str, seed: int, corpus, config: CompareConfig, label: str) -> d
     every = max(1, min(25, config.steps))
     # eager for a few steps: tracing and compiling cost more than they save
     model.compile(
-        _optimizer(config.optimizer, config.learning_rate),
+        make_optimizer(config.optimizer, config.learning_rate),
         _LOSS,
         steps_per_execution=every,
         run_eagerly=config.steps < 100,
     )
-    run_dir = Path(config.logdir) / _dirname(scheme) / f"seed{seed}"
+    run_dir = Path(config.logdir) / run_dirname(scheme) / f"seed{seed}"
     callbacks = [keras.callbacks.TensorBoard(str(run_dir), write_graph=False)]
     if config.verbose:
         callbacks.append(_LMProgress(label, config.steps // every))
@@ -265,6 +272,7 @@ def _plot(summary: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(17, 5))
     loss_ax, std_ax, grad_ax = axes
     styles = ["-", "--", "-.", ":"]
+    hidden: dict = {std_ax: [], grad_ax: []}
     for i, s in enumerate(summary["schemes"]):
         steps = np.array([0, *s["runs"][0]["steps"]])  # 0: the loss at init
         curves = np.array(
@@ -276,12 +284,8 @@ def _plot(summary: dict, path: Path) -> None:
         loss_ax.fill_between(
             steps, curves.min(0), curves.max(0), alpha=0.15, color=line.get_color()
         )
-        layers = s["runs"][0]["layers"]
-        for ax, key in ((std_ax, "std"), (grad_ax, "grad_norm")):
-            values = np.array([layer[key] for layer in layers], dtype=float)
-            values[~np.isfinite(values) | (values <= 0)] = np.nan
-            index = np.arange(1, len(values) + 1)
-            ax.plot(index, values, marker="o", ms=2, color=line.get_color(), **style)
+        style = {**style, "color": line.get_color(), "marker": "o", "ms": 2}
+        plot_layers(std_ax, grad_ax, s, style, hidden)
     loss_ax.axhline(math.log(256), color="gray", lw=1, ls=(0, (1, 3)))
     top = min(3 * math.log(256), loss_ax.get_ylim()[1])
     loss_ax.set(
@@ -291,14 +295,8 @@ def _plot(summary: dict, path: Path) -> None:
         title="Training loss (mean over seeds, band min-max; dotted: ln 256)",
     )
     loss_ax.legend(fontsize=7, title="scheme (validation loss)", title_fontsize=7)
-    for ax, ylabel, title in (
-        (std_ax, "std of layer output", "Forward: activation std at init"),
-        (grad_ax, "||dL / d layer output||", "Backward: gradient norm at init"),
-    ):
-        ax.set(xlabel="layer with a kernel, in call order", ylabel=ylabel)
-        ax.set(yscale="log", title=title)
-    for ax in axes:
-        ax.grid(alpha=0.3)
+    label_layers(std_ax, grad_ax, "layer with a kernel, in call order", hidden)
+    loss_ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -335,11 +333,7 @@ def compare_lm(config: CompareConfig, corpus: tuple | None = None) -> dict:
     if corpus is None:
         corpus = load_corpus(config.dataset)
     logdir = Path(config.logdir)
-    for scheme in config.schemes:
-        shutil.rmtree(logdir / _dirname(scheme), ignore_errors=True)
-    for name in ("summary.json", "summary.md", "summary.png"):
-        (logdir / name).unlink(missing_ok=True)
-    logdir.mkdir(parents=True, exist_ok=True)
+    clear_logdir(logdir, config.schemes)
     total = len(config.schemes) * config.seeds
     results = []
     for i, scheme in enumerate(config.schemes):
@@ -354,7 +348,7 @@ def compare_lm(config: CompareConfig, corpus: tuple | None = None) -> dict:
             for seed in range(config.seeds)
         ]
         results.append(_summarize(scheme, runs, config.target_loss))
-    summary = _json_safe(
+    summary = json_safe(
         {
             "config": dataclasses.asdict(config),
             "backend": keras.backend.backend(),
@@ -368,7 +362,5 @@ def compare_lm(config: CompareConfig, corpus: tuple | None = None) -> dict:
             "schemes": results,
         }
     )
-    (logdir / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False))
-    (logdir / "summary.md").write_text(format_lm_summary(summary))
-    _plot(summary, logdir / "summary.png")
+    write_summary(logdir, summary, format_lm_summary(summary), _plot)
     return summary
