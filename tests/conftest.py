@@ -1,8 +1,8 @@
 """Test set-up and the fixtures the test modules share.
 
 Quiet TensorFlow and two logical CPUs for MirroredStrategy; digits, MLP
-builders, a recorder of RBM fits, TensorBoard event readers and a runner for
-the other Keras backends.
+builders, a custom layer without a role, a recorder of RBM fits,
+TensorBoard event readers and a runner for the other Keras backends.
 """
 
 import os
@@ -72,6 +72,25 @@ def mlp():
         return keras.Model(inputs, out(h), name=name)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def scaled_layer():
+    """`Scaled`: a custom layer `x * w` whose random vector `w` has no role.
+
+    The core cannot tell how to set `w` (`graph.weights` reads it as
+    `unknown`), so `initialize` and `lsuv` ask for a `rules=` entry.
+    """
+    import keras
+
+    class Scaled(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1],), name="w")
+
+        def call(self, x):
+            return x * self.w
+
+    return Scaled
 
 
 @pytest.fixture

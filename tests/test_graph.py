@@ -190,14 +190,10 @@ def test_keras_rms_normalization_scale_is_a_gamma_set_to_one():
     np.testing.assert_array_equal(np.array(norm.scale), np.ones(6))
 
 
-def test_a_random_vector_of_an_unknown_layer_is_named_with_the_rules_fix():
-    class Scaled(keras.layers.Layer):
-        def build(self, shape):
-            self.w = self.add_weight(shape=(shape[-1],), name="w")
-
-        def call(self, x):
-            return x * self.w
-
+def test_a_random_vector_of_an_unknown_layer_is_named_with_the_rules_fix(
+    scaled_layer,
+):
+    Scaled = scaled_layer
     model = keras.Sequential(
         [keras.Input((4,)), keras.layers.Dense(4), Scaled(name="scaled")]
     )

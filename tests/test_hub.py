@@ -407,14 +407,8 @@ def test_the_package_never_imports_keras_hub_itself():
     assert done.stdout.strip().splitlines()[-1] == "False"
 
 
-def test_lsuv_takes_rules_a_kept_weight_is_neither_drawn_nor_scaled():
-    class Scaled(keras.layers.Layer):
-        def build(self, shape):
-            self.w = self.add_weight(shape=(shape[-1],), name="w")
-
-        def call(self, x):
-            return x * self.w
-
+def test_lsuv_takes_rules_a_kept_weight_is_neither_drawn_nor_scaled(scaled_layer):
+    Scaled = scaled_layer
     model = keras.Sequential(
         [
             keras.Input((4,)),
