@@ -34,6 +34,7 @@ from keras import ops
 from keras_weightinit import distributed, graph, recipes, structure, transaction
 from keras_weightinit.checks import (
     boolean,
+    is_int,
     known_keywords,
     one_of,
     positive_int,
@@ -548,7 +549,7 @@ def _new_values(model, scheme, seed, residual, rules) -> tuple[InitReport, list]
     scheme = _recipe_rules(model, scheme, residual, found, rules)
     if seed is None and isinstance(scheme, keras.initializers.Initializer):
         own = scheme.get_config().get("seed")
-        seed = own if isinstance(own, int) and not isinstance(own, bool) else None
+        seed = own if is_int(own) else None
     drawn = [w for w in found if _drawn(w, rules)]
     seeds = spawn_seeds(distributed.shared_seed(seed), len(drawn))
     heads = structure.readouts(model, found) if scheme == "auto" else []
