@@ -359,7 +359,7 @@ class _VarianceScaling(_RandomInitializer):
     Keras's `VarianceScaling` (untruncated) with this module's seeds; each
     scaled scheme is a subclass that picks `scale` and `mode` from its own
     arguments, and its Normal or Uniform twin sets `distribution`. The fans
-    are the shape's (`compute_fans`), or those `draw_with_fans` passes.
+    are the shape's (`compute_fans`), or those passed as `fans=`.
     """
 
     distribution = "normal"
