@@ -355,8 +355,14 @@ class TransferResult:
             after training at `learning_rates[j]`, averaged over `seeds` (NaN
             when a run diverged).
         optimizer: `"adam"` or `"sgd"`.
-        epochs: Epochs per run.
+        epochs: Epochs per run (training steps for `gpt_lr_transfer`).
         seeds: The seeds averaged over.
+        seed_losses: None, or `seed_losses[parametrization][str(width)][i][j]`,
+            the loss of seed `seeds[i]` at `learning_rates[j]` (NaN when it
+            diverged): the spread over seeds.
+        over: What the widths are: `"width"`, or `"depth"` (blocks).
+        loss_label: The y-axis label of `plot` (None: the training loss
+            after `epochs` epochs).
 
     Example:
 
@@ -372,6 +378,15 @@ class TransferResult:
     optimizer: str
     epochs: int
     seeds: list[int]
+    seed_losses: dict[str, dict[str, list[list[float]]]] | None = None
+    over: str = "width"
+    loss_label: str | None = None
+
+    def _optimum(self, row) -> float:
+        logs = np.log(np.asarray(self.learning_rates, float))
+        row = np.asarray(row, float)
+        row = np.where(np.isfinite(row) & (row > 0), row, np.inf)
+        return float(np.exp(_vertex(logs, np.log(row), int(np.argmin(row)))))
 
     def best_learning_rates(self, parametrization: str) -> dict[int, float]:
         """`width -> the learning rate of the lowest loss`, interpolated.
@@ -382,14 +397,63 @@ class TransferResult:
         optimum moves smoothly instead of jumping a grid step when two
         losses of a flat bottom swap order.
         """
-        best = {}
-        logs = np.log(np.asarray(self.learning_rates, float))
+        return {
+            width: self._optimum(self.losses[parametrization][str(width)])
+            for width in self.widths
+        }
+
+    def optimum_shift(self, parametrization: str) -> float:
+        """How far the best learning rate moves: its max / min over widths.
+
+        Example:
+
+        >>> result = TransferResult([8, 16], [0.1, 1.0, 10.0], {"mup": {
+        ...     "8": [1.0, 0.5, 1.0], "16": [0.3, 0.5, 0.9]}}, "adam", 1, [0])
+        >>> round(result.optimum_shift("mup"), 6)
+        10.0
+        """
+        best = list(self.best_learning_rates(parametrization).values())
+        return float(max(best) / min(best))
+
+    def seed_spread(self, parametrization: str) -> dict[int, dict[str, float]]:
+        """Per width, the optimum and the lowest loss of each seed: mean, std.
+
+        Each seed's curve is read as `best_learning_rates` reads the mean
+        one. Without `seed_losses` the mean curve stands for every seed
+        (std 0).
+
+        Returns:
+            `width -> {"lr_mean", "lr_std", "loss_mean", "loss_std"}`, the
+            learning rate's mean and standard deviation in log space
+            (geometric mean; `lr_std` a factor, 1 for no spread), the loss's
+            in linear space.
+
+        Example:
+
+        >>> result = TransferResult([8, 16], [0.1, 1.0], {"mup": {
+        ...     "8": [1.0, 0.5], "16": [0.3, 0.5]}}, "adam", 1, [0, 1], {"mup": {
+        ...     "8": [[1.0, 0.4], [1.0, 0.6]], "16": [[0.3, 0.5], [0.3, 0.5]]}})
+        >>> spread = result.seed_spread("mup")[8]
+        >>> spread["lr_mean"], round(spread["loss_mean"], 3), round(spread["loss_std"], 3)
+        (1.0, 0.5, 0.1)
+        """  # noqa: E501 (a doctest's line)
+        found = {}
         for width in self.widths:
-            row = np.asarray(self.losses[parametrization][str(width)], float)
-            row = np.where(np.isfinite(row) & (row > 0), row, np.inf)
-            i = int(np.argmin(row))
-            best[width] = float(np.exp(_vertex(logs, np.log(row), i)))
-        return best
+            key = str(width)
+            rows = (
+                self.seed_losses[parametrization][key]
+                if self.seed_losses
+                else [self.losses[parametrization][key]]
+            )
+            logs = np.log([self._optimum(row) for row in rows])
+            lows = [np.nanmin(np.where(np.isfinite(r), r, np.nan)) for r in rows]
+            found[width] = {
+                "lr_mean": float(np.exp(np.mean(logs))),
+                "lr_std": float(np.exp(np.std(logs))),
+                "loss_mean": float(np.mean(lows)),
+                "loss_std": float(np.std(lows)),
+            }
+        return found
 
     def best_at_edge(self, parametrization: str) -> list[int]:
         """The widths whose lowest loss is at the first or last learning rate.
@@ -432,12 +496,27 @@ class TransferResult:
             for p in self.losses
         }
         data["best_at_edge"] = {p: self.best_at_edge(p) for p in self.losses}
+        data["optimum_shift"] = {p: self.optimum_shift(p) for p in self.losses}
+        data["seed_spread"] = {
+            p: {str(k): v for k, v in self.seed_spread(p).items()} for p in self.losses
+        }
+        if self.seed_losses is not None:
+            data["seed_losses"] = {
+                p: {
+                    w: [[v if math.isfinite(v) else None for v in r] for r in rows]
+                    for w, rows in d.items()
+                }
+                for p, d in self.seed_losses.items()
+            }
         return data
 
     def plot(self, path: str) -> str:
         """Writes the figure: loss vs learning rate, a curve per width.
 
-        A panel per parametrization, the interpolated optimum dotted.
+        A panel per parametrization (the standard one, then µP), the
+        interpolated optimum dotted, and with `seed_losses` a band of one
+        standard deviation over seeds; each title gives how far the optimum
+        moves across widths.
         """
         import matplotlib
 
@@ -454,15 +533,27 @@ class TransferResult:
             for width in self.widths:
                 row = np.asarray(self.losses[part][str(width)], float)
                 (line,) = ax.plot(
-                    self.learning_rates, row, marker="o", label=f"width {width}"
+                    self.learning_rates, row, marker="o", label=f"{self.over} {width}"
                 )
+                if self.seed_losses:
+                    spread = np.std(self.seed_losses[part][str(width)], axis=0)
+                    ax.fill_between(
+                        self.learning_rates,
+                        row - spread,
+                        row + spread,
+                        color=line.get_color(),
+                        alpha=0.2,
+                    )
                 ax.axvline(best[width], color=line.get_color(), ls=":", alpha=0.8)
             ax.set_xscale("log")
             ax.set_xlabel(f"learning rate ({self.optimizer})")
-            ax.set_title(titles[part])
+            ax.set_title(
+                f"{titles[part]}: optimum moves x{self.optimum_shift(part):.2g}"
+            )
             ax.grid(True, which="both", alpha=0.3)
         seeds = f", mean of {len(self.seeds)} seeds" if len(self.seeds) > 1 else ""
-        axes[0][0].set_ylabel(f"training loss after {self.epochs} epochs{seeds}")
+        label = self.loss_label or f"training loss after {self.epochs} epochs"
+        axes[0][0].set_ylabel(label + seeds)
         finite = [
             v
             for d in self.losses.values()
@@ -471,8 +562,9 @@ class TransferResult:
             if math.isfinite(v)
         ]
         if finite:
+            cap = 3.0 if self.loss_label is None else 2.0 * min(finite)
             axes[0][0].set_ylim(
-                max(min(finite) * 0.8, 1e-3), min(max(finite), 3.0) * 1.1
+                max(min(finite) * 0.8, 1e-3), min(max(finite), cap) * 1.1
             )
         axes[0][0].set_yscale("log")
         axes[0][-1].legend()
@@ -730,12 +822,10 @@ def gpt_coord_check(
     return CoordCheck("mup" if mup else "sp", sizes, steps, names, values)
 
 
-def _gpt_run(make, n, base, lr, mup, seed, data, steps, batch, length) -> float:
-    """One GPT run: `steps` Adam steps on random windows, then held-out loss."""
+def _gpt_loss(model, seed, data, steps, batch, length) -> float:
+    """`steps` steps on random windows from `seed`, then the held-out loss."""
     from keras_weightinit import lm
 
-    model, _ = _prepare(make, n, base, mup, seed)
-    model.compile(optimizer=_optimizer("adam", lr, mup), loss=_logits_loss())
     train, held = data
     for step in range(steps):
         x, y = lm.windows(train, batch, seed=seed * 100_003 + step)
@@ -755,34 +845,50 @@ def gpt_lr_transfer(
     depth: int = 2,
     batch: int = 8,
     length: int = 32,
+    parametrizations: Sequence[str] = ("mup", "sp"),
+    verbose: int = 0,
 ) -> TransferResult:
     """Held-out loss against Adam's learning rate on `lm.hub_lm`, µP and standard.
 
     Each size (`over="width"`: widths at `depth`; `"depth"`: depths at
     `width`) trains `steps` steps on random stdlib-byte windows per learning
-    rate and seed; the loss is the mean over seeds on held-out windows (NaN
-    when diverged). µP's base is the smallest size (`depth_alpha=1`).
+    rate and seed (the seed draws the weights and the windows); the loss is
+    measured on held-out windows, NaN when a run diverged. µP + depth rules:
+    `set_base_shapes` against the smallest size (`depth_alpha=1`) and
+    `MuAdam`; standard: `initialize(model, "auto")` and `Adam`.
+
+    One model is built and compiled per parametrization and size; each run
+    loads its seed's initial weights into it and zeroes the optimizer's
+    state, so the runs share one traced training step.
 
     Args:
         sizes: At least two widths (or depths).
         learning_rates: Adam's learning rates.
         over: `"width"` or `"depth"`.
-        seeds: The seeds averaged over.
+        seeds: Non-negative ints, at least one; the losses are their mean.
         steps: Training steps per run.
         width: The width when `over="depth"`.
         depth: The depth when `over="width"`.
         batch: Windows per step.
-        length: Bytes per window.
+        length: Bytes per window (at most `lm.CONTEXT`).
+        parametrizations: Any of `"mup"`, `"sp"`.
+        verbose: 1: a line per run.
 
     Returns:
-        A `TransferResult` (`widths` the sizes, `epochs` the steps).
+        A `TransferResult` (`widths` the sizes, `epochs` the steps, the
+        losses of each seed in `seed_losses`).
 
     Example:
 
     >>> r = gpt_lr_transfer([8, 16], [0.01], seeds=(0,), steps=1, depth=1,
     ...                     batch=2, length=8)
-    >>> sorted(r.losses)
-    ['mup', 'sp']
+    >>> sorted(r.losses), r.over
+    (['mup', 'sp'], 'width')
+
+    Reference:
+        Yang et al., "Tensor Programs V", 2022, Fig. 1 (width); Dey et al.,
+        "Don't be lazy: CompleteP enables compute-efficient deep
+        transformers", 2025 (depth).
     """
     from keras_weightinit import lm
 
@@ -792,31 +898,72 @@ def gpt_lr_transfer(
         )
     sizes = _check_widths(sizes)
     rates = sorted(positive_number("learning_rates", v) for v in learning_rates)
+    if not rates:
+        raise ValueError(
+            "Argument `learning_rates` must hold at least one positive number. "
+            f"Received: learning_rates={learning_rates!r}"
+        )
+    seeds = list(seeds)
+    if not seeds or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+    ):
+        raise ValueError(
+            "Argument `seeds` must hold at least one non-negative int. "
+            f"Received: seeds={seeds!r}"
+        )
+    if not parametrizations or any(p not in ("mup", "sp") for p in parametrizations):
+        raise ValueError(
+            "Argument `parametrizations` must hold 'mup' and/or 'sp'. "
+            f"Received: parametrizations={parametrizations!r}"
+        )
+    steps = positive_int("steps", steps)
+    batch = positive_int("batch", batch)
+    length = positive_int("length", length)
+    if verbose not in (0, 1) or isinstance(verbose, bool):
+        raise ValueError(
+            f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"
+        )
     data = lm.stdlib_corpus(400_000)
 
     def make(n: int) -> keras.Model:
         return lm.hub_lm(depth, n) if over == "width" else lm.hub_lm(n, width)
 
-    losses: dict[str, dict[str, list[float]]] = {}
-    for part in ("mup", "sp"):
+    seed_losses: dict[str, dict[str, list[list[float]]]] = {}
+    for part in parametrizations:
+        mup = part == "mup"
         for n in sizes:
-            runs = [
-                [
-                    _gpt_run(
-                        make,
-                        n,
-                        sizes[0],
-                        lr,
-                        part == "mup",
-                        seed,
-                        data,
-                        steps,
-                        batch,
-                        length,
-                    )
-                    for lr in rates
-                ]
-                for seed in seeds
-            ]
-            losses.setdefault(part, {})[str(n)] = np.mean(runs, axis=0).tolist()
-    return TransferResult(sizes, rates, losses, "adam", steps, list(seeds))
+            model, _ = _prepare(make, n, sizes[0], mup, seeds[0])
+            model.compile(
+                optimizer=_optimizer("adam", rates[0], mup), loss=_logits_loss()
+            )
+            runs = []
+            for i, seed in enumerate(seeds):
+                start = model if i == 0 else _prepare(make, n, sizes[0], mup, seed)[0]
+                start = start.get_weights()
+                runs.append([])
+                for lr in rates:
+                    model.set_weights(start)
+                    _restart(model, lr)
+                    runs[-1].append(_gpt_loss(model, seed, data, steps, batch, length))
+                    if verbose:
+                        print(
+                            f"{part:>3} {over} {n:>5} seed {seed} lr {lr:.2e}: "
+                            f"loss {runs[-1][-1]:.4f}",
+                            flush=True,
+                        )
+            seed_losses.setdefault(part, {})[str(n)] = runs
+    losses = {
+        part: {n: np.mean(runs, axis=0).tolist() for n, runs in by_size.items()}
+        for part, by_size in seed_losses.items()
+    }
+    return TransferResult(
+        sizes,
+        rates,
+        losses,
+        "adam",
+        steps,
+        seeds,
+        seed_losses=seed_losses,
+        over=over,
+        loss_label=f"held-out loss after {steps} steps",
+    )

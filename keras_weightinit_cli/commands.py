@@ -112,14 +112,25 @@ def _coord_check(settings: CoordCheckSettings) -> int:
 
 def _transfer(settings: TransferSettings) -> int:
     os.makedirs(settings.logdir, exist_ok=True)
-    result = transfer.lr_transfer(
-        list(settings.widths),
-        None if settings.learning_rates is None else list(settings.learning_rates),
-        epochs=settings.epochs,
-        optimizer=settings.optimizer,
-        seeds=list(settings.seeds),
-        verbose=settings.verbose,
-    )
+    rates = settings.learning_rates
+    if settings.model == "gpt":
+        result = transfer.gpt_lr_transfer(
+            list(settings.widths),
+            list(rates),
+            over=settings.over,
+            seeds=list(settings.seeds),
+            steps=settings.steps,
+            verbose=settings.verbose,
+        )
+    else:
+        result = transfer.lr_transfer(
+            list(settings.widths),
+            None if rates is None else list(rates),
+            epochs=settings.epochs,
+            optimizer=settings.optimizer,
+            seeds=list(settings.seeds),
+            verbose=settings.verbose,
+        )
     result.plot(os.path.join(settings.logdir, "summary.png"))
     transfer.write_json(result.to_dict(), os.path.join(settings.logdir, "summary.json"))
     if settings.verbose:
@@ -129,7 +140,11 @@ def _transfer(settings: TransferSettings) -> int:
 
 
 def format_transfer(result: transfer.TransferResult) -> str:
-    """The best learning rate per width, a best one at the grid's edge flagged."""
+    """The best learning rate per width, a best one at the grid's edge flagged.
+
+    With more than one seed, a line per parametrization gives each seed's
+    optimum (geometric mean, x its spread) and lowest loss (mean ± std).
+    """
     lines = []
     for part in ("sp", "mup"):
         if part not in result.losses:
@@ -139,10 +154,20 @@ def format_transfer(result: transfer.TransferResult) -> str:
         row = ", ".join(
             f"{w}: {lr:.3g}{' (edge)' if w in edge else ''}" for w, lr in best.items()
         )
-        lines.append(f"{part:>3}: best learning rate per width {{{row}}}")
+        lines.append(
+            f"{part:>3}: best learning rate per {result.over} {{{row}}}, "
+            f"moves x{result.optimum_shift(part):.2f}"
+        )
+        if len(result.seeds) > 1:
+            spread = ", ".join(
+                f"{w}: lr {s['lr_mean']:.3g} x{s['lr_std']:.2f}, "
+                f"loss {s['loss_mean']:.3f} ± {s['loss_std']:.3f}"
+                for w, s in result.seed_spread(part).items()
+            )
+            lines.append(f"     per seed {{{spread}}}")
         if edge:
             lines.append(
-                f"     at the edge of the grid for widths {edge}: the optimum may "
-                "lie outside it; widen --learning-rates"
+                f"     at the edge of the grid for {result.over}s {edge}: the "
+                "optimum may lie outside it; widen --learning-rates"
             )
     return "\n".join(lines)

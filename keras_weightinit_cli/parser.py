@@ -54,6 +54,17 @@ GPT_COORD = {
     "width": {"widths": (64, 128, 256, 512, 1024)},
     "depth": {"widths": (2, 4, 8, 16)},
 }
+# `transfer --model gpt`: the sweep per `--over` (depths for "depth")
+GPT_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03)
+GPT_TRANSFER = {
+    "width": {"widths": (64, 128, 256, 512), "learning_rates": GPT_RATES},
+    "depth": {"widths": (2, 4, 8, 16), "learning_rates": GPT_RATES},
+}
+GPT_TRANSFER_QUICK = {
+    "width": {"widths": (16, 32)},
+    "depth": {"widths": (1, 2)},
+    "all": {"learning_rates": (0.003, 0.03), "steps": 2, "seeds": (0,)},
+}
 # `--model gpt --quick`: the language model's smoke run
 GPT_QUICK = {
     "schemes": ("default", "zeros", "t-fixup", "deepnet"),
@@ -158,28 +169,33 @@ def _mup_options(command: str) -> dict[str, dict]:
         "optimizer": {"choices": ("adam", "sgd"), "help": default("optimizer")},
         "logdir": {"help": default("logdir")},
     }
+    options["model"] = {
+        "choices": ("mlp", "gpt"),
+        "help": "mlp: the digits MLP; gpt: KerasHub GPT-2 on stdlib bytes "
+        "(default mlp)",
+    }
+    options["over"] = {
+        "choices": ("width", "depth"),
+        "help": "width, or depth (gpt only: --widths are then depths) (default width)",
+    }
     if command == "coord-check":
-        options["model"] = {
-            "choices": ("mlp", "gpt"),
-            "help": "mlp: the digits MLP; gpt: KerasHub GPT-2 on stdlib bytes "
-            "(default mlp)",
-        }
-        options["over"] = {
-            "choices": ("width", "depth"),
-            "help": "width, or depth (gpt only: --widths are then depths) "
-            "(default width)",
-        }
         options["steps"] = {"type": int, "help": default("steps")}
         options["learning_rate"] = {
             "type": float,
             "help": "default 0.03 (adam), 0.1 (sgd)",
         }
     else:
+        gpt = GPT_TRANSFER["width"]
         options["learning_rates"] = {
             "help": "comma-separated (default 8 log-spaced: 1e-4..0.32 for "
-            "adam, 3e-3..10 for sgd)"
+            "adam, 3e-3..10 for sgd; --model gpt: "
+            f"{','.join(map(str, gpt['learning_rates']))})"
         }
-        options["epochs"] = {"type": int, "help": default("epochs")}
+        options["epochs"] = {"type": int, "help": f"mlp: {default('epochs')}"}
+        options["steps"] = {
+            "type": int,
+            "help": f"gpt: Adam steps per run ({default('steps')})",
+        }
         options["seeds"] = {
             "help": f"comma-separated, the losses are their mean ({default('seeds')})"
         }
@@ -200,9 +216,11 @@ _DESCRIPTIONS = {
     ),
     "transfer": (
         "learning-rate transfer: loss vs learning rate per width",
-        "Sweep the learning rate at each width on digits, under the standard "
-        "parametrization and under µP (Tensor Programs V, Fig. 1 at small "
-        "scale); write summary.png and summary.json to --logdir.",
+        "Sweep the learning rate at each width on digits (or, with --model "
+        "gpt, at each width or depth of KerasHub GPT-2 on the standard "
+        "library's bytes), under the standard parametrization and under µP "
+        "(Tensor Programs V, Fig. 1 at small scale); write summary.png and "
+        "summary.json to --logdir.",
     ),
 }
 
@@ -273,6 +291,11 @@ def to_settings(args: argparse.Namespace):
         chosen["learning_rate"] = 0.01
         if args.quick:
             chosen.update(widths=chosen["widths"][:2], steps=1)
+    if args.command == "transfer" and args.model == "gpt":
+        over = args.over or "width"
+        chosen = dict(GPT_TRANSFER[over])
+        if args.quick:
+            chosen.update(GPT_TRANSFER_QUICK[over], **GPT_TRANSFER_QUICK["all"])
     if args.command == "compare" and args.model == "gpt":
         chosen = {**GPT_DEFAULTS, **(GPT_QUICK if args.quick else {})}
     for name in options(args.command):

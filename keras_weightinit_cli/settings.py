@@ -233,16 +233,22 @@ class CoordCheckSettings:
 
 @dataclasses.dataclass
 class TransferSettings:
-    """Settings of `transfer`: the learning-rate sweep per width.
+    """Settings of `transfer`: the learning-rate sweep per width (or depth).
 
     Attributes:
-        widths: At least two distinct widths.
+        widths: At least two distinct widths (depths with `over="depth"`).
         learning_rates: None: 8 log-spaced, 1e-4..0.32 (Adam) or 3e-3..10 (SGD).
-        epochs: Epochs per run.
+        epochs: Epochs per run (`model="mlp"`).
         seeds: Non-negative ints; the losses are their mean.
-        optimizer: `adam` or `sgd`.
+        optimizer: `adam` or `sgd` (`model="gpt"`: `adam`).
         logdir: Where `summary.png` and `summary.json` go.
         verbose: 1 prints a line per run, 0 is silent.
+        model: `mlp` (the digits MLP, `transfer.lr_transfer`) or `gpt`
+            (KerasHub GPT-2 on the standard library's bytes,
+            `transfer.gpt_lr_transfer`, held-out loss).
+        over: `width` or `depth` (`model="gpt"` only; `widths` are then
+            depths at width 64; over width the depth is 2).
+        steps: Adam steps per run (`model="gpt"`).
 
     Example:
 
@@ -257,6 +263,9 @@ class TransferSettings:
     optimizer: str = "adam"
     logdir: str = "logs/transfer"
     verbose: int = 1
+    model: str = "mlp"
+    over: str = "width"
+    steps: int = 200
 
 
 # ---------------------------------------------------------------- wording
@@ -492,15 +501,17 @@ def check(settings: CompareConfig | CoordCheckSettings | TransferSettings) -> No
     _one_of("optimizer", settings.optimizer, ("adam", "sgd"))
     _check_logdir(settings.logdir)
     _check_verbose(settings.verbose)
+    _one_of("model", settings.model, ("mlp", "gpt"))
+    _one_of("over", settings.over, ("width", "depth"))
+    if settings.over == "depth" and settings.model != "gpt":
+        _fail("over", "must be 'width' unless model='gpt'", settings.over)
+    _positive_int("steps", settings.steps)
     if isinstance(settings, CoordCheckSettings):
-        _one_of("model", settings.model, ("mlp", "gpt"))
-        _one_of("over", settings.over, ("width", "depth"))
-        if settings.over == "depth" and settings.model != "gpt":
-            _fail("over", "must be 'width' unless model='gpt'", settings.over)
-        _positive_int("steps", settings.steps)
         if settings.learning_rate is not None:
             _positive_number("learning_rate", settings.learning_rate)
         return None
+    if settings.model == "gpt" and settings.optimizer != "adam":
+        _fail("optimizer", "must be 'adam' with model='gpt'", settings.optimizer)
     _positive_int("epochs", settings.epochs)
     rates = settings.learning_rates
     if rates is not None and (

@@ -342,6 +342,8 @@ _QUICK_ERRORS = [
     ["compare", "--logdir", "a_file/out"],
     ["coord-check", "--widths", "64"],
     ["transfer", "--seeds", "0,x"],
+    ["transfer", "--over", "depth"],
+    ["transfer", "--model", "gpt", "--steps", "0"],
 ]
 
 

@@ -99,3 +99,103 @@ def test_gpt_coord_check_defaults_follow_over():
     assert settings("--model", "gpt", "--over", "depth").widths == (2, 4, 8, 16)
     assert settings("--model", "gpt").widths == (64, 128, 256, 512, 1024)
     assert settings().widths == (64, 128, 256, 512, 1024, 2048)
+
+
+def test_gpt_transfer_options_are_checked_without_keras():
+    code = (
+        "import sys\n"
+        "import keras_weightinit_cli as cli\n"
+        "def code(argv):\n"
+        "    try:\n"
+        "        return cli.main(argv)\n"
+        "    except SystemExit as stop:  # argparse's choices\n"
+        "        return stop.code\n"
+        "codes = [code(['transfer', '--model', 'gpx']),\n"
+        "         code(['transfer', '--over', 'depth']),\n"
+        "         code(['transfer', '--model', 'gpt', '--over', 'x']),\n"
+        "         code(['transfer', '--model', 'gpt', '--steps', '0']),\n"
+        "         code(['transfer', '--model', 'gpt', '--optimizer', 'sgd']),\n"
+        "         code(['transfer', '--model', 'gpt', '--widths', '2'])]\n"
+        "print(codes, 'keras' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "[2, 2, 2, 2, 2, 2] False", done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 6, done.stderr
+    for option in ("--model", "--over", "--steps", "--optimizer", "--widths"):
+        assert any(f"argument {option}" in line for line in lines), option
+    assert "must be 'width' unless model='gpt'. Received: 'depth'" in done.stderr
+    assert "must be 'adam' with model='gpt'. Received: 'sgd'" in done.stderr
+
+
+def test_gpt_transfer_defaults_follow_over():
+    from keras_weightinit_cli.parser import GPT_RATES, parser, to_settings
+
+    def settings(*argv):
+        return to_settings(parser().parse_args(["transfer", *argv]))
+
+    depth = settings("--model", "gpt", "--over", "depth")
+    assert (depth.widths, depth.over, depth.model) == ((2, 4, 8, 16), "depth", "gpt")
+    width = settings("--model", "gpt")
+    assert (width.widths, width.learning_rates) == ((64, 128, 256, 512), GPT_RATES)
+    assert (width.steps, width.seeds) == (200, (0, 1, 2))
+    quick = settings("--model", "gpt", "--over", "depth", "--quick", "--steps", "3")
+    assert (quick.widths, quick.steps, quick.seeds) == ((1, 2), 3, (0,))
+    assert settings().learning_rates is None  # the digits MLP's own grid
+
+
+@pytest.mark.slow
+def test_gpt_transfer_command_writes_its_summary(tmp_path, capsys):
+    import keras_weightinit_cli as cli
+
+    logdir = tmp_path / "transfer"
+    argv = ["transfer", "--model", "gpt", "--over", "depth", "--quick"]
+    assert cli.main([*argv, "--seeds", "0,1", "--logdir", str(logdir)]) == 0
+    summary = json.loads((logdir / "summary.json").read_text())
+    assert (summary["over"], summary["epochs"], summary["widths"]) == (
+        "depth",
+        2,
+        [1, 2],
+    )
+    assert len(summary["seed_losses"]["mup"]["2"]) == 2  # one row per seed
+    assert set(summary["seed_spread"]["sp"]["1"]) == {
+        "lr_mean",
+        "lr_std",
+        "loss_mean",
+        "loss_std",
+    }
+    assert (logdir / "summary.png").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "mup: best learning rate per depth {1: " in out and "per seed {1: lr" in out
+
+
+def test_transfer_reports_the_spread_over_seeds():
+    from keras_weightinit.transfer import TransferResult
+    from keras_weightinit_cli.commands import format_transfer
+
+    seed_losses = {
+        "mup": {
+            "2": [[3.0, 2.0, 3.0], [3.2, 2.4, 3.2]],
+            "4": [[2.0, 3.0, 4.0], [3.0, 2.0, 3.0]],
+        }
+    }
+    losses = {
+        "mup": {
+            w: [sum(col) / 2 for col in zip(*rows, strict=True)]
+            for w, rows in seed_losses["mup"].items()
+        }
+    }
+    result = TransferResult(
+        [2, 4], [0.01, 0.1, 1.0], losses, "adam", 5, [0, 1], seed_losses, "depth"
+    )
+    spread = result.seed_spread("mup")
+    assert spread[2]["loss_mean"] == pytest.approx(2.2)
+    assert spread[2]["loss_std"] == pytest.approx(0.2)
+    # depth 4: seed 0 at the grid's edge (0.01), seed 1 at the vertex 0.1
+    assert spread[4]["lr_mean"] == pytest.approx((0.01 * 0.1) ** 0.5)
+    assert spread[4]["lr_std"] == pytest.approx(10**0.5)
+    table = format_transfer(result)
+    assert "mup: best learning rate per depth {2: 0.1, 4: " in table
+    assert "per seed {2: lr 0.1 x1.00, loss 2.200 ± 0.200" in table

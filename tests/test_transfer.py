@@ -6,6 +6,7 @@ learning-rate sweep and its optimum.
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -136,3 +137,60 @@ def test_gpt_coord_check_rejects_a_bad_over():
 
     with pytest.raises(ValueError, match="Received: over='height'"):
         gpt_coord_check([16, 32], over="height")
+
+
+def test_gpt_lr_transfer_runs_do_not_depend_on_the_runs_before_them():
+    # One compiled model per size: each run loads its seed's initial weights
+    # and restarts the optimizer, so it gives what it gives alone.
+    from keras_weightinit.transfer import gpt_lr_transfer
+
+    small = {"steps": 2, "depth": 1, "batch": 2, "length": 8}
+    both = gpt_lr_transfer(
+        [8, 16], [0.03, 0.003], seeds=(0, 1), parametrizations=("mup",), **small
+    )
+    alone = gpt_lr_transfer(
+        [8, 16], [0.003], seeds=(1,), parametrizations=("mup",), **small
+    )
+    assert both.seed_losses["mup"]["16"][1][0] == pytest.approx(
+        alone.losses["mup"]["16"][0], rel=1e-5
+    )
+    assert both.losses["mup"]["16"][0] == pytest.approx(
+        np.mean([row[0] for row in both.seed_losses["mup"]["16"]]), rel=1e-6
+    )
+    assert (both.over, both.epochs, both.seeds) == ("width", 2, [0, 1])
+    assert set(both.to_dict()) >= {"seed_losses", "seed_spread", "optimum_shift"}
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"over": "height"}, "Received: over='height'"),
+        ({"seeds": ()}, "Received: seeds=[]"),
+        ({"learning_rates": []}, "Received: learning_rates=[]"),
+        ({"parametrizations": ("mup", "ntk")}, "Received: parametrizations="),
+        ({"steps": 0}, "Received: steps=0"),
+    ],
+)
+def test_gpt_lr_transfer_checks_its_arguments(arguments, message):
+    from keras_weightinit.transfer import gpt_lr_transfer
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        gpt_lr_transfer(**{"sizes": [8, 16], "learning_rates": [0.01], **arguments})
+
+
+def test_optimum_shift_is_max_over_min_of_the_best_learning_rates():
+    result = TransferResult(
+        [2, 4, 8],
+        [0.001, 0.01, 0.1],
+        {"sp": {"2": [3, 1, 3], "4": [1, 3, 4], "8": [2, 3, 1]}},
+        "adam",
+        1,
+        [0],
+        over="depth",
+    )
+    assert result.best_learning_rates("sp") == pytest.approx(
+        {2: 0.01, 4: 0.001, 8: 0.1}
+    )
+    assert result.optimum_shift("sp") == pytest.approx(100.0)
+    spread = result.seed_spread("sp")[2]  # one seed: no spread
+    assert (spread["lr_std"], spread["loss_std"], spread["loss_mean"]) == (1.0, 0.0, 1)
