@@ -134,6 +134,9 @@ _LONG_FUNCTIONS = {
     "keras_weightinit/pretraining.py:_pretrain": (
         "the layer-by-layer loop, being split into its stages"
     ),
+    "keras_weightinit/transfer.py:gpt_lr_transfer": (
+        "the GPT-2 sweep (checks, sizes, seeds, result) in one body, to split"
+    ),
 }
 _MAX_FUNCTION_LINES = 80
 
