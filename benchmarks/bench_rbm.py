@@ -36,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
 from sklearn.datasets import load_digits
 from sklearn.neural_network import BernoulliRBM
 
@@ -114,9 +115,48 @@ def products_loop(batch: int, n_visible: int, units: int, steps: int):
 def epoch_loop(x: np.ndarray, units: int, batch: int, epochs: int, rbm=current):
     """A function running `epochs` calls of the epoch function alone.
 
-    `rbm` is the module whose `train_epoch_fn` runs (this tree's `rbm.py`
-    or, for `--against`, another revision's).
+    `rbm` is the module whose epoch function runs (this tree's `rbm.py` or,
+    for `--against`, another revision's), on the active backend: its
+    `epoch_fn`, or a revision's TensorFlow `train_epoch_fn`. No monitors.
     """
+    if hasattr(rbm, "train_epoch_fn"):
+        return _tensorflow_epoch_loop(x, units, batch, epochs, rbm)
+    n_visible = x.shape[1]
+    function = rbm.epoch_fn(rbm.Config(), batch, keras.backend.backend())
+    keys = rbm.Keys(keras.backend.backend())
+    rng = np.random.default_rng(0)
+    zeros = rbm.Params(
+        np.zeros((n_visible, units), "float32"),
+        np.zeros(units, "float32"),
+        np.zeros(n_visible, "float32"),
+    )
+    kernel = rng.normal(0, 0.01, (n_visible, units)).astype("float32")
+    state = rbm.State(
+        zeros._replace(kernel=kernel),
+        zeros,
+        np.zeros((batch, n_visible), "float32"),
+        np.zeros(units, "float32"),
+    )
+    state = keras.tree.map_structure(ops.convert_to_tensor, state)
+    hyper = rbm.Hyper(
+        *(ops.convert_to_tensor(np.float32(h)) for h in (0.1, 0.5, 1e-4, 0.0))
+    )
+    data = ops.convert_to_tensor(x)
+    none = ops.zeros((0, n_visible))  # no monitor samples: the loop alone
+
+    def run():
+        s = state
+        for epoch in range(epochs):
+            key = keys.to_device(rbm.Keys.key(0, epoch))
+            s, metrics = function(s, data, key, hyper, none, none)
+        ops.convert_to_numpy(metrics)
+
+    run()
+    return run
+
+
+def _tensorflow_epoch_loop(x, units, batch, epochs, rbm):
+    """`epoch_loop` of a revision whose RBM trained in TensorFlow only."""
     n_visible = x.shape[1]
     config = rbm.Config()
     fn = rbm.train_epoch_fn(n_visible, units, batch, config).get_concrete_function()
@@ -133,7 +173,7 @@ def epoch_loop(x: np.ndarray, units: int, batch: int, epochs: int, rbm=current):
     )
     hyper = rbm.Hyper(*(tf.constant(h, tf.float32) for h in (0.1, 0.5, 1e-4, 0.0)))
     data = tf.constant(x)
-    none = tf.zeros([0, n_visible])  # no monitor samples: the loop alone
+    none = tf.zeros([0, n_visible])
 
     def run():
         s = state

@@ -10,18 +10,12 @@ classes Keras deserializes by name (`"keras_weightinit>HeNormal"`, saved
 package (`keras_weightinit_cli`), so that it answers `--help` and a bad
 argument before Keras starts.
 
-TensorFlow is imported only where it is needed: on JAX and PyTorch,
-`initialize`, `lsuv`, `diagnose`, the callbacks and the initializers run
-without it, and the package imports where it is not installed. The RBM
-(`RBM`, `pretrain_dbn`, `DBNPretrain`'s training) still trains in
-TensorFlow: there those names are imported on first use.
+TensorFlow is imported only where it is needed: on JAX and PyTorch every
+tool runs without it (the RBM, `pretrain_dbn` and `DBNPretrain` train on the
+active backend), and the package imports where it is not installed.
 """
 
 from __future__ import annotations
-
-import importlib
-
-import keras
 
 from keras_weightinit.callbacks import DBNPretrain, GradientHistograms, LSUVInit
 from keras_weightinit.diagnostics import DiagnosisReport, diagnose
@@ -49,6 +43,8 @@ from keras_weightinit.mup import (
     mup_multipliers,
     set_base_shapes,
 )
+from keras_weightinit.pretraining import pretrain_dbn
+from keras_weightinit.rbm import RBM
 from keras_weightinit.transfer import CoordCheck, coord_check, lr_transfer
 
 __version__ = "0.1.0"
@@ -89,26 +85,3 @@ __all__ = [
     "mup_multipliers",
     "set_base_shapes",
 ]
-
-# The RBM still trains in TensorFlow (`rbm`, and `pretraining` above it): on
-# TensorFlow, which Keras has imported already, they are imported below like
-# the rest; on JAX and PyTorch on first use, so that `import keras_weightinit`
-# neither starts TensorFlow there nor needs it installed.
-_TENSORFLOW_MODULES = {"pretrain_dbn": "pretraining", "RBM": "rbm"}
-
-if keras.backend.backend() == "tensorflow":
-    from keras_weightinit.pretraining import pretrain_dbn
-    from keras_weightinit.rbm import RBM
-
-
-def __getattr__(name: str):
-    """Imports `RBM` or `pretrain_dbn`, which need TensorFlow, on first use."""
-    if name not in _TENSORFLOW_MODULES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{_TENSORFLOW_MODULES[name]}")
-    value = globals()[name] = getattr(module, name)
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

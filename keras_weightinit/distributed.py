@@ -20,7 +20,11 @@ this package stand on the functions here to stay correct in that setting:
   on every process, each of which then restores its weights;
 - layouts: `draw_into` and `lay_out` place new values in a variable's
   sharding (drawn shard by shard under a sharded layout, no full copy on one
-  device), and `snapshot` keeps values to restore without a host copy.
+  device), and `check_replicated` refuses variables sharded across
+  processes where a tool needs them whole.
+
+Keeping weights to restore on failure is `keras_weightinit.transaction`'s
+job (`atomic`), which stands on `together`.
 
 With one process every function returns at once and does no communication;
 on the TensorFlow and PyTorch backends it calls no JAX (a Keras run on those
@@ -77,7 +81,6 @@ __all__ = [
     "process_count",
     "process_index",
     "shared_seed",
-    "snapshot",
     "sum_across_processes",
     "together",
 ]
@@ -770,24 +773,3 @@ def draw_into(variable, draw: Callable[[], Any]):
     return jax.make_array_from_callback(
         tuple(variable.shape), sharding, lambda index: value[index]
     )
-
-
-def snapshot(variables: Sequence) -> list:
-    """`(variable, value)` pairs to restore `variables` to their values now.
-
-    Superseded by `keras_weightinit.transaction.atomic`, which keeps values
-    on the device on every backend; kept until its last caller moves. On JAX
-    the values are the variables' arrays themselves (immutable: no copy, and
-    restoring keeps their layout without any exchange); on the other backends
-    host copies.
-
-    Example:
-
-    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    >>> kept = snapshot(model.weights)
-    >>> for variable, value in kept:
-    ...     _ = variable.assign(value)
-    """
-    if keras.backend.backend() == "jax":
-        return [(v, v.value) for v in variables]
-    return [(v, keras.ops.convert_to_numpy(v)) for v in variables]

@@ -59,14 +59,15 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import struct
 import traceback
+import zlib
 from collections.abc import Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_weightinit import distributed, graph
+from keras_weightinit import distributed, graph, transaction
 from keras_weightinit.checks import (
     keras_model,
     known_keywords,
@@ -84,6 +85,7 @@ from keras_weightinit.data import (
 from keras_weightinit.probe import Stop, forward, observe
 from keras_weightinit.rbm import MONITOR_SAMPLES, RBM
 from keras_weightinit.seeds import spawn_seeds
+from keras_weightinit.tensorboard import EventWriter
 
 __all__ = ["pretrain_dbn", "check_pretrain_args"]
 
@@ -437,50 +439,44 @@ def pretrain_dbn(
     keras_model(model)
     check_pretrain_args(layers, visible, log_dir=log_dir, verbose=verbose, **rbm_args)
     verbose = verbose_level(verbose)
-    kept: list = []  # (variable, value) to restore on any failure, anywhere
-    try:
-        with distributed.together("pretrain_dbn"):
-            return _pretrain(
-                model, x, layers, visible, verbose, log_dir, rbm_args, kept
-            )
-    except BaseException:
-        for variable, value in kept:
-            variable.assign(value)
-        raise
+    with transaction.atomic("pretrain_dbn") as keep:
+        return _pretrain(model, x, layers, visible, (verbose, log_dir), rbm_args, keep)
 
 
-def _pretrain(model, x, layers, visible, verbose, log_dir, rbm_args, kept) -> dict:
-    """`pretrain_dbn` after its arguments are checked; fills `kept` first."""
-    if is_stream(x):
-        source = Stream(x, "x")
-        data = source.first()  # builds the model, gives the samples' shape
-    else:
-        source, data = None, as_array(x, "x")
-    fit_model_input(model, data, "pretrain_dbn")
-    distributed.check_same_model(model)
-    targets = _select_layers(model, layers)
-    seed = distributed.shared_seed(rbm_args.pop("seed", None))
-    seeds = spawn_seeds(seed, len(targets))
-    settings = RBM(units=1, **rbm_args)  # batch size and shuffle buffer
-    if not distributed.is_writer():  # process 0 prints and writes
-        verbose, log_dir = 0, None
+class _LayerInputs:
+    """The input of each pretrained layer, computed from `x` through the model.
 
-    def layer_input(k: int, layer):
-        """`(u, stream, stats)`: the input of `layer`.
+    `x` as an array gives each layer's input as an array; a dataset gives
+    a `Stream` of it (the layers below run again for every pass) with its
+    statistics from one pass (`FeatureStats`: range, exact means and
+    standard deviations, a reservoir sample for the RBM's monitors), or the
+    array itself when it fits the RBM's shuffle buffer.
+    """
 
-        As an array `u`, or as a `stream` (u None) with its `stats` (None for
-        an array `x`).
+    def __init__(self, model: keras.Model, x, settings: RBM, seeds: list):
+        self.model, self.settings, self.seeds = model, settings, seeds
+        if is_stream(x):
+            self.source = Stream(x, "x")
+            self.data = self.source.first()  # the samples' shape
+        else:
+            self.source, self.data = None, as_array(x, "x")
+
+    def __call__(self, k: int, layer) -> tuple:
+        """`(u, stream, stats)`: the input of the `k`-th pretrained `layer`.
+
+        As an array `u` (`stats` None for an array `x`), or as a `stream`
+        (`u` None) with its `stats`.
         """
-        if source is None:
-            return _layer_inputs(model, layer, data), None, None
-        features = math.prod(data.shape[1:])
+        if self.source is None:
+            return _layer_inputs(self.model, layer, self.data), None, None
+        features = math.prod(self.data.shape[1:])
         rows = max(1, min(_CHUNK, _BLOCK_BYTES // (4 * features)))
-        inputs = functools.partial(_layer_inputs, model, layer, share=True)
-        stream = source.map(inputs, rows)
+        inputs = functools.partial(_layer_inputs, self.model, layer, share=True)
+        stream = self.source.map(inputs, rows)
         stats = FeatureStats(
-            sample_size=max(MONITOR_SAMPLES, settings.batch_size),
-            keep=settings.buffer_rows,
-            seed=None if seeds[k] is None else [seeds[k], 2],
+            sample_size=max(MONITOR_SAMPLES, self.settings.batch_size),
+            keep=self.settings.buffer_rows,
+            seed=None if self.seeds[k] is None else [self.seeds[k], 2],
         )
         for block in stream.blocks():
             stats.update(block)
@@ -489,76 +485,149 @@ def _pretrain(model, x, layers, visible, verbose, log_dir, rbm_args, kept) -> di
         u = stats.rows  # all of it, when it fits in the shuffle buffer
         return u, (None if u is not None else stream), stats
 
-    def below(layer) -> str | None:
-        dense = graph.layer_below(layer, model, keras.layers.Dense)
-        return None if dense is None else graph.own_activation(dense)[0]
 
-    first_input = layer_input(0, targets[0])
-    first_plan = _plan_visible(
-        first_input[0] if first_input[0] is not None else first_input[2],
-        visible,
-        below(targets[0]),
-        targets[0].name,
-    )
+def _below(model: keras.Model, layer) -> str | None:
+    """The activation of the Dense layer below `layer`, None if none."""
+    dense = graph.layer_below(layer, model, keras.layers.Dense)
+    return None if dense is None else graph.own_activation(dense)[0]
 
-    kept += distributed.snapshot([v for t in targets for v in (t.kernel, t.bias)])
-    writer = tf.summary.create_file_writer(log_dir) if log_dir else None
+
+def _pretrain(model, x, layers, visible, output, rbm_args, keep) -> dict:
+    """`pretrain_dbn` after its arguments are checked, in its transaction.
+
+    `output` is `(verbose, log_dir)`; `keep` the transaction's `Keep`,
+    which records each weight before it is set.
+    """
+    verbose, log_dir = output
+    settings = RBM(units=1, **{k: v for k, v in rbm_args.items() if k != "seed"})
+    seed = distributed.shared_seed(rbm_args.pop("seed", None))
+    inputs = _LayerInputs(model, x, settings, [])
+    fit_model_input(model, inputs.data, "pretrain_dbn")
+    distributed.check_same_model(model)
+    targets = _select_layers(model, layers)
+    inputs.seeds = spawn_seeds(seed, len(targets))
+    if not distributed.is_writer():  # process 0 prints and writes
+        verbose, log_dir = 0, None
+    first = inputs(0, targets[0])  # checked before any weight changes
+    plans = [
+        _plan_visible(
+            first[0] if first[0] is not None else first[2],
+            visible,
+            _below(model, targets[0]),
+            targets[0].name,
+        )
+    ]
+    writer = None
     result = {}
     try:
+        if log_dir:
+            writer = EventWriter(log_dir)
         for k, layer in enumerate(targets):
-            activation = graph.own_activation(layer)[0]
-            if k == 0:
-                (u, stream, stats), plan = first_input, first_plan
-                first_input = None  # the loop holds one layer's input at a time
-            else:
-                u, stream, stats = layer_input(k, layer)
-                plan = _plan_visible(
-                    u if u is not None else stats, "auto", below(layer), layer.name
+            u, stream, stats = first if k == 0 else inputs(k, layer)
+            first = None  # the loop holds one layer's input at a time
+            if k:
+                data = u if u is not None else stats
+                plans.append(
+                    _plan_visible(data, "auto", _below(model, layer), layer.name)
                 )
-            vis, shift, scale, sample = plan
-            hidden = UNITS_FOR_ACTIVATION[activation]
-            args = dict(rbm_args)
-            if "learning_rate" not in args:
-                kind = "gaussian" if vis == "gaussian" else hidden
-                args["learning_rate"] = DEFAULT_LEARNING_RATES[kind]
-            rbm = RBM(
-                units=layer.units,
-                visible=vis,
-                hidden=hidden,
-                seed=seeds[k],
-                **args,
-            )
-            if u is not None:
-                v = _standardize(shift, scale, u)
-                n_features = u.shape[1]
-            else:
-                v = stream.map(functools.partial(_standardize, shift, scale))
-                v.stats = stats.affine(shift, scale)
-                n_features = stats.n_features
-            result[layer.name] = rbm.fit(
-                v,
-                verbose=verbose,
-                log_dir=log_dir,
-                sample_inputs=sample,
-                name=f"pretrain/{layer.name}",
-            )
-            del u, v, stream, stats
-            kernel, bias = _fold(rbm, shift, scale, activation)
-            for variable, value in ((layer.kernel, kernel), (layer.bias, bias)):
-                variable.assign(distributed.draw_into(variable, lambda v=value: v))
+            fit = _LayerFit(layer, plans[k], inputs.seeds[k], rbm_args)
+            result[layer.name] = fit.train(u, stream, stats, verbose, log_dir)
+            n_features = u.shape[1] if u is not None else stats.n_features
+            del u, stream, stats
+            fit.assign(keep)
             if writer is not None and k == 0:
-                shape = _image_shape(data, n_features)
-                if shape is not None:
-                    with writer.as_default():
-                        tf.summary.image(
-                            f"pretrain/{layer.name}/filters",
-                            _filter_grid(rbm.kernel, shape),
-                            step=0,
-                        )
+                _log_filters(writer, layer, fit.rbm, inputs.data, n_features)
     finally:
         if writer is not None:
             writer.close()
     return result
+
+
+class _LayerFit:
+    """One layer's RBM: its settings from the plan, training, and the fold."""
+
+    def __init__(self, layer, plan: tuple, seed, rbm_args: dict):
+        self.layer, self.plan = layer, plan
+        self.activation = graph.own_activation(layer)[0]
+        visible = plan[0]
+        hidden = UNITS_FOR_ACTIVATION[self.activation]
+        args = dict(rbm_args)
+        if "learning_rate" not in args:
+            kind = "gaussian" if visible == "gaussian" else hidden
+            args["learning_rate"] = DEFAULT_LEARNING_RATES[kind]
+        self.rbm = RBM(
+            units=layer.units, visible=visible, hidden=hidden, seed=seed, **args
+        )
+
+    def train(self, u, stream, stats, verbose: int, log_dir) -> dict:
+        """The RBM's history, trained on the standardized input."""
+        _, shift, scale, sample = self.plan
+        if u is not None:
+            v = _standardize(shift, scale, u)
+        else:
+            v = stream.map(functools.partial(_standardize, shift, scale))
+            v.stats = stats.affine(shift, scale)
+        return self.rbm.fit(
+            v,
+            verbose=verbose,
+            log_dir=log_dir,
+            sample_inputs=sample,
+            name=f"pretrain/{self.layer.name}",
+        )
+
+    def assign(self, keep) -> None:
+        """Sets the layer's kernel and bias to the folded RBM, kept first."""
+        _, shift, scale, _ = self.plan
+        kernel, bias = _fold(self.rbm, shift, scale, self.activation)
+        for variable, value in ((self.layer.kernel, kernel), (self.layer.bias, bias)):
+            keep.assign(variable, distributed.draw_into(variable, lambda v=value: v))
+
+
+def _log_filters(writer, layer, rbm: RBM, data: np.ndarray, n_features: int):
+    """The first layer's filters as a TensorBoard image, for image-like inputs."""
+    shape = _image_shape(data, n_features)
+    if shape is None:
+        return
+    grid = _filter_grid(rbm.kernel, shape)[0]
+    writer.write(0, _image_summary(f"pretrain/{layer.name}/filters", grid))
+
+
+def _image_summary(tag: str, image: np.ndarray) -> bytes:
+    """A serialized `Summary` of one image `(height, width, 1 or 3)` in [0, 1]."""
+    from tensorboard.compat.proto import summary_pb2
+
+    height, width, channels = image.shape
+    pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    value = summary_pb2.Summary.Value(
+        tag=tag,
+        image=summary_pb2.Summary.Image(
+            height=height,
+            width=width,
+            colorspace=channels,
+            encoded_image_string=_png(pixels),
+        ),
+    )
+    return summary_pb2.Summary(value=[value]).SerializeToString()
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    """The PNG file of 8-bit `pixels` `(height, width, 1 or 3)`, unfiltered."""
+    height, width, channels = pixels.shape
+    rows = np.zeros((height, 1 + width * channels), np.uint8)  # filter byte 0
+    rows[:, 1:] = pixels.reshape(height, -1)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    color = 0 if channels == 1 else 2  # grayscale or RGB
+    header = struct.pack(">IIBBBBB", width, height, 8, color, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows.tobytes()))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _standardize(shift: np.ndarray, scale: np.ndarray, u: np.ndarray) -> np.ndarray:

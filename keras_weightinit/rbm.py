@@ -1,4 +1,4 @@
-"""Restricted Boltzmann machines in TensorFlow, one graph call per epoch.
+"""Restricted Boltzmann machines on the active Keras backend, compiled per epoch.
 
 An RBM with visible units `v` (biases `b`), hidden units `h` (biases `c`) and
 weights `W` (shape `(visible, hidden)`, the layout of a Dense kernel) has the
@@ -18,14 +18,30 @@ with momentum and weight decay as in Hinton's practical guide (2010):
     velocity <- momentum velocity + lr (g - weight_decay W)
     params <- params + velocity
 
-The module is layered: pure functions of tensors for the math (`hidden_mean`,
-`sample_hidden`, `visible_mean`, `sample_visible`, `free_energy`, and one
-update, `train_step`, as `cd_gradients` then `apply_gradients`: the seam
-where data-parallel training would all-reduce the `Gradients`), on named
-state (`Params`, `State`); `train_epoch_fn`, the `tf.function` looping over
-an epoch's batches; and the `RBM` estimator, which reads arrays in memory
-and streams `tf.data.Dataset`s and `PyDataset`s block by block. All
-randomness is stateless, derived from the `seed` argument.
+The module is layered:
+
+- the math, pure functions of tensors written once in `keras.ops`
+  (`hidden_mean`, `sample_hidden`, `visible_mean`, `sample_visible`,
+  `free_energy`, `pseudo_likelihood`, and one update, `train_step`, as
+  `cd_gradients` then `apply_gradients`: the seam where data-parallel
+  training sums the `Gradients` over processes), on named state (`Params`,
+  `State`);
+- `Keys`, counter-based random numbers on the backend's device: the one part
+  written per backend (TensorFlow's stateless ops, JAX's keys, a seeded
+  `torch.Generator` per draw), as `keras.random` takes traced seeds on JAX
+  only;
+- `train_epoch`, one epoch over a block of samples (shuffled, looped over
+  batch by batch with `keras.ops.fori_loop`), and `epoch_fn`, that function compiled
+  for the active backend: `tf.function` on TensorFlow, `jax.jit` (the loop
+  a `lax.scan`) on JAX, and eager PyTorch under `no_grad` (faster than
+  `torch.compile` for this loop of a few large ops per step; see
+  `benchmarks/README.md`);
+- the `RBM` estimator, whose one epoch driver (`_Epochs`) reads arrays in
+  memory, streams `tf.data.Dataset`s and `PyDataset`s block by block, and
+  trains over several processes.
+
+All randomness derives from the `seed` argument through `Keys`; the same
+seed gives the same training on one backend and device.
 """
 
 from __future__ import annotations
@@ -34,12 +50,12 @@ import functools
 import itertools
 import math
 import random as python_random
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from keras_weightinit import distributed
 from keras_weightinit.checks import (
@@ -54,7 +70,6 @@ from keras_weightinit.data import (
     FeatureStats,
     Stream,
     as_array,
-    as_tensor,
     is_stream,
     rechunk,
     shuffle_blocks,
@@ -65,14 +80,17 @@ __all__ = [
     "Config",
     "Gradients",
     "Hyper",
+    "Keys",
     "Noise",
     "Params",
     "State",
     "apply_gradients",
     "cd_gradients",
     "draw_noise",
+    "epoch_fn",
     "free_energy",
-    "train_epoch_fn",
+    "pseudo_likelihood",
+    "train_epoch",
     "train_step",
 ]
 
@@ -113,9 +131,9 @@ METRICS = (
 class Params(NamedTuple):
     """The weights of an RBM, or anything shaped like them (a velocity)."""
 
-    kernel: tf.Tensor  # W, (visible, hidden)
-    hidden_bias: tf.Tensor  # c, (hidden,)
-    visible_bias: tf.Tensor  # b, (visible,)
+    kernel: Any  # W, (visible, hidden)
+    hidden_bias: Any  # c, (hidden,)
+    visible_bias: Any  # b, (visible,)
 
 
 class Gradients(NamedTuple):
@@ -128,12 +146,12 @@ class Gradients(NamedTuple):
     batch's (see `train_step`).
     """
 
-    kernel: tf.Tensor  # sum of v0^T h0 - vk^T hk
-    hidden_bias: tf.Tensor  # sum of h0 - hk
-    visible_bias: tf.Tensor  # sum of v0 - vk
-    hidden_data: tf.Tensor  # sum of h0
-    visible_data: tf.Tensor | None  # sum of v0; None if no update needs it
-    samples: tf.Tensor  # m, float32
+    kernel: Any  # sum of v0^T h0 - vk^T hk
+    hidden_bias: Any  # sum of h0 - hk
+    visible_bias: Any  # sum of v0 - vk
+    hidden_data: Any  # sum of h0
+    visible_data: Any  # sum of v0
+    samples: Any  # m
 
 
 class State(NamedTuple):
@@ -141,12 +159,12 @@ class State(NamedTuple):
 
     params: Params
     velocity: Params  # the momentum buffers
-    chains: tf.Tensor  # persistent CD's fantasy particles, (batch_size, visible)
-    activity: tf.Tensor  # q: running mean of each hidden unit's activation
+    chains: Any  # persistent CD's fantasy particles, (batch_size, visible)
+    activity: Any  # q: running mean of each hidden unit's activation
 
 
 class Config(NamedTuple):
-    """The static settings of an update: one traced epoch function each."""
+    """The static settings of an update: one compiled epoch function each."""
 
     visible: str = "bernoulli"
     hidden: str = "bernoulli"
@@ -159,10 +177,10 @@ class Config(NamedTuple):
 class Hyper(NamedTuple):
     """The update's hyperparameters, float32 scalars (they change per epoch)."""
 
-    learning_rate: tf.Tensor
-    momentum: tf.Tensor
-    weight_decay: tf.Tensor
-    sparsity_target: tf.Tensor
+    learning_rate: Any
+    momentum: Any
+    weight_decay: Any
+    sparsity_target: Any
 
 
 class Noise(NamedTuple):
@@ -174,26 +192,160 @@ class Noise(NamedTuple):
     persistent CD (its chains sample the visibles), else none.
     """
 
-    hidden: tuple[tf.Tensor, ...]
-    visible: tuple[tf.Tensor, ...] = ()
+    hidden: tuple
+    visible: tuple = ()
+
+
+# --------------------------------------------------------------------------
+# random numbers on the backend
+
+
+class Keys:
+    """Counter-based random numbers of the active backend, on its device.
+
+    A key is two 32-bit words (`key(*counters)` on the host, `to_device`
+    for the compiled functions). `split` and `fold_in` derive keys; `uniform`,
+    `normal` and `randint` draw from one. TensorFlow: its stateless ops;
+    JAX: `jax.random` on raw `uint32[2]` keys; PyTorch: keys stay on the
+    host (NumPy `SeedSequence`) and each draw seeds a `torch.Generator` on
+    the device. The draws differ between backends; on one backend a key
+    always gives the same numbers.
+
+    Example:
+
+    >>> keys = Keys.active()
+    >>> u = keys.uniform(keys.to_device(Keys.key(0, 1)), (2, 3))
+    >>> tuple(u.shape)
+    (2, 3)
+    """
+
+    def __init__(self, backend: str):
+        self.backend = backend
+
+    @staticmethod
+    @functools.cache
+    def active() -> Keys:
+        """The `Keys` of Keras's backend."""
+        return Keys(keras.backend.backend())
+
+    @staticmethod
+    def key(*counters: int) -> np.ndarray:
+        """The host key of non-negative ints `counters`, `uint32[2]`."""
+        return np.random.SeedSequence([int(c) for c in counters]).generate_state(2)
+
+    def to_device(self, key: np.ndarray):
+        """A host key as the compiled functions take it."""
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            return tf.constant(key.astype(np.int64))
+        if self.backend == "jax":
+            import jax.numpy as jnp
+
+            return jnp.asarray(key, jnp.uint32)
+        return np.asarray(key, np.uint32)
+
+    def split(self, key, count: int) -> list:
+        """`count` independent keys from `key`."""
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            return tf.unstack(tf.random.experimental.stateless_split(key, count))
+        if self.backend == "jax":
+            import jax
+
+            return list(jax.random.split(key, count))
+        return [Keys.key(*key, 0, j) for j in range(count)]
+
+    def fold_in(self, key, i: int):
+        """The key of `key` and the int `i`."""
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            return tf.random.experimental.stateless_fold_in(key, i)
+        if self.backend == "jax":
+            import jax
+
+            return jax.random.fold_in(key, i)
+        return Keys.key(*key, 1, i)
+
+    def _generator(self, key):
+        import torch
+
+        device = _torch_device()
+        generator = torch.Generator(device=device)
+        generator.manual_seed((int(key[0]) << 32) | int(key[1]))
+        return generator, device
+
+    def uniform(self, key, shape: tuple):
+        """float32 uniform on [0, 1) of `shape`."""
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            return tf.random.stateless_uniform(shape, key)
+        if self.backend == "jax":
+            import jax
+
+            return jax.random.uniform(key, shape)
+        import torch
+
+        generator, device = self._generator(key)
+        return torch.rand(shape, generator=generator, device=device)
+
+    def normal(self, key, shape: tuple):
+        """float32 standard normal of `shape`."""
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            return tf.random.stateless_normal(shape, key)
+        if self.backend == "jax":
+            import jax
+
+            return jax.random.normal(key, shape)
+        import torch
+
+        generator, device = self._generator(key)
+        return torch.randn(shape, generator=generator, device=device)
+
+    def randint(self, key, shape: tuple, high: int):
+        """int32 uniform on `0, ..., high - 1` of `shape`."""
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            return tf.random.stateless_uniform(
+                shape, key, minval=0, maxval=high, dtype=tf.int32
+            )
+        if self.backend == "jax":
+            import jax
+
+            return jax.random.randint(key, shape, 0, high)
+        import torch
+
+        generator, device = self._generator(key)
+        return torch.randint(0, high, shape, generator=generator, device=device)
+
+
+@functools.cache
+def _torch_device():
+    """The device Keras puts new PyTorch tensors on."""
+    return ops.convert_to_tensor(np.zeros(1, np.float32)).device
 
 
 # --------------------------------------------------------------------------
 # the math: pure functions of tensors
 
 
-def hidden_input(v: tf.Tensor, params: Params) -> tf.Tensor:
+def hidden_input(v, params: Params):
     """The hidden units' total input `x = v W + c`."""
-    # MatMul + BiasAdd, which TensorFlow fuses into one op.
-    return tf.nn.bias_add(tf.matmul(v, params.kernel), params.hidden_bias)
+    return ops.matmul(v, params.kernel) + params.hidden_bias
 
 
-def hidden_mean(x: tf.Tensor, hidden: str) -> tf.Tensor:
+def hidden_mean(x, hidden: str):
     """`E[h | v]` from the total input `x`: `sigmoid(x)` or `max(0, x)`."""
-    return tf.sigmoid(x) if hidden == "bernoulli" else tf.nn.relu(x)
+    return ops.sigmoid(x) if hidden == "bernoulli" else ops.relu(x)
 
 
-def sample_hidden(x: tf.Tensor, mean: tf.Tensor, hidden: str, noise) -> tf.Tensor:
+def sample_hidden(x, mean, hidden: str, noise):
     """A sample of `h | v` from `noise` of `x`'s shape.
 
     Bernoulli: `bernoulli(mean, noise)`, uniform `noise`; noisy ReLU:
@@ -201,17 +353,16 @@ def sample_hidden(x: tf.Tensor, mean: tf.Tensor, hidden: str, noise) -> tf.Tenso
     """
     if hidden == "bernoulli":
         return bernoulli(mean, noise)
-    return tf.nn.relu(x + noise * tf.sqrt(tf.sigmoid(x)))
+    return ops.relu(x + noise * ops.sqrt(ops.sigmoid(x)))
 
 
-def visible_mean(h: tf.Tensor, params: Params, visible: str) -> tf.Tensor:
+def visible_mean(h, params: Params, visible: str):
     """`E[v | h]`: `sigmoid(h W^T + b)` (Bernoulli) or `h W^T + b` (Gaussian)."""
-    x = tf.matmul(h, params.kernel, transpose_b=True)
-    x = tf.nn.bias_add(x, params.visible_bias)
-    return tf.sigmoid(x) if visible == "bernoulli" else x
+    x = ops.matmul(h, ops.transpose(params.kernel)) + params.visible_bias
+    return ops.sigmoid(x) if visible == "bernoulli" else x
 
 
-def sample_visible(mean: tf.Tensor, visible: str, noise) -> tf.Tensor:
+def sample_visible(mean, visible: str, noise):
     """A sample of `v | h` from `noise` of `mean`'s shape.
 
     Bernoulli: `bernoulli(mean, noise)`, uniform `noise`; Gaussian:
@@ -222,7 +373,7 @@ def sample_visible(mean: tf.Tensor, visible: str, noise) -> tf.Tensor:
     return mean + noise
 
 
-def bernoulli(mean: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
+def bernoulli(mean, noise):
     """A Bernoulli sample of probabilities `mean` from uniform `[0, 1)` noise.
 
     `1` where `noise < mean`, else `0` (`-0.0` for some), as
@@ -231,13 +382,14 @@ def bernoulli(mean: tf.Tensor, noise: tf.Tensor) -> tf.Tensor:
 
     Example:
 
-    >>> bernoulli(tf.constant([0.0, 0.5, 1.0]), tf.constant([0.0, 0.7, 0.3])).numpy()
-    array([ 0., -0.,  1.], dtype=float32)
+    >>> mean, noise = np.array([0.0, 0.5, 1.0]), np.array([0.0, 0.7, 0.3])
+    >>> ops.convert_to_numpy(bernoulli(mean, noise))
+    array([ 0., -0.,  1.])
     """
-    return tf.math.ceil(mean - noise)
+    return ops.ceil(mean - noise)
 
 
-def _relu_log_partition(x: tf.Tensor, terms: int = 24) -> tf.Tensor:
+def _relu_log_partition(x, terms: int = 24):
     """`int_{-inf}^x softplus(u) du = -Li2(-e^x)`, the NReLU free-energy term.
 
     A noisy ReLU unit stands for infinitely many Bernoulli copies with biases
@@ -247,28 +399,33 @@ def _relu_log_partition(x: tf.Tensor, terms: int = 24) -> tf.Tensor:
     for `x > 0` (dilogarithm inversion), the alternating series averaged over
     its last two partial sums (error below 1e-4).
     """
-    z = tf.exp(-tf.abs(x))
-    total = tf.zeros_like(x)
-    power = tf.ones_like(x)
-    last = tf.zeros_like(x)
+    z = ops.exp(-ops.abs(x))
+    total = ops.zeros_like(x)
+    power = ops.ones_like(x)
+    last = ops.zeros_like(x)
     for k in range(1, terms + 2):
         power = power * z
-        last = (1.0 if k % 2 else -1.0) * power / float(k * k)
+        last = power * ((1.0 if k % 2 else -1.0) / float(k * k))
         total = total + last
     g = total - 0.5 * last
-    return tf.where(x > 0, math.pi**2 / 6 + 0.5 * tf.square(x) - g, g)
+    return ops.where(x > 0, math.pi**2 / 6 + 0.5 * ops.square(x) - g, g)
 
 
-def _hidden_term(x: tf.Tensor, hidden: str) -> tf.Tensor:
+def _hidden_term(x, hidden: str):
     """The hidden units' share of `F(v)`, from their total input `x`."""
     if hidden == "bernoulli":
-        return -tf.reduce_sum(tf.math.softplus(x), axis=-1)
-    return -tf.reduce_sum(_relu_log_partition(x), axis=-1)
+        return -ops.sum(ops.softplus(x), axis=-1)
+    return -ops.sum(_relu_log_partition(x), axis=-1)
 
 
-def free_energy(
-    v, params, visible: str = "bernoulli", hidden: str = "bernoulli"
-) -> tf.Tensor:
+def _visible_term(v, params: Params, visible: str):
+    """The visible units' share of `F(v)`: `-v.b` or `||v - b||^2 / 2`."""
+    if visible == "bernoulli":
+        return -ops.matmul(v, params.visible_bias)
+    return 0.5 * ops.sum(ops.square(v - params.visible_bias), axis=-1)
+
+
+def free_energy(v, params, visible: str = "bernoulli", hidden: str = "bernoulli"):
     """`F(v) = -log sum_h exp(-E(v, h))` per sample (up to a constant).
 
     `F(v) = -v.b` (Bernoulli visible) or `||v - b||^2 / 2` (Gaussian), plus
@@ -283,54 +440,126 @@ def free_energy(
         hidden: `"bernoulli"` or `"relu"`.
 
     Returns:
-        The free energies, shape `(n,)`.
+        The free energies, shape `(n,)`, a tensor of the backend.
 
     Example:
 
-    >>> params = Params(tf.zeros([3, 2]), tf.zeros([2]), tf.zeros([3]))
-    >>> free_energy(tf.ones([1, 3]), params).numpy()  # -2 softplus(0)
+    >>> params = Params(np.zeros((3, 2)), np.zeros(2), np.zeros(3))
+    >>> ops.convert_to_numpy(free_energy(np.ones((1, 3)), params))  # -2 softplus(0)
     array([-1.3862944], dtype=float32)
     """
-    params = Params(*params)
-    v = tf.convert_to_tensor(v, tf.float32)
-    if visible == "bernoulli":
-        visible_term = -tf.linalg.matvec(v, params.visible_bias)
-    else:
-        visible_term = 0.5 * tf.reduce_sum(tf.square(v - params.visible_bias), -1)
-    return visible_term + _hidden_term(hidden_input(v, params), hidden)
+    params = Params(*(ops.convert_to_tensor(p, "float32") for p in params))
+    v = ops.convert_to_tensor(v, "float32")
+    x = hidden_input(v, params)
+    return _visible_term(v, params, visible) + _hidden_term(x, hidden)
 
 
-def draw_noise(seed, batches, m, n_visible: int, n_hidden: int, config: Config):
+def pseudo_likelihood(v, params, columns, hidden: str = "bernoulli"):
+    """Pseudo-likelihood per sample, flipping bit `columns[i]` of sample `i`.
+
+    With `v~` the sample with its bit `i` flipped to `1 - v_i` (Bernoulli
+    visible units), as scikit-learn's `BernoulliRBM.score_samples`:
+
+        score = n_visible * log sigmoid(F(v~) - F(v))
+
+    Flipping `v_i` by `d = 1 - 2 v_i` moves the hidden input by `d W_i` and
+    the visible term by `-d b_i`, so `F(v~)` needs no second matrix product.
+
+    Args:
+        v: Samples in {0, 1} (or [0, 1]), shape `(n, visible)`.
+        params: `Params` (or the three arrays).
+        columns: int, shape `(n,)`: the bit flipped in each sample.
+        hidden: `"bernoulli"` or `"relu"`.
+
+    Returns:
+        The scores, shape `(n,)`.
+
+    Example:
+
+    >>> params = Params(np.zeros((3, 2)), np.zeros(2), np.zeros(3))
+    >>> v, columns = np.ones((1, 3), "float32"), np.array([0])
+    >>> ops.convert_to_numpy(pseudo_likelihood(v, params, columns))  # 3 log(1/2)
+    array([-2.0794415], dtype=float32)
+
+    Reference:
+        Besag, "Statistical analysis of non-lattice data", The Statistician
+        1975.
+    """
+    params = Params(*(ops.convert_to_tensor(p, "float32") for p in params))
+    v = ops.convert_to_tensor(v, "float32")
+    columns = ops.convert_to_tensor(columns, "int32")
+    n_visible = v.shape[-1]
+    d = 1.0 - 2.0 * ops.take_along_axis(v, columns[:, None], axis=1)  # (n, 1)
+    x = hidden_input(v, params)
+    visible_term = _visible_term(v, params, "bernoulli")
+    fe = visible_term + _hidden_term(x, hidden)
+    shift = d * ops.take(params.kernel, columns, axis=0)
+    fe_flipped = (
+        visible_term
+        - d[:, 0] * ops.take(params.visible_bias, columns, axis=0)
+        + _hidden_term(x + shift, hidden)
+    )
+    return n_visible * ops.log_sigmoid(fe_flipped - fe)
+
+
+def draw_noise(keys: Keys, key, batches: int, m: int, shape, config: Config) -> Noise:
     """The `Noise` of `batches` updates on `m` samples each, drawn at once.
 
-    One draw per kind of noise and Gibbs step, with a leading axis of
-    `batches`; `_noise_at(noise, i)` is the `i`-th update's `Noise`. One
-    large draw costs much less than many small.
-    """
+    One draw per kind of noise and Gibbs step, each with a leading axis of
+    `batches` (one large draw costs much less than many small).
 
-    def draw(units, count, width, seed):
-        shape = [batches, m, width]
-        sample = (
-            tf.random.stateless_uniform
-            if units == "bernoulli"
-            else tf.random.stateless_normal
-        )
-        seeds = tf.random.experimental.stateless_split(seed, count)
-        return tuple(sample(shape, seeds[j]) for j in range(count))
+    Args:
+        keys: The backend's `Keys`.
+        key: A device key.
+        batches: Updates.
+        m: Samples per update.
+        shape: `(n_visible, n_hidden)`.
+        config: The `Config`.
+    """
+    n_visible, n_hidden = shape
+
+    def draw(units, count, width, key):
+        sample = keys.uniform if units == "bernoulli" else keys.normal
+        return tuple(sample(k, (batches, m, width)) for k in keys.split(key, count))
 
     k = config.cd_steps
     if not config.persistent:
-        return Noise(draw(config.hidden, k, n_hidden, seed))
-    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        return Noise(draw(config.hidden, k, n_hidden, key))
+    hidden_key, visible_key = keys.split(key, 2)
     return Noise(
-        draw(config.hidden, k + 1, n_hidden, seeds[0]),
-        draw(config.visible, k, n_visible, seeds[1]),
+        draw(config.hidden, k + 1, n_hidden, hidden_key),
+        draw(config.visible, k, n_visible, visible_key),
     )
 
 
-def _noise_at(noise: Noise, i) -> Noise:
+def _noise_at(noise: Noise, i: int) -> Noise:
     """The `i`-th update's `Noise` of `draw_noise`'s."""
-    return Noise(*(tuple(tf.gather(d, i) for d in draws) for draws in noise))
+    return Noise(*(tuple(d[i] for d in draws) for draws in noise))
+
+
+def _gibbs_chain(params: Params, start, h, noise: Noise, config: Config):
+    """`(vk, hk)` after `cd_steps` Gibbs steps from the hidden sample `h`.
+
+    Each step is `v = E[v | h]` (sampled for PCD, so that each chain is a
+    Markov chain), then `hk = E[h | v]`, and a sample of `h | v` for the
+    next step. `start` is the first step's `E[v | h]` when already known
+    (CD-k's reconstruction), else None. `noise` holds the draws left for the
+    chain: `cd_steps - 1` hidden ones, and the visible ones for PCD.
+    """
+    visible, hidden = config.visible, config.hidden
+    hidden_noise, visible_noise = iter(noise.hidden), iter(noise.visible)
+    vk = hk = None
+    for step in range(config.cd_steps):
+        vk = start if step == 0 and start is not None else None
+        if vk is None:
+            vk = visible_mean(h, params, visible)
+        if config.persistent:
+            vk = sample_visible(vk, visible, next(visible_noise))
+        x = hidden_input(vk, params)
+        hk = hidden_mean(x, hidden)
+        if step + 1 < config.cd_steps:
+            h = sample_hidden(x, hk, hidden, next(hidden_noise))
+    return vk, hk
 
 
 def cd_gradients(params: Params, v0, chains, noise: Noise, config: Config):
@@ -353,53 +582,54 @@ def cd_gradients(params: Params, v0, chains, noise: Noise, config: Config):
         config: The `Config` (units, `cd_steps`, `persistent`).
 
     Returns:
-        `(gradients, vk, squared_error)`: the `Gradients`, the negative
-        samples (PCD's advanced chains), and the squared reconstruction
-        error `||v0 - E[v | h ~ p(h | v0)]||^2` summed over the batch.
-    """
-    visible, hidden = config.visible, config.hidden
-    hidden_noise, visible_noise = iter(noise.hidden), iter(noise.visible)
+        `(gradients, vk, squared_error)`: the `Gradients` (`visible_data`
+        None when no update needs it), the negative samples (PCD's advanced
+        chains), and the squared reconstruction error
+        `||v0 - E[v | h ~ p(h | v0)]||^2` summed over the batch.
 
+    Example:
+
+    >>> params = Params(np.zeros((3, 2)), np.zeros(2), np.zeros(3))
+    >>> noise = Noise((np.full((4, 2), 0.5, "float32"),))
+    >>> gradients, _, _ = cd_gradients(params, np.ones((4, 3)), None, noise, Config())
+    >>> float(gradients.samples)
+    4.0
+    """
+    params = Params(*(ops.convert_to_tensor(p, "float32") for p in params))
+    v0 = ops.convert_to_tensor(v0, "float32")
+    noise = keras.tree.map_structure(lambda d: ops.convert_to_tensor(d), noise)
+    hidden = config.hidden
     x0 = hidden_input(v0, params)
     h0 = hidden_mean(x0, hidden)
-    h = sample_hidden(x0, h0, hidden, next(hidden_noise))
-    reconstruction = visible_mean(h, params, visible)
+    h = sample_hidden(x0, h0, hidden, noise.hidden[0])
+    reconstruction = visible_mean(h, params, config.visible)
+    start = reconstruction
     if config.persistent:
+        chains = ops.convert_to_tensor(chains, "float32")
         x = hidden_input(chains, params)
-        h = sample_hidden(x, hidden_mean(x, hidden), hidden, next(hidden_noise))
-    for step in range(config.cd_steps):
-        if step == 0 and not config.persistent:
-            vk = reconstruction
-        else:
-            vk = visible_mean(h, params, visible)
-        if config.persistent:
-            vk = sample_visible(vk, visible, next(visible_noise))
-        x = hidden_input(vk, params)
-        hk = hidden_mean(x, hidden)
-        if step + 1 < config.cd_steps:
-            h = sample_hidden(x, hk, hidden, next(hidden_noise))
+        h = sample_hidden(x, hidden_mean(x, hidden), hidden, noise.hidden[1])
+        start = None
+    rest = Noise(noise.hidden[1 + config.persistent :], noise.visible)
+    vk, hk = _gibbs_chain(params, start, h, rest, config)
 
     residual = v0 - reconstruction
-    hidden_data = tf.reduce_sum(h0, 0)
+    hidden_data = ops.sum(h0, axis=0)
     visible_data = None
     if config.sparsity or vk is not reconstruction:
-        visible_data = tf.reduce_sum(v0, 0)
+        visible_data = ops.sum(v0, axis=0)
     if vk is reconstruction:
-        visible_bias = tf.reduce_sum(residual, 0)
+        visible_bias = ops.sum(residual, axis=0)
     else:
-        visible_bias = visible_data - tf.reduce_sum(vk, 0)
-    # a constant when the batch size is known
-    samples = tf.cast(v0.shape[0] or tf.shape(v0)[0], tf.float32)
+        visible_bias = visible_data - ops.sum(vk, axis=0)
     gradients = Gradients(
-        kernel=tf.matmul(v0, h0, transpose_a=True)
-        - tf.matmul(vk, hk, transpose_a=True),
-        hidden_bias=hidden_data - tf.reduce_sum(hk, 0),
+        kernel=ops.matmul(ops.transpose(v0), h0) - ops.matmul(ops.transpose(vk), hk),
+        hidden_bias=hidden_data - ops.sum(hk, axis=0),
         visible_bias=visible_bias,
         hidden_data=hidden_data,
         visible_data=visible_data,
-        samples=samples,
+        samples=float(v0.shape[0]),
     )
-    return gradients, vk, 2.0 * tf.nn.l2_loss(residual)
+    return gradients, vk, ops.sum(ops.square(residual))
 
 
 def apply_gradients(
@@ -419,33 +649,42 @@ def apply_gradients(
 
     Args:
         state: The `State` before the update.
-        gradients: `cd_gradients`' `Gradients` (or their sum over replicas).
+        gradients: `cd_gradients`' `Gradients` (or their sum over processes).
         hyper: The `Hyper` of this epoch.
         sparsity: Whether the sparsity penalty is on.
 
     Returns:
         The new `State` (its chains unchanged).
+
+    Example:
+
+    >>> zeros = Params(np.zeros((3, 2)), np.zeros(2), np.zeros(3))
+    >>> state = State(zeros, zeros, np.zeros((1, 3)), np.zeros(2))
+    >>> sums = Gradients(np.ones((3, 2)), np.ones(2), np.ones(3), None, None, 2.0)
+    >>> new = apply_gradients(state, sums, Hyper(0.1, 0.0, 0.0, 0.0), False)
+    >>> float(ops.convert_to_numpy(new.params.kernel)[0, 0])  # 0.1 * 1 / 2
+    0.05
     """
     lr, momentum = hyper.learning_rate, hyper.momentum
     params, velocity, activity = state.params, state.velocity, state.activity
     inverse_m = 1.0 / gradients.samples
     step = lr * inverse_m
     # The scalars multiply each other before they multiply a tensor.
-    kernel_terms = [
-        momentum * velocity.kernel,
-        step * gradients.kernel,
-        (-lr * hyper.weight_decay) * params.kernel,
-    ]
+    kernel = (
+        momentum * velocity.kernel
+        + step * gradients.kernel
+        + (-lr * hyper.weight_decay) * params.kernel
+    )
     hidden_gradient = gradients.hidden_bias * inverse_m
     if sparsity:
         activity = SPARSITY_DECAY * activity
-        activity += (1 - SPARSITY_DECAY) * inverse_m * gradients.hidden_data
+        activity = activity + (1 - SPARSITY_DECAY) * inverse_m * gradients.hidden_data
         penalty = SPARSITY_COST * (activity - hyper.sparsity_target)
-        hidden_gradient -= penalty
-        visible_mean = (-lr * inverse_m) * gradients.visible_data
-        kernel_terms.append(tf.tensordot(visible_mean, penalty, 0))
+        hidden_gradient = hidden_gradient - penalty
+        data_mean = (-lr * inverse_m) * gradients.visible_data
+        kernel = kernel + ops.outer(data_mean, penalty)
     velocity = Params(
-        kernel=tf.add_n(kernel_terms),
+        kernel=kernel,
         hidden_bias=momentum * velocity.hidden_bias + lr * hidden_gradient,
         visible_bias=momentum * velocity.visible_bias + step * gradients.visible_bias,
     )
@@ -458,176 +697,404 @@ def train_step(state: State, v0, noise: Noise, hyper: Hyper, config: Config):
 
     Persistent CD advances only the first `m = len(v0)` chains, so a short
     last batch has negative statistics of its own size. The seam for
-    data-parallel pretraining is between the two steps: each replica
-    computes the `Gradients` of its shard, an all-reduce sums them (the
-    sample counts too, so that unequal shards weigh right), and every
-    replica applies the sum.
+    data-parallel pretraining is between the two steps: each process
+    computes the `Gradients` of its shard, their sum over the processes
+    (the sample counts too, so that unequal shards weigh right) is applied
+    on every process.
 
     Returns:
         `(new_state, squared reconstruction error summed over the batch)`.
     """
-    m = v0.shape[0] or tf.shape(v0)[0]
+    m = v0.shape[0]
     chains = state.chains[:m] if config.persistent else None
     gradients, vk, error = cd_gradients(state.params, v0, chains, noise, config)
     if config.persistent:
-        if v0.shape[0] != state.chains.shape[0]:  # a short batch: the first m
-            vk = tf.ensure_shape(
-                tf.concat([vk, state.chains[m:]], 0), state.chains.shape
-            )
+        if m != state.chains.shape[0]:  # a short batch: the first m
+            vk = ops.concatenate([vk, state.chains[m:]], axis=0)
         state = state._replace(chains=vk)
     return apply_gradients(state, gradients, hyper, config.sparsity), error
 
 
-def _monitor(params: Params, v, seed, config: Config):
-    """`(mean F(v), pseudo-likelihood of v)`, the per-epoch monitors.
+def _monitor(keys: Keys, params: Params, v, key, config: Config):
+    """`(mean F(v), mean pseudo-likelihood of v)`, the per-epoch monitors.
 
-    The pseudo-likelihood is `score_samples`' (one random visible bit `i`
-    flipped per sample), NaN for Gaussian visible units; both NaN for an
-    empty `v`. Flipping `v_i` by `d = 1 - 2 v_i` moves the hidden input by
-    `d W_i` and the visible term by `-d b_i`, so `F(v_flipped)` needs no
-    second matrix product.
+    The pseudo-likelihood flips one random bit per sample
+    (`pseudo_likelihood`), NaN for Gaussian visible units; both NaN for an
+    empty `v`.
     """
+    nan = ops.convert_to_tensor(math.nan, "float32")
+    n, n_visible = v.shape
+    if n == 0:
+        return nan, nan
+    fe = ops.mean(free_energy(v, params, config.visible, config.hidden))
     if config.visible != "bernoulli":
-        fe = free_energy(v, params, config.visible, config.hidden)
-        return tf.reduce_mean(fe), tf.constant(math.nan)
-    n_visible = v.shape[-1]
-    columns = tf.random.stateless_uniform(
-        [tf.shape(v)[0]], seed, minval=0, maxval=n_visible, dtype=tf.int32
-    )
-    d = 1.0 - 2.0 * tf.gather(v, columns[:, None], batch_dims=1)  # (n, 1)
-    x = hidden_input(v, params)
-    visible_term = -tf.linalg.matvec(v, params.visible_bias)
-    fe = visible_term + _hidden_term(x, config.hidden)
-    fe_flipped = (
-        visible_term
-        - d[:, 0] * tf.gather(params.visible_bias, columns)
-        + _hidden_term(x + d * tf.gather(params.kernel, columns), config.hidden)
-    )
-    pl = n_visible * tf.reduce_mean(tf.math.log_sigmoid(fe_flipped - fe))
-    return tf.reduce_mean(fe), pl
+        return fe, nan
+    columns = keys.randint(key, (n,), n_visible)
+    return fe, ops.mean(pseudo_likelihood(v, params, columns, config.hidden))
 
 
 # --------------------------------------------------------------------------
-# one epoch, in one graph call
+# one epoch, in one compiled call
 
 
-@functools.cache
-def train_epoch_fn(n_visible: int, n_hidden: int, batch_size: int, config: Config):
-    """The `tf.function` training one epoch, one per shape and `Config`.
+def _train_batches(keys: Keys, state: State, x, key, hyper, config, batch_size):
+    """`(state, summed squared error)` after one update per batch of `x`.
 
-    The epoch shuffles `x` (with `config.sample_inputs`, replaces it by a
-    Bernoulli sample of it), runs `train_step` over its full batches in a
-    graph loop (the noise drawn for up to `NOISE_VALUES` values at a time),
-    then once on the short last batch, if any: `fit` makes one call and one
-    device-to-host copy per epoch. Cached, so every `RBM` of a shape and
-    setting shares one function, traced once (its input signature is fixed).
-
-    Args:
-        n_visible: Visible units.
-        n_hidden: Hidden units.
-        batch_size: Samples per update (and persistent chains).
-        config: The `Config`.
-
-    Returns:
-        A `tf.function` of `(state, x, seed, hyper, monitor_x, val_x)`: the
-        `State`, the data `(n, n_visible)` (any `n`), a stateless seed of
-        shape `(2,)`, the `Hyper`, and the samples of the per-epoch monitors
-        (any number, possibly none) for the training and the validation
-        data. It returns `(new_state, metrics)`, `metrics = [mean squared
-        reconstruction error, mean F(monitor_x), pseudo-likelihood of
-        monitor_x, mean F(val_x), pseudo-likelihood of val_x]` (NaN for an
-        empty set).
+    The full batches in a loop (`keras.ops.fori_loop`: a `tf.while_loop`, a
+    `lax.fori_loop` over static bounds, which JAX lowers to a scan, a Python
+    loop on PyTorch), the noise drawn for up to `NOISE_VALUES` values at a
+    time, then the short last batch, if any.
     """
+    n, n_visible = x.shape
+    n_hidden = state.params.kernel.shape[1]
     k = config.cd_steps
     width = (k + config.persistent) * n_hidden + k * config.persistent * n_visible
     per_draw = max(1, NOISE_VALUES // (batch_size * width))  # batches per draw
+    step_key, last_key = keys.split(key, 2)
 
-    def epoch(state, x, seed, hyper, monitor_x, val_x):
-        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 6))
-        shuffle_seed, input_seed, step_seed, last_seed, monitor_seed, val_seed = seeds
-        n = tf.shape(x)[0]
-        x = tf.gather(x, tf.argsort(tf.random.stateless_uniform([n], shuffle_seed)))
+    def step(batches, noise, i, carry):
+        state, total = carry
+        v0 = ops.take(batches, i, axis=0)
+        noise = keras.tree.map_structure(lambda d: ops.take(d, i, axis=0), noise)
+        state, error = train_step(state, v0, noise, hyper, config)
+        return state, total + error
+
+    full = n // batch_size
+    errors = []
+    for c, start in enumerate(range(0, full, per_draw)):
+        count = min(per_draw, full - start)
+        chunk_key = keys.fold_in(step_key, c)
+        shape = (n_visible, n_hidden)
+        noise = draw_noise(keys, chunk_key, count, batch_size, shape, config)
+        rows = x[start * batch_size : (start + count) * batch_size]
+        batches = ops.reshape(rows, (count, batch_size, n_visible))
+        body = functools.partial(step, batches, noise)
+        carry = (state, ops.zeros((), "float32"))
+        state, total = ops.fori_loop(0, count, body, carry)
+        errors.append(total)
+    rest = n - full * batch_size
+    if rest:
+        noise = draw_noise(keys, last_key, 1, rest, (n_visible, n_hidden), config)
+        v0 = x[full * batch_size :]
+        state, error = train_step(state, v0, _noise_at(noise, 0), hyper, config)
+        errors.append(error)
+    return state, sum(errors[1:], errors[0])
+
+
+def train_epoch(
+    state: State, x, key, hyper: Hyper, monitor_x, val_x, config, batch_size
+):
+    """One epoch over the samples `x`, then the monitors: pure, for compiling.
+
+    The epoch shuffles `x` (with `config.sample_inputs`, replaces it by a
+    Bernoulli sample of it), runs `train_step` over its batches of
+    `batch_size` (a short last one included), then computes the monitors on
+    the final weights.
+
+    Args:
+        state: The `State`.
+        x: The samples `(n, visible)`, float32; `n` may be 0.
+        key: A device key (`Keys.to_device`).
+        hyper: The `Hyper`.
+        monitor_x: The training samples of the monitors `(any, visible)`.
+        val_x: The validation samples of the monitors (possibly none).
+        config: The `Config`.
+        batch_size: Samples per update (and persistent chains).
+
+    Returns:
+        `(new_state, metrics)`, `metrics = [mean squared reconstruction
+        error, mean F(monitor_x), pseudo-likelihood of monitor_x, mean
+        F(val_x), pseudo-likelihood of val_x]` (NaN for an empty set).
+    """
+    keys = Keys.active()
+    n, n_visible = x.shape
+    shuffle_key, input_key, step_key, monitor_key, val_key = keys.split(key, 5)
+    error = ops.convert_to_tensor(math.nan, "float32")
+    if n:
+        x = ops.take(x, ops.argsort(keys.uniform(shuffle_key, (n,))), axis=0)
         if config.sample_inputs:
-            noise = tf.random.stateless_uniform(tf.shape(x), input_seed)
-            x = sample_visible(x, "bernoulli", noise)
-        full = n // batch_size
-        batches = tf.reshape(x[: full * batch_size], [full, batch_size, n_visible])
-        error = tf.constant(0.0)
-        for start in tf.range(0, full, per_draw):
-            count = tf.minimum(per_draw, full - start)
-            chunk_seed = tf.random.experimental.stateless_fold_in(step_seed, start)
-            noise = draw_noise(
-                chunk_seed, count, batch_size, n_visible, n_hidden, config
-            )
-            for i in tf.range(count):
-                v0 = tf.gather(batches, start + i)  # one op; `batches[j]` makes more
-                state, batch_error = train_step(
-                    state, v0, _noise_at(noise, i), hyper, config
-                )
-                error += batch_error
-        rest = n - full * batch_size
-        if rest > 0:
-            noise = draw_noise(last_seed, 1, rest, n_visible, n_hidden, config)
-            state, batch_error = train_step(
-                state, x[full * batch_size :], _noise_at(noise, 0), hyper, config
-            )
-            error += batch_error
-        metrics = [
-            error / (tf.cast(n, tf.float32) * n_visible),
-            *_monitor(state.params, monitor_x, monitor_seed, config),
-            *_monitor(state.params, val_x, val_seed, config),
-        ]
-        return state, tf.stack(metrics)
-
-    def spec(*shape):
-        return tf.TensorSpec(shape, tf.float32)
-
-    params = Params(spec(n_visible, n_hidden), spec(n_hidden), spec(n_visible))
-    data = spec(None, n_visible)
-    signature = [
-        State(params, params, spec(batch_size, n_visible), spec(n_hidden)),
-        data,
-        tf.TensorSpec([2], tf.int64),
-        Hyper(*(spec() for _ in Hyper._fields)),
-        data,
-        data,
+            x = bernoulli(x, keys.uniform(input_key, (n, n_visible)))
+        state, error = _train_batches(
+            keys, state, x, step_key, hyper, config, batch_size
+        )
+        error = error / float(n * n_visible)
+    metrics = [
+        error,
+        *_monitor(keys, state.params, monitor_x, monitor_key, config),
+        *_monitor(keys, state.params, val_x, val_key, config),
     ]
-    function = tf.function(epoch, input_signature=signature)
-    function.get_concrete_function()  # traced now, once
+    return state, ops.stack(metrics)
+
+
+def _compile(function):
+    """`function` compiled for the active backend.
+
+    `tf.function` on TensorFlow, `jax.jit` on JAX (both trace once per
+    input shape), eager PyTorch under `no_grad`, the function itself
+    elsewhere.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, autograph=False)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(function)
+    if backend == "torch":
+        import torch
+
+        return torch.no_grad()(function)
     return function
 
 
 @functools.cache
-def _concrete_epoch_fn(*args):
-    """`train_epoch_fn(*args)`'s concrete function, whose calls cost less."""
-    return train_epoch_fn(*args).get_concrete_function()
+def epoch_fn(config: Config, batch_size: int, backend: str):
+    """`train_epoch` of `config` and `batch_size`, compiled for `backend`.
+
+    Cached: every `RBM` of a setting shares one function, traced once per
+    data shape (a fit's blocks have one or two shapes).
+
+    Args:
+        config: The `Config`.
+        batch_size: Samples per update.
+        backend: The active Keras backend's name (a part of the cache key).
+
+    Returns:
+        A function of `(state, x, key, hyper, monitor_x, val_x)` returning
+        `(new_state, metrics)` (see `train_epoch`).
+
+    Example:
+
+    >>> run = epoch_fn(Config(), 32, keras.backend.backend())
+    """
+    return _compile(
+        functools.partial(train_epoch, config=config, batch_size=batch_size)
+    )
 
 
 @functools.cache
-def _step_fns(config: Config):
-    """`(cd_gradients, apply_gradients, monitors)` as `tf.function`s of `config`.
+def _step_fns(config: Config, backend: str):
+    """`(cd_gradients, apply_gradients, monitors)` compiled for `config`.
 
-    For training across processes (`RBM._shared_epoch`), which exchanges the
-    gradient sums between the first two; shared by every `RBM` of a
-    `Config`, traced once per shape.
+    For training across processes, which sums the gradients over the
+    processes between the first two.
     """
-    gradients_of = tf.function(
+    gradients_of = _compile(
         lambda params, v0, chains, noise: cd_gradients(
             params, v0, chains, noise, config
-        ),
-        reduce_retracing=True,
+        )
     )
-    apply = tf.function(
+    apply = _compile(
         lambda state, gradients, hyper: apply_gradients(
             state, gradients, hyper, config.sparsity
-        ),
-        reduce_retracing=True,
+        )
     )
-    monitor = tf.function(
-        lambda params, v, seed: _monitor(params, v, seed, config),
-        reduce_retracing=True,
+    monitor = _compile(
+        lambda params, v, key: _monitor(Keys.active(), params, v, key, config)
     )
     return gradients_of, apply, monitor
+
+
+# --------------------------------------------------------------------------
+# the epoch driver: arrays, streams, several processes
+
+
+class _Plan(NamedTuple):
+    """What every epoch of one `fit` trains with."""
+
+    seed: int
+    config: Config
+    batch_size: int
+    n_visible: int
+    units: int
+    monitors: tuple  # device tensors: the training and validation samples
+    chunk: int  # samples per block when streaming
+    buffer: int  # the shuffle buffer when streaming, in samples
+
+
+def _device(block: np.ndarray):
+    """A block of samples as a tensor of the backend (no copy on TensorFlow)."""
+    if keras.backend.backend() == "tensorflow":
+        from keras_weightinit.data import as_tensor
+
+        return as_tensor(block)  # shuffled blocks are aligned
+    return ops.convert_to_tensor(block, "float32")
+
+
+class _Epochs:
+    """The one epoch driver: an epoch's blocks of samples, then its updates.
+
+    `blocks(epoch)` reads the epoch's samples: an array whole (the epoch
+    function shuffles it), a stream through `shuffle_blocks` (blocks of
+    whole batches, about `CHUNK_BYTES`); with several processes, each
+    process's shard, shuffled on the host. `run(epoch, state)` trains on
+    them: on one process, one call of the compiled epoch function per block
+    (the last block's call computes the monitors); on several, batch by
+    batch in step with the other processes (`_shared_updates`). Every key
+    is `Keys.key(seed, purpose, epoch, index, process)`.
+    """
+
+    def __init__(self, rbm: RBM, source, plan: _Plan):
+        self.rbm, self.source, self.plan = rbm, source, plan
+        self.shared = distributed.process_count() > 1
+        self.me = distributed.process_index()
+        self.data_visible = (
+            "bernoulli" if plan.config.sample_inputs else plan.config.visible
+        )
+
+    def blocks(self, epoch: int) -> Iterator[np.ndarray]:
+        """The epoch's blocks of samples, each checked when streamed."""
+        plan = self.plan
+        rng = np.random.default_rng([plan.seed, 1, epoch, self.me])
+        if isinstance(self.source, np.ndarray):
+            if not self.shared:
+                return iter([self.source])
+            return iter([self.source[rng.permutation(len(self.source))]])
+        blocks = _checked_blocks(
+            self.source.blocks(), plan.n_visible, self.data_visible
+        )
+        return shuffle_blocks(blocks, plan.buffer, rng, plan.chunk)
+
+    def run(self, epoch: int, state: State) -> tuple[State, np.ndarray]:
+        """`(state, metrics)` after one epoch (metrics as `train_epoch`'s)."""
+        hyper = self.rbm._hyper(epoch)
+        if self.shared:
+            return self._shared_updates(epoch, state, hyper)
+        return self._local_updates(epoch, state, hyper)
+
+    def _local_updates(self, epoch: int, state: State, hyper: Hyper):
+        plan = self.plan
+        function = epoch_fn(plan.config, plan.batch_size, keras.backend.backend())
+        keys = Keys.active()
+        empty = (ops.zeros((0, plan.n_visible)),) * 2
+        total, count, values = 0.0, 0, None
+        for j, (block, last) in enumerate(_with_last(self.blocks(epoch))):
+            key = keys.to_device(Keys.key(plan.seed, 0, epoch, j, 0))
+            monitors = plan.monitors if last else empty
+            state, values = function(state, _device(block), key, hyper, *monitors)
+            values = ops.convert_to_numpy(values)
+            total += float(values[0]) * len(block)
+            count += len(block)
+        if count == 0:
+            raise ValueError(
+                f"Argument `x` holds no samples in epoch {epoch + 1} (the "
+                "dataset ended at once)."
+            )
+        return state, np.concatenate([[total / count], values[1:]])
+
+    def _batches(self, epoch: int) -> Iterator[np.ndarray]:
+        size = self.plan.batch_size
+        for block in self.blocks(epoch):
+            for start in range(0, len(block), size):
+                yield block[start : start + size]
+
+    def _shared_updates(self, epoch: int, state: State, hyper: Hyper):
+        """One epoch over the processes' shards, data parallel.
+
+        Every step, each process computes `cd_gradients` on a batch of its
+        own shard, the sums over the processes' batches are exchanged
+        (`distributed.sum_across_processes`), and every process applies
+        them, so all keep the same weights. A process whose shard has no
+        batch left sends zeros; the epoch ends when no process has one.
+        PCD's chains stay per process. The monitors are the mean of each
+        process's on its own samples.
+        """
+        plan, keys = self.plan, Keys.active()
+        gradients_of, apply, monitor = _step_fns(plan.config, keras.backend.backend())
+        mine = self._batches(epoch)
+        error = count = 0.0
+        for step in itertools.count():
+            v0 = next(mine, None)
+            key = keys.to_device(Keys.key(plan.seed, 0, epoch, step, self.me))
+            sums, vk = self._local_sums(state, v0, key, gradients_of)
+            batch_error, *summed = distributed.sum_across_processes(sums)
+            if summed[-1] == 0:  # `Gradients.samples`: no process had a batch
+                break
+            if vk is not None:
+                m = vk.shape[0]
+                chains = ops.concatenate([vk, state.chains[m:]], axis=0)
+                state = state._replace(chains=chains)
+            summed = Gradients(*(ops.convert_to_tensor(g, "float32") for g in summed))
+            state = apply(state, summed, hyper)
+            error += batch_error
+            count += summed.samples
+        values = [float(error / (count * plan.n_visible))]
+        for k, v in enumerate(plan.monitors):
+            key = keys.to_device(Keys.key(plan.seed, 1, epoch, k, 0))
+            values += [
+                float(ops.convert_to_numpy(t)) for t in monitor(state.params, v, key)
+            ]
+        values[1:] = distributed.mean_across_processes(values[1:])
+        return state, np.asarray(values)
+
+    def _local_sums(self, state: State, v0, key, gradients_of):
+        """This process's `[error, *Gradients]` sums on `v0` (zeros for None).
+
+        Also the advanced chains (PCD), else None.
+        """
+        plan = self.plan
+        n_visible, units = plan.n_visible, plan.units
+        if v0 is None:  # this shard is done: nothing to add to the others'
+            zeros = [np.zeros((n_visible, units)), np.zeros(units), np.zeros(n_visible)]
+            return [0.0, *zeros, np.zeros(units), np.zeros(n_visible), 0.0], None
+        keys = Keys.active()
+        m = len(v0)
+        input_key, noise_key = keys.split(key, 2)
+        v0 = ops.convert_to_tensor(v0, "float32")
+        if plan.config.sample_inputs:
+            v0 = bernoulli(v0, keys.uniform(input_key, (m, n_visible)))
+        shape = (n_visible, units)
+        noise = _noise_at(draw_noise(keys, noise_key, 1, m, shape, plan.config), 0)
+        chains = state.chains[:m] if plan.config.persistent else None
+        gradients, vk, error = gradients_of(state.params, v0, chains, noise)
+        sums = [float(ops.convert_to_numpy(error))]
+        sums += [
+            np.zeros(n_visible) if g is None else ops.convert_to_numpy(g)
+            for g in gradients
+        ]
+        return sums, (vk if plan.config.persistent else None)
+
+
+class _Log:
+    """A fit's output: the header, a progress bar or lines, TensorBoard scalars.
+
+    `verbose` 1 shows a progress bar over the epochs, 2 one line per epoch
+    (Keras's meanings); `log_dir` gets the scalars `<name>/<metric>` per
+    epoch, written without TensorFlow (`tensorboard.EventWriter`).
+    """
+
+    def __init__(self, verbose: int, log_dir, name: str, epochs: int):
+        self.verbose, self.name, self.epochs = verbose, name, epochs
+        self.progbar = self.writer = None
+        if verbose == 1:
+            self.progbar = keras.utils.Progbar(
+                epochs, verbose=verbose, stateful_metrics=METRICS, unit_name="epoch"
+            )
+        if log_dir:
+            from keras_weightinit.tensorboard import EventWriter
+
+            self.writer = EventWriter(log_dir)
+
+    def header(self, text: str) -> None:
+        if self.verbose:
+            print(text)
+
+    def epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.progbar is not None:
+            self.progbar.update(epoch + 1, list(logs.items()))
+        elif self.verbose == 2:
+            print(_epoch_line(epoch, self.epochs, logs))
+        if self.writer is not None:
+            from keras_weightinit.tensorboard import summary_bytes
+
+            scalars = {f"{self.name}/{key}": value for key, value in logs.items()}
+            self.writer.write(epoch, summary_bytes({}, scalars))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _checked_blocks(blocks, n_visible: int, data_visible: str):
@@ -647,7 +1114,7 @@ def _chunk_rows(n_visible: int, batch_size: int) -> int:
     return batch_size * max(1, CHUNK_BYTES // (4 * n_visible * batch_size))
 
 
-def _with_last(iterable):
+def _with_last(iterable: Iterable):
     """`(item, is_last)` for each item of `iterable`, reading one ahead."""
     iterator = iter(iterable)
     end = object()
@@ -847,10 +1314,19 @@ class RBM:
             are read into memory and trained on exactly as an array. Arrays
             are always shuffled whole.
 
+    Training runs on the active Keras backend and its device: each epoch (or
+    streamed block) is one call of a function compiled for the backend
+    (`epoch_fn`); TensorFlow is not imported on JAX or PyTorch.
+
     Attributes:
         kernel: `(visible, units)` weights, as a Dense kernel.
         hidden_bias: `(units,)`, as a Dense bias.
         visible_bias: `(visible,)`.
+        history_: The last successful `fit`'s history (what it returned).
+        fit_data_: How the last successful `fit` read its data: `streamed`
+            (whether it read a dataset block by block), `samples` (over all
+            processes) and, when streamed, `shuffle_buffer` and `chunk` (the
+            samples per compiled call).
 
     Example:
 
@@ -899,8 +1375,8 @@ class RBM:
         self.shuffle_buffer = shuffle_buffer
         _check_args(self)
         self._params: Params | None = None
-        # How the last successful `fit` read its data.
-        self._fit_info: dict | None = None
+        self.history_: dict[str, list[float]] | None = None
+        self.fit_data_: dict | None = None
 
     # -- configuration ---------------------------------------------------
 
@@ -954,52 +1430,56 @@ class RBM:
     def visible_bias(self) -> np.ndarray:
         return self._fitted().visible_bias
 
-    def _data(self, x, name="x") -> tf.Tensor:
+    def _data(self, x, name: str = "x"):
+        """`x` checked against the fitted RBM, as a float32 tensor."""
         array = as_array(x, name)
         _check_data(array, name, self.visible, self.kernel.shape[0])
-        return tf.constant(array)
+        return ops.convert_to_tensor(array, "float32")
+
+    def _device_params(self) -> Params:
+        return Params(*(ops.convert_to_tensor(p) for p in self._fitted()))
 
     # -- inference -------------------------------------------------------
 
     def transform(self, x) -> np.ndarray:
         """Hidden means `E[h | v]`: `sigmoid(v W + c)` or `max(0, v W + c)`."""
-        x = hidden_input(self._data(x), self._fitted())
-        return hidden_mean(x, self.hidden).numpy()
+        x = hidden_input(self._data(x), self._device_params())
+        return ops.convert_to_numpy(hidden_mean(x, self.hidden))
 
     def reconstruct(self, x) -> np.ndarray:
         """Mean-field reconstruction `E[v | h = E[h | v]]`."""
-        h = tf.constant(self.transform(x))
-        return visible_mean(h, self._fitted(), self.visible).numpy()
+        params = self._device_params()
+        h = hidden_mean(hidden_input(self._data(x), params), self.hidden)
+        return ops.convert_to_numpy(visible_mean(h, params, self.visible))
 
     def free_energy(self, x) -> np.ndarray:
         """Free energy `F(v)` per sample (lower is more probable)."""
-        v = self._data(x)
-        return free_energy(v, self._fitted(), self.visible, self.hidden).numpy()
+        fe = free_energy(self._data(x), self._fitted(), self.visible, self.hidden)
+        return ops.convert_to_numpy(fe)
 
     def score_samples(self, x, seed: int | None = None) -> np.ndarray:
         """Pseudo-likelihood per sample, as scikit-learn's `BernoulliRBM`.
 
         For each sample one visible unit `i` is drawn at random and flipped to
-        `1 - v_i`: `score = n_visible * log sigmoid(F(v_flipped) - F(v))`.
-        Bernoulli visible units only.
+        `1 - v_i`: `score = n_visible * log sigmoid(F(v_flipped) - F(v))`
+        (`pseudo_likelihood`). Bernoulli visible units only.
 
         Args:
             x: Samples, shape `(n, visible)`.
-            seed: Seed of the flipped indices (default: the RBM's seed).
+            seed: Seed of the flipped indices, drawn by
+                `np.random.default_rng(seed).integers(0, visible, n)`
+                (default: the RBM's seed).
         """
         if self.visible != "bernoulli":
             raise ValueError(
                 "score_samples (pseudo-likelihood) is defined for Bernoulli "
                 f"visible units only. Received: visible={self.visible!r}"
             )
-        v = self._data(x).numpy()
+        v = self._data(x)
         rng = np.random.default_rng(self.seed if seed is None else seed)
-        flipped = v.copy()
-        rows, cols = np.arange(len(v)), rng.integers(0, v.shape[1], len(v))
-        flipped[rows, cols] = 1 - flipped[rows, cols]
-        fe = self.free_energy(v)
-        fe_flipped = self.free_energy(flipped)
-        return (v.shape[1] * tf.math.log_sigmoid(fe_flipped - fe)).numpy()
+        columns = rng.integers(0, v.shape[1], v.shape[0])
+        scores = pseudo_likelihood(v, self._fitted(), columns, self.hidden)
+        return ops.convert_to_numpy(scores)
 
     # -- training --------------------------------------------------------
 
@@ -1016,7 +1496,7 @@ class RBM:
         """Trains the RBM from a fresh initialization.
 
         An array is trained on in memory: each epoch shuffles all of it and
-        runs the CD updates over its batches in one graph call. A dataset is
+        runs the CD updates over its batches in one compiled call. A dataset is
         streamed, in memory of the order of a batch, not of the dataset:
 
         1. One statistics pass (`FeatureStats`): the count, each feature's
@@ -1089,124 +1569,110 @@ class RBM:
     def _fit(self, x, validation_data, verbose, log_dir, sample_inputs, name):
         """`fit` itself, its arguments as `fit` takes them."""
         data_visible = "bernoulli" if sample_inputs else self.visible
-        stream = stats = None
-        if is_stream(x):
-            seed = self._fit_seed()
-            stream, stats = self._stream_stats(x, data_visible, seed)
-            data = stats.rows  # all of it, when it fits in the shuffle buffer
-            if data is not None:
-                stream = None
-            n_visible = stats.n_features
-        else:
-            data = as_array(x, "x")
-            _check_data(data, "x", data_visible)
-            n_visible = data.shape[1]
-        val = np.zeros([0, n_visible], "float32")
-        if validation_data is not None:
-            limit = MONITOR_SAMPLES if is_stream(validation_data) else None
-            val = as_array(validation_data, "validation_data", max_samples=limit)
-            _check_data(val, "validation_data", self.visible, n_visible)
-        if stats is None:
-            seed = self._fit_seed()
+        seed = self._fit_seed()
+        source, stats = self._read(x, data_visible, seed)
+        n_visible = stats.n_features if stats is not None else source.shape[1]
+        val = self._validation(validation_data, n_visible)
         rng = np.random.default_rng(seed)
-
-        if data is not None:
-            samples, means, pool = len(data), data.mean(axis=0), data
-        else:  # the statistics pass's sample, uniform and random
-            samples, means, pool = stats.count, stats.mean, stats.sample
-        shared = distributed.process_count() > 1
-        if shared:  # the means of the union of the processes' shards
-            means = distributed.mean_across_processes(means * samples, count=samples)
-            means = np.asarray(means, "float32")
-            samples = int(distributed.sum_across_processes(float(samples)))
+        samples, means, pool = self._statistics(source, stats)
         # One batch of all the data at most: chains and noise sized by the data.
         batch_size = min(self.batch_size, samples)
         state = self._initial_state(rng, pool, means, batch_size)
-        config = Config(
-            self.visible,
-            self.hidden,
-            self.cd_steps,
-            self.persistent,
-            self.sparsity_target is not None,
-            sample_inputs,
+        if isinstance(source, np.ndarray):  # the monitors' samples: a random subset
+            pool = source[rng.permutation(len(source))[:MONITOR_SAMPLES]]
+        chunk = _chunk_rows(n_visible, batch_size)
+        buffer = self.buffer_rows(n_visible)
+        plan = _Plan(
+            seed=seed,
+            config=Config(
+                self.visible,
+                self.hidden,
+                self.cd_steps,
+                self.persistent,
+                self.sparsity_target is not None,
+                sample_inputs,
+            ),
+            batch_size=batch_size,
+            n_visible=n_visible,
+            units=self.units,
+            monitors=tuple(
+                ops.convert_to_tensor(a[:MONITOR_SAMPLES], "float32")
+                for a in (pool, val)
+            ),
+            chunk=chunk,
+            buffer=max(buffer, chunk) if buffer else 0,  # as shuffle_blocks
         )
-        epoch_fn = _concrete_epoch_fn(n_visible, self.units, batch_size, config)
-        if data is not None:  # the monitors' samples: a random subset
-            pool = data[rng.permutation(len(data))[:MONITOR_SAMPLES]]
-        monitors = tuple(tf.constant(a[:MONITOR_SAMPLES]) for a in (pool, val))
-        info = {"streamed": stream is not None, "samples": samples}
+        info = {"streamed": not isinstance(source, np.ndarray), "samples": samples}
         header = f"{name}: {n_visible} {self.visible} -> {self.units} {self.hidden}"
-        if shared:
-            run_epoch = self._shared_epoch(
-                data if stream is None else stream, config, seed, monitors, batch_size
-            )
-        elif stream is None:
-            x_tensor = tf.constant(data)
-
-            def run_epoch(epoch, state):
-                seeds = tf.constant([seed, epoch], tf.int64)
-                hyper = self._hyper(epoch)
-                state, values = epoch_fn(state, x_tensor, seeds, hyper, *monitors)
-                return state, values.numpy()
-
-        else:
-            chunk = _chunk_rows(n_visible, batch_size)
-            buffer = self.buffer_rows(n_visible)
-            buffer = max(buffer, chunk) if buffer else 0  # as shuffle_blocks
-            info.update(shuffle_buffer=buffer, chunk=chunk)
-            header += f" (streaming {samples} samples, shuffle buffer {buffer})"
-            run_epoch = self._stream_epoch(
-                stream, epoch_fn, seed, (chunk, buffer, data_visible), monitors
-            )
-
+        if info["streamed"]:
+            info.update(shuffle_buffer=plan.buffer, chunk=chunk)
+            header += f" (streaming {samples} samples, shuffle buffer {plan.buffer})"
         if not distributed.is_writer():  # process 0 prints and writes
             verbose, log_dir = 0, None
+        log = _Log(verbose, log_dir, name, self.epochs)
+        log.header(header)
         history, state = self._train(
-            run_epoch,
-            state,
-            validation_data is not None,
-            (verbose, log_dir, name, header),
+            _Epochs(self, source, plan), state, validation_data is not None, log
         )
-        self._params = Params(*(t.numpy() for t in state.params))
-        self._fit_info = info
+        self._params = Params(*(ops.convert_to_numpy(t) for t in state.params))
+        self.history_, self.fit_data_ = history, info
         return history
 
-    def _train(self, run_epoch, state: State, validation: bool, output):
-        """`(history, state)` after `self.epochs` calls of `run_epoch`.
+    def _read(self, x, data_visible: str, seed: int):
+        """`(source, stats)`: the training data, checked.
 
-        `output` is `(verbose, log_dir, name, header)`: `verbose` 1 shows a
-        progress bar over the epochs, 2 one line per epoch (Keras's meanings).
+        `source` is an array (in memory), or a `Stream` when the data are
+        a dataset larger than the shuffle buffer; `stats` is the statistics
+        pass's `FeatureStats` of a dataset, None for an array.
         """
-        verbose, log_dir, name, header = output
-        if verbose:
-            print(header)
-        progbar = None
-        if verbose == 1:
-            progbar = keras.utils.Progbar(
-                self.epochs,
-                verbose=verbose,
-                stateful_metrics=METRICS,
-                unit_name="epoch",
-            )
+        if not is_stream(x):
+            data = as_array(x, "x")
+            _check_data(data, "x", data_visible)
+            return data, None
+        stream, stats = self._stream_stats(x, data_visible, seed)
+        if stats.rows is not None:  # all of it: it fits in the shuffle buffer
+            return stats.rows, stats
+        return stream, stats
+
+    def _validation(self, validation_data, n_visible: int) -> np.ndarray:
+        """The validation samples, checked (none when None)."""
+        if validation_data is None:
+            return np.zeros([0, n_visible], "float32")
+        limit = MONITOR_SAMPLES if is_stream(validation_data) else None
+        val = as_array(validation_data, "validation_data", max_samples=limit)
+        _check_data(val, "validation_data", self.visible, n_visible)
+        return val
+
+    @staticmethod
+    def _statistics(source, stats):
+        """`(samples, feature means, pool)` of the data, over all processes.
+
+        `pool` is where the chains start: the array (a dataset that fits the
+        shuffle buffer is one), or the statistics pass's uniform random
+        sample.
+        """
+        if isinstance(source, np.ndarray):  # all of it, a dataset's too
+            samples, means, pool = len(source), source.mean(axis=0), source
+        else:
+            samples, means, pool = stats.count, stats.mean, stats.sample
+        if distributed.process_count() > 1:  # the union of the processes' shards
+            means = distributed.mean_across_processes(means * samples, count=samples)
+            means = np.asarray(means, "float32")
+            samples = int(distributed.sum_across_processes(float(samples)))
+        return samples, means, pool
+
+    def _train(self, epochs: _Epochs, state: State, validation: bool, log: _Log):
+        """`(history, state)` after `self.epochs` epochs of `epochs`."""
         history: dict[str, list[float]] = {}
-        writer = tf.summary.create_file_writer(log_dir) if log_dir else None
         try:
             for epoch in range(self.epochs):
-                state, values = run_epoch(epoch, state)
+                state, values = epochs.run(epoch, state)
                 logs = _logs(values, epoch, validation)
                 for key, value in logs.items():
                     history.setdefault(key, []).append(value)
-                if progbar is not None:
-                    progbar.update(epoch + 1, list(logs.items()))
-                elif verbose == 2:
-                    print(_epoch_line(epoch, self.epochs, logs))
-                if writer is not None:
-                    with writer.as_default():
-                        for key, value in logs.items():
-                            tf.summary.scalar(f"{name}/{key}", value, step=epoch)
+                log.epoch(epoch, logs)
         finally:  # on failure the previous fit (if any) stays in place
-            if writer is not None:
-                writer.close()
+            log.close()
         return history, state
 
     def _initial_state(
@@ -1227,15 +1693,19 @@ class RBM:
         chains = pool[rng.integers(0, len(pool), batch_size)]
         if self.visible == "bernoulli" and self.persistent:
             chains = (rng.random(chains.shape) < chains).astype("float32")
+        activity = np.full(units, float(self.sparsity_target or 0.0), "float32")
         zeros = Params(
-            tf.zeros([n_visible, units]), tf.zeros([units]), tf.zeros([n_visible])
+            np.zeros((n_visible, units), "float32"),
+            np.zeros(units, "float32"),
+            np.zeros(n_visible, "float32"),
         )
-        return State(
-            params=Params(tf.constant(kernel), zeros[1], tf.constant(visible_bias)),
-            velocity=zeros,
-            chains=tf.constant(chains),
-            activity=tf.fill([units], float(self.sparsity_target or 0.0)),
+        state = State(
+            Params(kernel, zeros.hidden_bias, visible_bias),
+            zeros,
+            np.asarray(chains, "float32"),
+            activity,
         )
+        return keras.tree.map_structure(ops.convert_to_tensor, state)
 
     def _hyper(self, epoch: int) -> Hyper:
         """The `Hyper` of `epoch`: momentum `momentum[0]`, then `momentum[1]`.
@@ -1246,98 +1716,7 @@ class RBM:
         momentum = initial if epoch < min(5, self.epochs // 2) else final
         values = (self.learning_rate, momentum, self.weight_decay)
         values += (self.sparsity_target or 0.0,)
-        return Hyper(*(tf.constant(float(value)) for value in values))
-
-    # -- several processes ----------------------------------------------
-
-    def _shared_epoch(self, source, config: Config, seed: int, monitors, batch_size):
-        """The function `run(epoch, state)` training one epoch over processes.
-
-        Data parallel (`keras.distribution`, several processes): every step,
-        each process computes `cd_gradients` on a batch of its own shard
-        (`source`: an array, or a `Stream`), the sums over the processes'
-        batches are exchanged (`distributed.sum_across_processes`), and every
-        process applies their mean, so all keep the same weights. A process
-        whose shard has no batch left sends none; the epoch ends when no
-        process has one. PCD's chains stay per process. The monitors are the
-        mean of each process's on its own samples.
-        """
-        n_visible = monitors[0].shape[1]
-        units = self.units
-        me = distributed.process_index()
-        data_visible = "bernoulli" if config.sample_inputs else config.visible
-        gradients_of, apply, monitor = _step_fns(config)
-
-        def batches(epoch):
-            rng = np.random.default_rng([seed, 1, epoch, me])
-            if isinstance(source, np.ndarray):
-                order = rng.permutation(len(source))
-                blocks = [source[order]]
-            else:
-                chunk = _chunk_rows(n_visible, batch_size)
-                buffer = max(self.buffer_rows(n_visible), chunk)
-                blocks = _checked_blocks(source.blocks(), n_visible, data_visible)
-                blocks = shuffle_blocks(blocks, buffer, rng, chunk)
-            for block in blocks:
-                for start in range(0, len(block), batch_size):
-                    yield block[start : start + batch_size]
-
-        def run(epoch, state):
-            hyper = self._hyper(epoch)
-            mine = batches(epoch)
-            error = count = 0.0
-            for step in itertools.count():
-                v0 = next(mine, None)
-                m = 0 if v0 is None else len(v0)
-                step_seed = tf.constant([seed, (epoch << 40) + (step << 12) + me])
-                if m:
-                    v0 = tf.constant(v0)
-                    if config.sample_inputs:
-                        uniform = tf.random.stateless_uniform(v0.shape, step_seed)
-                        v0 = sample_visible(v0, "bernoulli", uniform)
-                    noise = draw_noise(step_seed, 1, m, n_visible, units, config)
-                    chains = state.chains[:m] if config.persistent else None
-                    grads, vk, batch_error = gradients_of(
-                        state.params, v0, chains, _noise_at(noise, 0)
-                    )
-                    sums = [float(batch_error)]
-                    sums += [
-                        np.zeros(n_visible) if g is None else g.numpy() for g in grads
-                    ]
-                else:  # this shard is done: nothing to add to the others'
-                    sums = [0.0, np.zeros((n_visible, units)), np.zeros(units)]
-                    sums += [np.zeros(n_visible), np.zeros(units), np.zeros(n_visible)]
-                    sums += [0.0]
-                batch_error, *summed = distributed.sum_across_processes(sums)
-                total = summed[-1]  # `Gradients.samples`: the samples of all
-                if total == 0:
-                    break
-                if m and config.persistent:
-                    chains = tf.concat([vk, state.chains[m:]], 0)
-                    state = state._replace(chains=chains)
-                summed = Gradients(*(tf.constant(g, tf.float32) for g in summed))
-                state = apply(state, summed, hyper)
-                error += batch_error
-                count += total
-            values = [error / (count * n_visible)]
-            for k, v in enumerate(monitors):
-                values += [
-                    float(t)
-                    for t in monitor(
-                        state.params, v, tf.constant([seed, (epoch << 8) + k])
-                    )
-                ]
-            values[1:] = distributed.mean_across_processes(values[1:])
-            if not np.all(np.isfinite(state.params.kernel.numpy())):
-                raise FloatingPointError(
-                    "RBM training diverged (non-finite weights). Lower "
-                    f"`learning_rate`. Received: learning_rate={self.learning_rate}"
-                )
-            return state, np.asarray(values)
-
-        return run
-
-    # -- streaming -------------------------------------------------------
+        return Hyper(*(ops.convert_to_tensor(np.float32(v)) for v in values))
 
     def _fit_seed(self) -> int:
         if distributed.process_count() > 1:  # process 0's, for every process
@@ -1345,7 +1724,20 @@ class RBM:
         return self.seed if self.seed is not None else python_random.randrange(2**31)
 
     def buffer_rows(self, n_visible: int) -> int:
-        """The shuffle buffer's size in samples for `n_visible` features."""
+        """The shuffle buffer's size in samples for `n_visible` features.
+
+        Args:
+            n_visible: Features per sample.
+
+        Returns:
+            `shuffle_buffer` when given, else the samples of `SHUFFLE_BYTES`
+            (at least 1).
+
+        Example:
+
+        >>> RBM(8).buffer_rows(784)
+        2674
+        """
         if self.shuffle_buffer is not None:
             return self.shuffle_buffer
         return max(1, SHUFFLE_BYTES // (4 * n_visible))
@@ -1365,59 +1757,30 @@ class RBM:
                 seed=[seed, 2],
                 variance=False,  # the means suffice
             )
-            batches = stream.blocks()
-            first = next(batches, None)
-            if first is not None:
-                _check_shape(first, "x", None, "a batch of ")
-                width = first.shape[1]
-
-                def checked():
-                    for batch in itertools.chain([first], batches):
-                        _check_shape(batch, "x", width, "a batch of ")
-                        yield batch
-
-                # In blocks of about CHUNK_BYTES: fewer, larger NumPy calls.
-                for block in rechunk(checked(), max(1, CHUNK_BYTES // (4 * width))):
-                    stats.update(block)
+            for block in _stream_blocks(stream):
+                stats.update(block)
         if stats.count == 0:
             raise ValueError("Argument `x` holds no samples.")
         _check_range(stats.low, stats.high, "x", data_visible)
         return stream, stats
 
-    def _stream_epoch(self, stream, epoch_fn, seed, sizes, monitors):
-        """The function `run(epoch, state)` training one streamed epoch.
 
-        It returns `(new state, metrics)` as the epoch function does for an
-        array: the data block by block through `epoch_fn` (seed `[seed,
-        epoch * 2^32 + block]`), the last block's call computing the
-        monitors on the final weights.
-        """
-        chunk, buffer, data_visible = sizes
-        n_visible = monitors[0].shape[1]
-        empty = (tf.zeros([0, n_visible]),) * 2
+def _stream_blocks(stream: Stream) -> Iterator[np.ndarray]:
+    """A stream's samples in blocks of about `CHUNK_BYTES`, each checked 2-D.
 
-        def run(epoch, state):
-            rng = np.random.default_rng([seed, 1, epoch])
-            blocks = _checked_blocks(stream.blocks(), n_visible, data_visible)
-            blocks = shuffle_blocks(blocks, buffer, rng, chunk)
-            hyper = self._hyper(epoch)
-            total, count = 0.0, 0
-            for j, (block, last) in enumerate(_with_last(blocks)):
-                state, values = epoch_fn(
-                    state,
-                    as_tensor(block),  # no copy: shuffled blocks are aligned
-                    tf.constant([seed, (epoch << 32) + j], tf.int64),
-                    hyper,
-                    *(monitors if last else empty),
-                )
-                values = values.numpy()
-                total += float(values[0]) * len(block)
-                count += len(block)
-            if count == 0:
-                raise ValueError(
-                    f"Argument `x` holds no samples in epoch {epoch + 1} (the "
-                    "dataset ended at once)."
-                )
-            return state, np.concatenate([[total / count], values[1:]])
+    Fewer, larger NumPy calls for the statistics pass; every batch must have
+    the first one's features.
+    """
+    batches = stream.blocks()
+    first = next(batches, None)
+    if first is None:
+        return
+    _check_shape(first, "x", None, "a batch of ")
+    width = first.shape[1]
 
-        return run
+    def checked():
+        for batch in itertools.chain([first], batches):
+            _check_shape(batch, "x", width, "a batch of ")
+            yield batch
+
+    yield from rechunk(checked(), max(1, CHUNK_BYTES // (4 * width)))

@@ -81,17 +81,54 @@ import keras_weightinit as kwi
 model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="relu"),
                           keras.layers.Dense(2)])
 report = kwi.lsuv(model, np.ones((32, 4), "float32") + np.arange(4), seed=0)
-try:
-    kwi.RBM
-    rbm = "imported"
-except ImportError as error:
-    rbm = type(error).__name__
-print(json.dumps({"lsuv": sorted(report), "rbm": rbm}))
+rbm = kwi.RBM(4, epochs=2, seed=0)
+history = rbm.fit(np.random.default_rng(0).random((50, 6)).astype("float32"), verbose=0)
+print(json.dumps({"lsuv": sorted(report), "rbm": history["reconstruction_error"]}))
 """
 
 
 def test_the_package_imports_where_tensorflow_is_not_installed(run_on_backend):
     result = run_on_backend("jax", "-c", _BLOCKED)
     assert result["lsuv"] == ["dense", "dense_1"]
-    # The RBM needs TensorFlow still: asking for it says so.
-    assert result["rbm"] == "ModuleNotFoundError"
+    # The RBM trains on JAX without it.
+    assert len(result["rbm"]) == 2 and np.all(np.isfinite(result["rbm"]))
+
+
+_PRETRAINING = """
+import json, sys
+import numpy as np
+import keras
+import keras_weightinit as kwi
+
+x = np.random.default_rng(0).random((200, 16)).astype("float32")
+rbm = kwi.RBM(8, epochs=2, seed=0)
+history = rbm.fit(x, validation_data=x[:50], verbose=0, log_dir=sys.argv[1])
+model = keras.Sequential([
+    keras.Input((16,)),
+    keras.layers.Dense(8, activation="sigmoid"),
+    keras.layers.Dense(6, activation="relu"),
+    keras.layers.Dense(2),
+])
+histories = kwi.pretrain_dbn(model, x, epochs=2, verbose=0, seed=0, log_dir=sys.argv[1])
+model.compile("sgd", "mse")
+dbn = kwi.DBNPretrain(x, epochs=1, verbose=0, seed=0)
+model.fit(x, x[:, :2], epochs=1, verbose=0, callbacks=[dbn])
+print(json.dumps({
+    "tensorflow": "tensorflow" in sys.modules,
+    "rbm": history["pseudo_likelihood"],
+    "layers": sorted(histories),
+}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_the_rbm_and_pretraining_never_import_tensorflow_on_jax_and_torch(
+    backend, tmp_path, run_on_backend
+):
+    result = run_on_backend(backend, "-c", _PRETRAINING, str(tmp_path))
+    assert result["tensorflow"] is False
+    assert np.all(np.isfinite(result["rbm"]))
+    assert result["layers"] == ["dense", "dense_1"]
+    # The RBM's scalars and pretraining's, written without TensorFlow.
+    assert len(glob.glob(os.path.join(tmp_path, "events.out.tfevents.*"))) >= 2

@@ -1,11 +1,18 @@
-"""Tests of `keras_weightinit.rbm`: the math, one update, the epoch, `RBM`."""
+"""Tests of `keras_weightinit.rbm`: the math, one update, the epoch, `RBM`.
+
+The module's own process runs on TensorFlow (`conftest.py`); the RBM on JAX
+and PyTorch runs `rbm_checks.py` in a subprocess each, compared with NumPy
+and with the TensorFlow RBM's curves on the digits.
+"""
 
 import inspect
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras import ops
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import BernoulliRBM
@@ -15,16 +22,20 @@ from keras_weightinit.rbm import (
     Config,
     Gradients,
     Hyper,
+    Keys,
     Noise,
     Params,
     State,
     apply_gradients,
     bernoulli,
     cd_gradients,
+    epoch_fn,
     free_energy,
-    train_epoch_fn,
+    pseudo_likelihood,
     train_step,
 )
+
+CHECKS = Path(__file__).with_name("rbm_checks.py")
 
 
 @pytest.fixture(scope="module")
@@ -37,27 +48,30 @@ def sigmoid(a):
     return 1 / (1 + np.exp(-a))
 
 
+def tensor(a):
+    return ops.convert_to_tensor(np.asarray(a, "float32"))
+
+
+def numpy(x):
+    return ops.convert_to_numpy(x)
+
+
 def random_params(rng, n_visible, n_hidden, scale=0.5):
     return Params(
         *(
-            tf.constant(rng.normal(0, scale, shape).astype("float32"))
+            tensor(rng.normal(0, scale, shape))
             for shape in ((n_visible, n_hidden), n_hidden, n_visible)
         )
     )
 
 
 def fresh_state(params, chains):
-    zeros = Params(*(tf.zeros_like(p) for p in params))
-    return State(params, zeros, tf.constant(chains), tf.zeros_like(params[1]))
+    zeros = Params(*(ops.zeros_like(p) for p in params))
+    return State(params, zeros, tensor(chains), ops.zeros_like(params[1]))
 
 
 def hyper(learning_rate=1.0, momentum=0.0, weight_decay=0.0, target=0.0):
-    return Hyper(
-        *(
-            tf.constant(float(h))
-            for h in (learning_rate, momentum, weight_decay, target)
-        )
-    )
+    return Hyper(*(tensor(h) for h in (learning_rate, momentum, weight_decay, target)))
 
 
 # --------------------------------------------------------------------------
@@ -71,27 +85,29 @@ def test_bernoulli_samples_are_noise_below_the_mean():
     noise = rng.random((200, 300), dtype=np.float32)
     noise[:100, :3] = [0.0, 0.0, 0.5]
     noise[100:, :3] = np.float32(1 - 2**-24)  # the largest float below 1
-    sample = bernoulli(tf.constant(mean), tf.constant(noise)).numpy()
+    sample = numpy(bernoulli(tensor(mean), tensor(noise)))
     np.testing.assert_array_equal(sample, (noise < mean).astype("float32"))
 
 
 def test_free_energy_formulas():
     rng = np.random.default_rng(0)
     params = random_params(rng, 6, 4)
-    w, c, b = (p.numpy() for p in params)
+    w, c, b = (numpy(p) for p in params)
     v = (rng.random((5, 6)) < 0.5).astype("float32")
     bernoulli = -v @ b - np.logaddexp(0, v @ w + c).sum(1)
-    np.testing.assert_allclose(free_energy(v, params), bernoulli, rtol=1e-5)
+    np.testing.assert_allclose(numpy(free_energy(v, params)), bernoulli, rtol=1e-5)
     gaussian = 0.5 * ((v - b) ** 2).sum(1) - np.logaddexp(0, v @ w + c).sum(1)
-    np.testing.assert_allclose(free_energy(v, params, "gaussian"), gaussian, rtol=1e-5)
+    got = numpy(free_energy(v, params, "gaussian"))
+    np.testing.assert_allclose(got, gaussian, rtol=1e-5)
 
 
 def test_relu_free_energy_term_is_the_integral_of_softplus():
     # One Gaussian visible unit v, one ReLU hidden unit of input x = v:
     # F(v) = v^2 / 2 - int_{-inf}^v softplus(u) du.
     x = np.linspace(-8, 8, 33).astype("float32")
-    params = Params(tf.ones([1, 1]), tf.zeros([1]), tf.zeros([1]))
-    got = 0.5 * x**2 - free_energy(x[:, None], params, "gaussian", "relu").numpy()
+    params = Params(np.ones((1, 1)), np.zeros(1), np.zeros(1))
+    fe = numpy(free_energy(x[:, None], params, "gaussian", "relu"))
+    got = 0.5 * x**2 - fe
     grid = np.linspace(-40, 8, 200001)
     dense = np.logaddexp(0, grid)
     cumulative = np.concatenate([[0], np.cumsum((dense[1:] + dense[:-1]) / 2)])
@@ -105,14 +121,15 @@ def test_cd_2_gradients_match_a_numpy_reference(hidden):
     rng = np.random.default_rng(1)
     n_visible, n_hidden, m = 7, 5, 4
     params = random_params(rng, n_visible, n_hidden)
-    w, c, b = (p.numpy() for p in params)
+    w, c, b = (numpy(p) for p in params)
     v0 = (rng.random((m, n_visible)) < 0.5).astype("float32")
     if hidden == "bernoulli":
         noise = rng.random((2, m, n_hidden)).astype("float32")
     else:
         noise = rng.normal(size=(2, m, n_hidden)).astype("float32")
     config = Config(hidden=hidden, cd_steps=2)
-    gradients, vk, error = cd_gradients(params, v0, None, Noise(tuple(noise)), config)
+    noise_tensors = Noise(tuple(tensor(d) for d in noise))
+    gradients, vk, error = cd_gradients(params, v0, None, noise_tensors, config)
 
     def up(v):
         x = v @ w + c
@@ -137,29 +154,30 @@ def test_cd_2_gradients_match_a_numpy_reference(hidden):
         m,
     )
     for got, expected in zip(gradients, want, strict=True):
-        np.testing.assert_allclose(got, expected, atol=1e-5)
-    np.testing.assert_allclose(vk, v2, atol=1e-6)
+        np.testing.assert_allclose(numpy(got), expected, atol=1e-5)
+    np.testing.assert_allclose(numpy(vk), v2, atol=1e-6)
     # The reconstruction error is that of the first reconstruction, v1.
-    assert float(error) == pytest.approx(float(np.sum((v0 - v1) ** 2)), rel=1e-5)
+    assert float(numpy(error)) == pytest.approx(float(np.sum((v0 - v1) ** 2)), rel=1e-5)
 
 
 def test_persistent_gradients_sample_the_chains():
     rng = np.random.default_rng(2)
     params = random_params(rng, 6, 5)
-    w, c, b = (p.numpy() for p in params)
+    w, c, b = (numpy(p) for p in params)
     v0 = (rng.random((3, 6)) < 0.5).astype("float32")
     chains = (rng.random((3, 6)) < 0.5).astype("float32")
-    noise = Noise(
-        tuple(rng.random((2, 3, 5)).astype("float32")),
-        tuple(rng.random((1, 3, 6)).astype("float32")),
-    )
+    hidden_noise = rng.random((2, 3, 5)).astype("float32")
+    visible_noise = rng.random((1, 3, 6)).astype("float32")
+    noise = Noise(tuple(map(tensor, hidden_noise)), tuple(map(tensor, visible_noise)))
     gradients, vk, _ = cd_gradients(params, v0, chains, noise, Config(persistent=True))
-    h_chain = (noise.hidden[1] < sigmoid(chains @ w + c)).astype("float32")
-    v1 = (noise.visible[0] < sigmoid(h_chain @ w.T + b)).astype("float32")
-    np.testing.assert_array_equal(vk, v1)  # a sample: a Markov chain
+    h_chain = (hidden_noise[1] < sigmoid(chains @ w + c)).astype("float32")
+    v1 = (visible_noise[0] < sigmoid(h_chain @ w.T + b)).astype("float32")
+    np.testing.assert_array_equal(numpy(vk), v1)  # a sample: a Markov chain
     h0, h1 = sigmoid(v0 @ w + c), sigmoid(v1 @ w + c)
-    np.testing.assert_allclose(gradients.kernel, v0.T @ h0 - v1.T @ h1, atol=1e-5)
-    np.testing.assert_allclose(gradients.visible_bias, (v0 - v1).sum(0), atol=1e-5)
+    kernel = v0.T @ h0 - v1.T @ h1
+    np.testing.assert_allclose(numpy(gradients.kernel), kernel, atol=1e-5)
+    visible_bias = (v0 - v1).sum(0)
+    np.testing.assert_allclose(numpy(gradients.visible_bias), visible_bias, atol=1e-5)
 
 
 def test_apply_gradients_momentum_weight_decay_and_sparsity():
@@ -168,30 +186,30 @@ def test_apply_gradients_momentum_weight_decay_and_sparsity():
     velocity = random_params(rng, 4, 3, scale=0.1)
     m = 5  # the gradients are sums over 5 samples
     sums = random_params(rng, 4, 3)
-    data = (tf.fill([3], 0.3 * m), tf.fill([4], 0.5 * m))
-    gradients = Gradients(*sums, *data, tf.constant(float(m)))
-    activity = tf.constant([0.1, 0.2, 0.3])
-    state = State(params, velocity, tf.zeros([2, 4]), activity)
+    data = (tensor(np.full(3, 0.3 * m)), tensor(np.full(4, 0.5 * m)))
+    gradients = Gradients(*sums, *data, float(m))
+    activity = tensor([0.1, 0.2, 0.3])
+    state = State(params, velocity, tensor(np.zeros((2, 4))), activity)
     lr, momentum, decay, target = 0.1, 0.9, 0.01, 0.05
     new = apply_gradients(state, gradients, hyper(lr, momentum, decay, target), True)
-    q = 0.9 * activity.numpy() + 0.1 * 0.3
+    q = 0.9 * numpy(activity) + 0.1 * 0.3
     penalty = 0.1 * (q - target)
-    g = [t.numpy() / m for t in sums]
+    g = [numpy(t) / m for t in sums]
     want_velocity = (
-        momentum * velocity.kernel.numpy()
+        momentum * numpy(velocity.kernel)
         + lr * (g[0] - np.outer(np.full(4, 0.5), penalty))
-        - lr * decay * params.kernel.numpy(),
-        momentum * velocity.hidden_bias.numpy() + lr * (g[1] - penalty),
-        momentum * velocity.visible_bias.numpy() + lr * g[2],
+        - lr * decay * numpy(params.kernel),
+        momentum * numpy(velocity.hidden_bias) + lr * (g[1] - penalty),
+        momentum * numpy(velocity.visible_bias) + lr * g[2],
     )
-    np.testing.assert_allclose(new.activity, q, rtol=1e-6)
+    np.testing.assert_allclose(numpy(new.activity), q, rtol=1e-6)
     for got, want in zip(new.velocity, want_velocity, strict=True):
-        np.testing.assert_allclose(got, want, atol=1e-6)
+        np.testing.assert_allclose(numpy(got), want, atol=1e-6)
     for got, want, before in zip(new.params, want_velocity, params, strict=True):
-        np.testing.assert_allclose(got, before.numpy() + want, atol=1e-6)
+        np.testing.assert_allclose(numpy(got), numpy(before) + want, atol=1e-6)
     # Without sparsity, the running mean is left alone.
     plain = apply_gradients(state, gradients, hyper(lr, momentum, decay), False)
-    np.testing.assert_array_equal(plain.activity, activity)
+    np.testing.assert_array_equal(numpy(plain.activity), numpy(activity))
 
 
 def test_short_last_batch_uses_negatives_of_its_size():
@@ -199,36 +217,38 @@ def test_short_last_batch_uses_negatives_of_its_size():
     rng = np.random.default_rng(0)
     n_visible, n_hidden = 6, 5
     params = random_params(rng, n_visible, n_hidden, scale=0.1)
-    params = params._replace(visible_bias=tf.zeros([n_visible]))
+    params = params._replace(visible_bias=tensor(np.zeros(n_visible)))
     chains = (rng.random((8, n_visible)) < 0.5).astype("float32")
-    v0 = (rng.random((3, n_visible)) < 0.5).astype("float32")
+    v0 = tensor(rng.random((3, n_visible)) < 0.5)
     noise = Noise(
-        tuple(rng.random((2, 3, n_hidden)).astype("float32")),
-        tuple(rng.random((1, 3, n_visible)).astype("float32")),
+        tuple(map(tensor, rng.random((2, 3, n_hidden)))),
+        tuple(map(tensor, rng.random((1, 3, n_visible)))),
     )
     config = Config(persistent=True)
     new, _ = train_step(fresh_state(params, chains), v0, noise, hyper(), config)
-    new_chains = new.chains.numpy()
+    new_chains = numpy(new.chains)
     np.testing.assert_array_equal(new_chains[3:], chains[3:])
     assert not np.array_equal(new_chains[:3], chains[:3])
     # lr 1, no momentum: b = mean(v0) - mean(vk) over the 3 advanced chains
-    expected = v0.mean(0) - new_chains[:3].mean(0)
-    np.testing.assert_allclose(new.params.visible_bias, expected, atol=1e-6)
+    expected = numpy(v0).mean(0) - new_chains[:3].mean(0)
+    np.testing.assert_allclose(numpy(new.params.visible_bias), expected, atol=1e-6)
 
 
 # --------------------------------------------------------------------------
 # the epoch function
 
 
-def test_one_epoch_function_per_shape_traced_once(digits):
+def test_one_compiled_epoch_function_per_setting(digits):
     x_train, x_val = digits
     # Several epochs, a short last batch, another sample count and a second
-    # RBM of the same shape: one function, traced once.
+    # RBM of the same setting: one function, traced once per data shape.
     RBM(37, batch_size=32, epochs=3, seed=0).fit(x_train[:100], verbose=0)
-    function = train_epoch_fn(64, 37, 32, Config())
+    function = epoch_fn(Config(), 32, "tensorflow")
     RBM(37, batch_size=32, epochs=2, seed=1, learning_rate=0.05).fit(x_val, verbose=0)
-    assert train_epoch_fn(64, 37, 32, Config()) is function
-    assert function.experimental_get_tracing_count() == 1
+    RBM(37, batch_size=32, epochs=1, seed=2).fit(x_train[200:300], verbose=0)
+    assert epoch_fn(Config(), 32, "tensorflow") is function
+    assert isinstance(function, tf.types.experimental.GenericFunction)
+    assert function.experimental_get_tracing_count() == 2  # 100 and 360 samples
 
 
 @pytest.mark.parametrize("hidden", ["bernoulli", "relu"])
@@ -239,28 +259,78 @@ def test_monitors_estimate_the_free_energy_and_pseudo_likelihood(hidden):
     n, n_visible, n_hidden, copies = 20, 12, 7, 300
     params = random_params(rng, n_visible, n_hidden)
     v = (rng.random((n, n_visible)) < 0.4).astype("float32")
-    epoch = train_epoch_fn(n_visible, n_hidden, 8, Config(hidden=hidden))
+    epoch = epoch_fn(Config(hidden=hidden), 8, keras.backend.backend())
     state = fresh_state(params, np.zeros((8, n_visible), "float32"))
-    empty = tf.zeros([0, n_visible])
-    monitor_x = np.tile(v, (copies, 1))
-    _, metrics = epoch(
-        state, empty, tf.constant([1, 2], tf.int64), hyper(0.0), monitor_x, v
-    )
-    metrics = metrics.numpy()
-    fe = free_energy(v, params, "bernoulli", hidden).numpy()
+    empty = tensor(np.zeros((0, n_visible)))
+    key = Keys.active().to_device(Keys.key(1, 2))
+    monitor_x = tensor(np.tile(v, (copies, 1)))
+    _, metrics = epoch(state, empty, key, hyper(0.0), monitor_x, tensor(v))
+    metrics = numpy(metrics)
+    fe = numpy(free_energy(v, params, "bernoulli", hidden))
     flipped = np.repeat(v[:, None], n_visible, 1)  # (n, bit, visible)
     flipped[:, np.arange(n_visible), np.arange(n_visible)] = 1 - v
-    fe_flipped = free_energy(
-        flipped.reshape(-1, n_visible), params, "bernoulli", hidden
+    fe_flipped = numpy(
+        free_energy(flipped.reshape(-1, n_visible), params, "bernoulli", hidden)
     )
-    terms = n_visible * np.log(
-        sigmoid(fe_flipped.numpy().reshape(n, n_visible) - fe[:, None])
-    )
+    terms = n_visible * np.log(sigmoid(fe_flipped.reshape(n, n_visible) - fe[:, None]))
     standard_error = np.sqrt(terms.var(1).sum() / copies) / n
     assert np.isnan(metrics[0])  # no training data
     assert metrics[1] == pytest.approx(fe.mean(), rel=1e-5)
     assert metrics[3] == pytest.approx(fe.mean(), rel=1e-5)
     assert abs(metrics[2] - terms.mean()) < 5 * standard_error
+    # Each bit flipped in turn: the exact per-bit terms.
+    for bit in (0, n_visible - 1):
+        columns = np.full(n, bit)
+        got = numpy(pseudo_likelihood(v, params, columns, hidden))
+        np.testing.assert_allclose(got, terms[:, bit], rtol=1e-4, atol=1e-4)
+
+
+# --------------------------------------------------------------------------
+# the RBM on JAX and PyTorch: NumPy's gradients, TensorFlow's curves
+
+
+@pytest.fixture(scope="module")
+def tensorflow_curves():
+    """The curves of `rbm_checks.curve_fit` on TensorFlow, in this process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rbm_checks", CHECKS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.curve_fit(), module.gradient_errors()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_the_rbm_on_other_backends_matches_numpy_and_tensorflow(
+    backend, run_on_backend, tensorflow_curves
+):
+    result = run_on_backend(backend, str(CHECKS))
+    assert result["backend"] == backend
+    assert result["tensorflow"] is False  # trained without importing it
+    # One CD-1 update on a fixed batch and noise: NumPy's sums and weights.
+    for name, error in result["gradients"].items():
+        assert error < (1e-4 if name == "squared_error" else 2e-5), (name, error)
+    # The same fit on the digits as TensorFlow's, up to the random draws
+    # (measured 2026-12-05, seed 0: the reconstruction errors within 2% per
+    # epoch, the monitors' pseudo-likelihoods within 3 nats, the held-out
+    # score within 0.15; the bounds are about twice that).
+    ours, (theirs, tf_gradients) = result["history"], tensorflow_curves
+    assert max(tf_gradients.values()) < 1e-4
+    np.testing.assert_allclose(
+        ours["reconstruction_error"], theirs["reconstruction_error"], rtol=0.04
+    )
+    for key in ("pseudo_likelihood", "val_pseudo_likelihood"):
+        np.testing.assert_allclose(ours[key], theirs[key], atol=6.0)
+        assert np.mean(ours[key][-3:]) > np.mean(ours[key][:3]) + 3  # it learns
+    assert ours["score_samples"] == pytest.approx(theirs["score_samples"], abs=0.4)
+    np.testing.assert_allclose(  # measured within 9%: free energies drift
+        ours["val_free_energy"], theirs["val_free_energy"], rtol=0.2
+    )
+    behaviour = result["behaviour"]
+    assert behaviour["streamed"] and 0 < behaviour["streamed_error"] < 0.08
+    del behaviour["streamed_error"]
+    assert all(behaviour.values()), behaviour
 
 
 # --------------------------------------------------------------------------
@@ -294,6 +364,8 @@ def test_reconstruction_error_falls_and_history(digits):
     assert rbm.kernel.shape == (64, 64)
     assert rbm.hidden_bias.shape == (64,)
     assert rbm.visible_bias.shape == (64,)
+    assert rbm.history_ == history
+    assert rbm.fit_data_ == {"streamed": False, "samples": len(x_train)}
 
 
 @pytest.mark.parametrize("streamed", [False, True])

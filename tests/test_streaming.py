@@ -117,7 +117,7 @@ def test_data_that_fit_the_buffer_train_exactly_as_the_array(digits, persistent)
     for data in (dataset(x_train, 37), Batches(x_train)):
         rbm = RBM(32, **args)  # default buffer: 32,768 samples of 64 features
         assert_same_fit(fitted(rbm, data, validation_data=dataset(x_val)), want)
-        assert rbm._fit_info == {"streamed": False, "samples": len(x_train)}
+        assert rbm.fit_data_ == {"streamed": False, "samples": len(x_train)}
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "relu", "tanh"])
@@ -151,9 +151,9 @@ def test_streamed_result_depends_on_the_samples_not_on_the_batching(
     for data in (dataset(x_train, 7), dataset(x_train, 500), Batches(x_train, 64)):
         rbm = RBM(16, **settings)
         results.append(fitted(rbm, data, validation_data=x_val))
-        assert rbm._fit_info["streamed"]
-        assert rbm._fit_info["samples"] == len(x_train)
-        assert rbm._fit_info["chunk"] == 2 * rbm.batch_size
+        assert rbm.fit_data_["streamed"]
+        assert rbm.fit_data_["samples"] == len(x_train)
+        assert rbm.fit_data_["chunk"] == 2 * rbm.batch_size
     for result in results[1:]:
         assert_same_fit(result, results[0])
     # The seed decides: reproducible, and another one trains differently.
@@ -193,7 +193,7 @@ def test_streamed_training_matches_the_array_statistically(digits, small_blocks)
             history["reconstruction_error"][-1],
             float(rbm.score_samples(x_val, seed=0).mean()),
             float(np.abs(rbm.reconstruct(x_val) - x_val).mean()),
-            rbm._fit_info["streamed"],
+            rbm.fit_data_["streamed"],
         )
     array, stream = results["array"], results["stream"]
     assert stream[3] and not array[3]
@@ -322,7 +322,7 @@ def test_unknown_cardinality_is_read_to_its_end_each_pass(digits, small_blocks):
     rbm = RBM(8, epochs=3, seed=0, shuffle_buffer=100)
     rbm.fit(ds, verbose=0)
     assert len(passes) == 4  # the statistics pass, then one per epoch
-    assert rbm._fit_info["samples"] == len(x_train)
+    assert rbm.fit_data_["samples"] == len(x_train)
     batches = Batches(x_train)
     RBM(8, epochs=2, shuffle_buffer=100).fit(batches, verbose=0)
     assert batches.epochs_ended == 3  # on_epoch_end after each full pass
@@ -508,7 +508,7 @@ streamed = []
 original = RBM.fit
 def recording_fit(self, *args, **kwargs):
     result = original(self, *args, **kwargs)
-    streamed.append(self._fit_info["streamed"])
+    streamed.append(self.fit_data_["streamed"])
     return result
 RBM.fit = recording_fit
 
