@@ -495,7 +495,7 @@ def _plot(summary: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     acc_ax, std_ax, grad_ax = axes
     styles = ["-", "--", "-.", ":"]
-    hidden: dict = {std_ax: [], grad_ax: []}
+    panels = LayerPanels(std_ax, grad_ax)
     for i, s in enumerate(summary["schemes"]):
         curves = np.array([r["val_accuracy"] for r in s["runs"]], dtype=float)
         epochs = np.arange(1, curves.shape[1] + 1)
@@ -505,8 +505,7 @@ def _plot(summary: dict, path: Path) -> None:
         acc_ax.fill_between(
             epochs, curves.min(0), curves.max(0), alpha=0.15, color=line.get_color()
         )
-        style = {**style, "color": line.get_color(), "marker": "o", "ms": 3}
-        plot_layers(std_ax, grad_ax, s, style, hidden)
+        panels.add(s, {**style, "color": line.get_color(), "ms": 3})
     acc_ax.axhline(summary["chance"], color="gray", lw=1, ls=(0, (1, 3)))
     acc_ax.set(
         xlabel="epoch",
@@ -515,7 +514,7 @@ def _plot(summary: dict, path: Path) -> None:
         title="Validation accuracy (mean over seeds, band min-max)",
     )
     acc_ax.legend(fontsize=8, title="scheme (final)", title_fontsize=8)
-    label_layers(std_ax, grad_ax, "Dense layer (last = output)", hidden)
+    panels.label("Dense layer (last = output)")
     acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     acc_ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -542,43 +541,55 @@ def write_summary(logdir: Path, summary: dict, markdown: str, plot) -> None:
     plot(summary, logdir / "summary.png")
 
 
-def plot_layers(std_ax, grad_ax, scheme: dict, style: dict, hidden: dict) -> None:
-    """One scheme's first run, per layer: output std and gradient norm at init.
+class LayerPanels:
+    """The two per-layer plot panels at initialization: output std, |dL/dh|.
 
-    Values that are 0 or not finite cannot be drawn on the log scale; a
-    scheme with none left is added to `hidden[ax]`, which `label_layers`
-    names on the panel.
+    Each scheme's first run is drawn layer by layer on a log scale; values
+    that are 0 or not finite cannot be, and a scheme with none left is named
+    on the panel instead.
     """
-    layers = scheme["runs"][0]["layers"]
-    index = np.arange(1, len(layers) + 1)
-    for ax, key in ((std_ax, "std"), (grad_ax, "grad_norm")):
-        values = np.array([layer[key] for layer in layers], dtype=float)
-        values[~np.isfinite(values) | (values <= 0)] = np.nan
-        if np.all(np.isnan(values)):
-            hidden[ax].append(scheme["scheme"])
-        ax.plot(index, values, **style)
 
+    _PANELS = (
+        ("std", "std of layer output", "Forward: activation std at init"),
+        ("grad_norm", "||dL / d layer output||", "Backward: gradient norm at init"),
+    )
 
-def label_layers(std_ax, grad_ax, xlabel: str, hidden: dict) -> None:
-    """Titles, log scales and the schemes not shown of the two layer panels."""
-    from matplotlib.ticker import MaxNLocator
+    def __init__(self, std_ax, grad_ax):
+        self.axes = (std_ax, grad_ax)
+        self.hidden: tuple[list, list] = ([], [])
 
-    for ax, ylabel, title in (
-        (std_ax, "std of layer output", "Forward: activation std at init"),
-        (grad_ax, "||dL / d layer output||", "Backward: gradient norm at init"),
-    ):
-        ax.set(xlabel=xlabel, ylabel=ylabel, yscale="log", title=title)
-        if hidden[ax]:
-            ax.text(
-                0.02,
-                0.02,
-                f"not shown (0 or not finite): {', '.join(hidden[ax])}",
-                transform=ax.transAxes,
-                fontsize=8,
-                color="gray",
-            )
-        ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    def add(self, scheme: dict, style: dict) -> None:
+        """Draws `scheme`'s layers with the line `style` (matplotlib keywords)."""
+        layers = scheme["runs"][0]["layers"]
+        index = np.arange(1, len(layers) + 1)
+        for ax, hidden, (key, _, _) in zip(
+            self.axes, self.hidden, self._PANELS, strict=True
+        ):
+            values = np.array([layer[key] for layer in layers], dtype=float)
+            values[~np.isfinite(values) | (values <= 0)] = np.nan
+            if np.all(np.isnan(values)):
+                hidden.append(scheme["scheme"])
+            ax.plot(index, values, marker="o", **style)
+
+    def label(self, xlabel: str) -> None:
+        """Titles, log scales, a grid and the schemes not shown."""
+        from matplotlib.ticker import MaxNLocator
+
+        for ax, hidden, (_, ylabel, title) in zip(
+            self.axes, self.hidden, self._PANELS, strict=True
+        ):
+            ax.set(xlabel=xlabel, ylabel=ylabel, yscale="log", title=title)
+            if hidden:
+                ax.text(
+                    0.02,
+                    0.02,
+                    f"not shown (0 or not finite): {', '.join(hidden)}",
+                    transform=ax.transAxes,
+                    fontsize=8,
+                    color="gray",
+                )
+            ax.grid(alpha=0.3)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def compare(config: CompareConfig, data: tuple | None = None) -> dict:

@@ -25,12 +25,11 @@ import numpy as np
 
 from keras_weightinit import lm
 from keras_weightinit.compare import (
+    LayerPanels,
     Progress,
     clear_logdir,
     json_safe,
-    label_layers,
     make_optimizer,
-    plot_layers,
     run_dirname,
     write_summary,
 )
@@ -272,7 +271,7 @@ def _plot(summary: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(17, 5))
     loss_ax, std_ax, grad_ax = axes
     styles = ["-", "--", "-.", ":"]
-    hidden: dict = {std_ax: [], grad_ax: []}
+    panels = LayerPanels(std_ax, grad_ax)
     for i, s in enumerate(summary["schemes"]):
         steps = np.array([0, *s["runs"][0]["steps"]])  # 0: the loss at init
         curves = np.array(
@@ -284,8 +283,7 @@ def _plot(summary: dict, path: Path) -> None:
         loss_ax.fill_between(
             steps, curves.min(0), curves.max(0), alpha=0.15, color=line.get_color()
         )
-        style = {**style, "color": line.get_color(), "marker": "o", "ms": 2}
-        plot_layers(std_ax, grad_ax, s, style, hidden)
+        panels.add(s, {**style, "color": line.get_color(), "ms": 2})
     loss_ax.axhline(math.log(256), color="gray", lw=1, ls=(0, (1, 3)))
     top = min(3 * math.log(256), loss_ax.get_ylim()[1])
     loss_ax.set(
@@ -295,7 +293,7 @@ def _plot(summary: dict, path: Path) -> None:
         title="Training loss (mean over seeds, band min-max; dotted: ln 256)",
     )
     loss_ax.legend(fontsize=7, title="scheme (validation loss)", title_fontsize=7)
-    label_layers(std_ax, grad_ax, "layer with a kernel, in call order", hidden)
+    panels.label("layer with a kernel, in call order")
     loss_ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
