@@ -495,7 +495,7 @@ def _mha_kernels(init):
     keras.Model(x, mha(x, x))
     return [
         np.asarray(layer.kernel)
-        for layer in (mha._query_dense, mha._key_dense, mha._value_dense)
+        for layer in (mha.query_dense, mha.key_dense, mha.value_dense)
     ]
 
 

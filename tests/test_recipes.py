@@ -198,12 +198,9 @@ def test_the_gpt2_recipe_differs_from_kerashubs_default_only_where_the_paper_say
     """KerasHub draws every kernel N(0, 0.02); GPT-2 scales the projections."""
     model = models["gpt2"]
     initialize(model, "gpt2", seed=0)
-    out = keras.ops.convert_to_numpy(
-        model.get_layer("transformer_layer_0")._feedforward_output_dense.kernel
-    )
-    inner = keras.ops.convert_to_numpy(
-        model.get_layer("transformer_layer_0")._feedforward_intermediate_dense.kernel
-    )
+    kernels = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
+    out = kernels["transformer_layer_0/feedforward_output_dense/kernel"]
+    inner = kernels["transformer_layer_0/feedforward_intermediate_dense/kernel"]
     assert out.std() < 0.5 * inner.std()
 
 
