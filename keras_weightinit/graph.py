@@ -53,6 +53,7 @@ __all__ = [
     "configs_without_tensorflow",
     "consumers",
     "current_scope",
+    "drawn_view",
     "following_activation",
     "kernel_weights",
     "layer_activation",
@@ -418,6 +419,42 @@ def fans_of(layer: keras.Layer, role: str, shape: tuple[int, ...]):
         block = (*shape[:-1], shape[-1] // gates)
         return (*compute_fans(block), gates)
     return (*compute_fans(shape), 1)
+
+
+def drawn_view(weight: Weight) -> tuple[tuple[int, ...], Callable]:
+    """`(shape to draw, function mapping the drawn values back to the weight)`.
+
+    A kernel-like weight is drawn as the matrix its fans describe: a
+    ConvTranspose kernel `(*k, out, in)` as `(*k, in, out)`, swapped back;
+    an EinsumDense kernel as the matrix `(fan_in, fan_out)` of its input and
+    output axes, reshaped and permuted back; any other weight as it is.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((4, 4, 3)),
+    ...                           keras.layers.Conv2DTranspose(8, 2)])
+    >>> drawn_view(kernel_weights(model)[0])[0]
+    (2, 2, 3, 8)
+    """
+    shape = weight.shape
+    if weight.role == "kernel" and isinstance(weight.layer, CONV_TRANSPOSE):
+
+        def swap(values):
+            return keras.ops.swapaxes(values, -1, -2)
+
+        return (*shape[:-2], shape[-1], shape[-2]), swap
+    if weight.role == "kernel" and isinstance(weight.layer, keras.layers.EinsumDense):
+        ins, outs = einsum_axes(weight.layer.equation)
+        order = ins + outs
+        if sorted(order) == list(range(len(shape))):
+            permuted = [shape[i] for i in order]
+            inverse = [int(i) for i in np.argsort(order)]
+
+            def back(values):
+                return keras.ops.transpose(keras.ops.reshape(values, permuted), inverse)
+
+            return (weight.fan_in, weight.fan_out), back
+    return shape, lambda v: v
 
 
 def _owners(model: keras.Layer) -> dict[int, tuple[keras.Layer, str]]:

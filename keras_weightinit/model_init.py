@@ -42,7 +42,7 @@ from keras_weightinit.checks import (
     verbose_level,
 )
 from keras_weightinit.data import as_batch, fit_model_input, is_dataset
-from keras_weightinit.gains import CONV_TRANSPOSE, activation_family
+from keras_weightinit.gains import activation_family
 from keras_weightinit.graph import Weight
 from keras_weightinit.initializers import (
     HeNormal,
@@ -132,30 +132,6 @@ def check_lsuv_args(
 # drawing a weight with its fans
 
 
-def _matrix_view(weight: Weight):
-    """`(shape to draw, function mapping the draw back to the weight)`.
-
-    A ConvTranspose kernel is drawn as `(*k, in, out)` and swapped back; an
-    EinsumDense kernel as the matrix `(fan_in, fan_out)` of its input and
-    output axes; any other weight as it is.
-    """
-    shape = weight.shape
-    if weight.role == "kernel" and isinstance(weight.layer, CONV_TRANSPOSE):
-        return (*shape[:-2], shape[-1], shape[-2]), lambda v: ops.swapaxes(v, -1, -2)
-    if weight.role == "kernel" and isinstance(weight.layer, keras.layers.EinsumDense):
-        ins, outs = graph.einsum_axes(weight.layer.equation)
-        order = ins + outs
-        if sorted(order) == list(range(len(shape))):
-            permuted = [shape[i] for i in order]
-
-            def back(values):
-                inverse = [int(i) for i in np.argsort(order)]
-                return ops.transpose(ops.reshape(values, permuted), inverse)
-
-            return (weight.fan_in, weight.fan_out), back
-    return shape, lambda v: v
-
-
 def draw_weight(init, weight: Weight, seed: Seed = None):
     """`init`'s values for `weight`, drawn with the weight's fans and gates.
 
@@ -172,7 +148,7 @@ def draw_weight(init, weight: Weight, seed: Seed = None):
     >>> bool(np.allclose(q[:, :4].T @ q[:, :4], np.eye(4), atol=1e-5))
     True
     """
-    view, back = _matrix_view(weight)
+    view, back = graph.drawn_view(weight)
     dtype = weight.variable.dtype
     fans = None if weight.fan_in is None else (weight.fan_in, weight.fan_out)
     if weight.experts > 1:  # one draw per expert, with an expert's fans
