@@ -43,6 +43,7 @@ from keras_weightinit.data import (
     take,
 )
 from keras_weightinit.probe import (
+    ProbeResult,
     Projection,
     check_labels,
     default_loss,
@@ -295,7 +296,7 @@ def _inputs(x, y):
 
 
 def _numpy(tensor) -> np.ndarray:
-    return np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(tensor, "float64")))
+    return np.asarray(keras.ops.convert_to_numpy(tensor), dtype="float64")
 
 
 def diagnose(
@@ -446,44 +447,35 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
     distributed.check_same_model(model)
     distributed.check_replicated(model, "diagnose")
     units = list(dict.fromkeys(w.unit for w in kernels))
-    norms = {id(u): graph.normalization_after(u, model) for u in units}
     primaries = {id(u): graph.primary_weight(u, kernels) for u in units}
+    norms = {id(u): graph.normalization_after(u, model) for u in units}
     loss_fn, loss_name = _choose_loss(model, x, y, loss, units[-1])
     check_labels(model, x, y, loss_fn)
     distributed.check_same_across_processes("loss", loss_name)
-    learning = [u for u in units if not primaries[id(u)].frozen]
-    observed = units + [n for n in norms.values() if n is not None]
-    run = _pass(model, x, y, observed, [primaries[id(u)] for u in learning], training)
-    result = run(loss_fn)
-    order = [u for u in result.order if id(u) in primaries]
-    zero = {id(u): not bool(np.any(_numpy(primaries[id(u)].variable))) for u in order}
-    signal, probed, reference, positions = _backward(run, result, order, zero)
+    measured = _measure(model, (x, y), primaries, norms, loss_fn, training)
+    parts = [
+        LayerSums.of(measured, unit, norms[id(unit)], primaries[id(unit)])
+        for unit in measured.order
+    ]
+    mean = is_batch_mean(loss_fn)
+    parts, totals = _reduce(parts, measured, num_samples(x), mean)
+    stats = [
+        LayerStats.of(part, primaries[id(unit)], last=unit is measured.order[-1])
+        for unit, part in zip(measured.order, parts, strict=True)
+    ]
     marks = {
         "silenced": _silenced(model, found),
         "ends": {id(b.last.unit) for b in residual.branches(model, found)},
-        "zero": zero,
+        "zero": measured.zero,
     }
-    grads = dict(zip(map(id, learning), signal.weight_grads, strict=True))
-    several = distributed.process_count() > 1
-    rows, symmetric, parts = _rows(
-        model, order, primaries, (result, signal, grads), norms, marks, several
-    )
-    loss_float = None if result.loss is None else float(result.loss)
-    if several:
-        loss_float, reference, symmetric = _across_processes(
-            rows,
-            parts,
-            num_samples(x),
-            is_batch_mean(loss_fn) and probed is None,
-            is_batch_mean(loss_fn),
-            loss_float,
-            reference,
-            positions,
-        )
-    report = _judge(rows, loss_float, symmetric, reference)
+    rows = _rows(model, measured.order, primaries, stats, norms, marks)
+    symmetric = [row["name"] for row, s in zip(rows, stats, strict=True) if s.symmetric]
+    report = _judge(rows, totals["loss"], symmetric, totals["reference"])
     report.loss_name = loss_name
     report.identical = _identical(kernels)
-    report.reasons += _not_measured(model, units, result, found, probed)
+    report.reasons += _not_measured(
+        model, units, measured.result, found, measured.probed
+    )
     return report
 
 
@@ -534,7 +526,60 @@ def _pass(model, x, y, observed, weights, training):
     return run
 
 
-def _backward(run, result, order, zero):
+@dataclasses.dataclass(frozen=True)
+class _Measured:
+    """The probe passes of one diagnosis.
+
+    Attributes:
+        result: The pass of the loss: outputs, and signals unless `probed`.
+        signal: The pass whose signals are read (`result`, or the zero
+            classifier's projection).
+        order: The measured layers, in the order the model calls them.
+        grads: `id(unit) ->` the gradient of its primary weight (learning
+            layers only).
+        zero: `id(unit) ->` whether its primary weight is all zero.
+        probed: The zero classifier whose input is projected, or None.
+        reference: The projection's norm times `sqrt(positions)`, or None.
+        positions: The positions the projection sums over, or None.
+    """
+
+    result: ProbeResult
+    signal: ProbeResult
+    order: list
+    grads: dict
+    zero: dict
+    probed: keras.Layer | None = None
+    reference: float | None = None
+    positions: int | None = None
+
+
+def _measure(model, data, primaries, norms, loss, training) -> _Measured:
+    """The probe pass of `loss` on `data = (x, y)`, every unit observed.
+
+    One pass over the model (per-layer statistics linear in depth): every
+    unit and the normalization after it is observed at once; a second
+    pass only for a zero classifier (`_zero_classifier_projection`).
+    """
+    units = [primary.unit for primary in primaries.values()]
+    learning = [u for u in units if not primaries[id(u)].frozen]
+    observed = units + [n for n in norms.values() if n is not None]
+    run = _pass(model, *data, observed, [primaries[id(u)] for u in learning], training)
+    result = run(loss)
+    order = [u for u in result.order if id(u) in primaries]
+    zero = {
+        id(u): not bool(
+            keras.ops.any(keras.ops.not_equal(primaries[id(u)].variable, 0))
+        )
+        for u in order
+    }
+    signal, probed, reference, positions = _zero_classifier_projection(
+        run, result, order, zero
+    )
+    grads = dict(zip(map(id, learning), signal.weight_grads, strict=True))
+    return _Measured(result, signal, order, grads, zero, probed, reference, positions)
+
+
+def _zero_classifier_projection(run, result, order, zero):
     """`(signal pass, probed layer, reference, positions)`.
 
     A zero classifier (Fixup) lets no loss gradient through before the
@@ -552,60 +597,238 @@ def _backward(run, result, order, zero):
     return signal, probed, reference, positions
 
 
-def _rows(model, order, primaries, passes, norms, marks, several):
-    """`(rows, symmetric layers, per-row sums)` of the observed layers."""
-    result, signal, grads = passes
-    rows, symmetric, parts = [], [], []
-    with np.errstate(all="ignore"):  # overflowing nets still get rows
-        for unit in order:
-            weight = primaries[id(unit)]
-            h = _numpy(result.outputs[id(unit)])
-            dh = _numpy(signal.signal.get(id(unit), np.zeros(h.shape)))
-            kernel_value = _numpy(weight.variable)
-            dw = _numpy(grads.get(id(unit), np.zeros(kernel_value.shape)))
-            norm = float(np.linalg.norm(kernel_value))
-            kernel_ratio = float(np.linalg.norm(dw) / norm) if norm > 0 else math.inf
-            name = graph.own_activation(unit)[0] or "unnamed"
-            units_h = h.reshape(-1, h.shape[-1]) if h.ndim > 1 else h[:, None]
-            after = norms[id(unit)]
-            effective = h
-            if after is not None and id(after) in result.outputs:
-                effective = _numpy(result.outputs[id(after)])
-            path = graph.layer_path(unit, model)
-            if unit is not order[-1] and _symmetric(kernel_value, dw):
-                symmetric.append(path)
-            if several:
-                parts.append(_sums(h, dh, effective, dw, units_h, name, kernel_value))
-            rows.append(
-                {
-                    "name": path,
-                    "activation": name,
-                    "fan_in": int(weight.fan_in),
-                    "fan_out": int(weight.fan_out),
-                    "mean": float(np.mean(h)),
-                    "std": float(np.std(h)),
-                    "dead_fraction": float(np.mean(np.all(units_h == 0, axis=0))),
-                    "zero_fraction": float(np.mean(h == 0)),
-                    "saturated_fraction": _saturated(name, h),
-                    "grad_norm": float(np.linalg.norm(dh)),
-                    # a frozen layer: no step changes it
-                    "kernel_grad_ratio": math.nan if weight.frozen else kernel_ratio,
-                    "normalized_by": None if after is None else after.name,
-                    "effective_std": float(np.std(effective)),
-                    "zero_kernel": marks["zero"][id(unit)],
-                    "table": weight.role in ("embeddings", "token"),
-                    "silenced": id(unit) in marks["silenced"],
-                    "branch_end": id(unit) in marks["ends"],
-                    "frozen": weight.frozen,
-                }
+def _moments(values: np.ndarray) -> tuple[float, float, float, float]:
+    """`(count, shift, sum(values - shift), sum((values - shift)**2))`.
+
+    The shift is the mean, so the sums of one batch lose nothing to
+    cancellation (the variance is `np.var`'s); sums of several batches are
+    combined from their raw moments.
+    """
+    shift = float(np.mean(values)) if values.size else 0.0
+    centred = values - shift
+    return (
+        float(values.size),
+        shift,
+        float(np.sum(centred)),
+        float(np.sum(centred * centred)),
+    )
+
+
+def _mean_std(moments) -> tuple[float, float]:
+    count, shift, total, square = moments
+    mean = total / count
+    return shift + mean, math.sqrt(max(square / count - mean * mean, 0.0))
+
+
+def _raw(moments) -> tuple[float, float, float, float]:
+    """The moments about 0 (shift 0), which add across batches."""
+    count, shift, total, square = moments
+    return (
+        count,
+        0.0,
+        total + count * shift,
+        square + 2.0 * shift * total + count * shift * shift,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSums:
+    """One layer's sums over a batch, from which its `LayerStats` are read.
+
+    Sums, not means, so that the batches of several processes add up
+    (`_reduce`); one process's are used as they are.
+
+    Attributes:
+        output: `_moments` of the layer's output `h`.
+        effective: `_moments` of `h` after its normalization (of `h` if none).
+        alive: Per unit, 1 if its output is not 0 for some sample.
+        zeros: The number of entries of `h` that are exactly 0.
+        saturated: The number of saturated entries of `h`.
+        signal: `sum(dL/dh ** 2)`, the squared backpropagated signal.
+        dw: The gradient of the layer's primary weight.
+        kernel: The primary weight's value.
+    """
+
+    output: tuple
+    effective: tuple
+    alive: np.ndarray
+    zeros: float
+    saturated: float
+    signal: float
+    dw: np.ndarray
+    kernel: np.ndarray
+
+    @classmethod
+    def of(cls, measured: _Measured, unit, after, weight) -> LayerSums:
+        """The sums of `unit` in `measured` (`after`: its normalization)."""
+        result = measured.result
+        h = _numpy(result.outputs[id(unit)])
+        dh = measured.signal.signal.get(id(unit))
+        kernel = _numpy(weight.variable)
+        dw = measured.grads.get(id(unit))
+        effective = h
+        if after is not None and id(after) in result.outputs:
+            effective = _numpy(result.outputs[id(after)])
+        units_h = h.reshape(-1, h.shape[-1]) if h.ndim > 1 else h[:, None]
+        activation = graph.own_activation(unit)[0] or "unnamed"
+        with np.errstate(all="ignore"):  # overflowing nets still get rows
+            dh = np.zeros(h.shape) if dh is None else _numpy(dh)
+            return cls(
+                output=_moments(h),
+                effective=_moments(effective),
+                alive=np.any(units_h != 0, axis=0).astype("float64"),
+                zeros=float(np.sum(h == 0)),
+                saturated=_saturated(activation, h) * h.size,
+                signal=float(np.sum(dh * dh)),
+                dw=np.zeros(kernel.shape) if dw is None else _numpy(dw),
+                kernel=kernel,
             )
+
+    def weighted(self, weight: float) -> dict:
+        """The parts that add across processes, signals times `weight`."""
+        return {
+            "output": _raw(self.output),
+            "effective": _raw(self.effective),
+            "alive": self.alive,
+            "zeros": self.zeros,
+            "saturated": self.saturated,
+            "signal": self.signal * weight * weight,
+            "dw": self.dw * weight,
+        }
+
+
+def _reduce(parts: list[LayerSums], measured: _Measured, samples: int, mean: bool):
+    """`(sums, totals)` over every process's batch; this one's with one process.
+
+    Sums travel, not means: each process's mean loss is weighted by its share
+    of the samples, so the gradients and signals are those of the mean loss
+    over all batches (BatchNormalization still uses each process's batch
+    statistics, as data-parallel training without synchronized BN does).
+    Every process gets the same sums, so the same rows and verdict.
+
+    Returns:
+        The reduced `LayerSums`, and `totals`: `loss` and `reference` over
+        all processes.
+    """
+    loss = measured.result.loss
+    loss = None if loss is None else float(loss)
+    if distributed.process_count() == 1:
+        return parts, {"loss": loss, "reference": measured.reference}
+    mean_signal = mean and measured.probed is None
+    weight = float(samples) if mean_signal else 1.0
+    total = distributed.sum_across_processes(
+        {
+            "samples": float(samples),
+            "loss": 0.0 if loss is None else loss * (samples if mean else 1.0),
+            "positions": float(measured.positions or 0),
+            "rows": [part.weighted(weight) for part in parts],
+        }
+    )
+    scale = total["samples"] if mean_signal else 1.0
+    reduced = [
+        dataclasses.replace(
+            part,
+            output=tuple(row["output"]),
+            effective=tuple(row["effective"]),
+            alive=row["alive"],
+            zeros=row["zeros"],
+            saturated=row["saturated"],
+            signal=row["signal"] / (scale * scale),
+            dw=row["dw"] / scale,
+        )
+        for part, row in zip(parts, total["rows"], strict=True)
+    ]
+    if loss is not None:
+        loss = total["loss"] / (total["samples"] if mean else 1.0)
+    reference = measured.reference
+    if reference is not None:  # the projection's norm times sqrt(positions)
+        reference = reference * math.sqrt(total["positions"] / measured.positions)
+    return reduced, {"loss": loss, "reference": reference}
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerStats:
+    """One layer's statistics, read from its (reduced) `LayerSums`.
+
+    Attributes:
+        mean: The mean of the layer's output `h`.
+        std: Its standard deviation.
+        dead_fraction: The fraction of units whose output is 0 for every
+            sample (and position).
+        zero_fraction: The fraction of outputs that are exactly 0.
+        saturated_fraction: The fraction of saturated outputs.
+        grad_norm: `||dL/dh||`, the backpropagated signal.
+        kernel_grad_ratio: `||dL/dW|| / ||W||` (nan for a frozen layer).
+        effective_std: The std after the layer's normalization.
+        symmetric: Its units have equal incoming weights and gradients.
+    """
+
+    mean: float
+    std: float
+    dead_fraction: float
+    zero_fraction: float
+    saturated_fraction: float
+    grad_norm: float
+    kernel_grad_ratio: float
+    effective_std: float
+    symmetric: bool
+
+    @classmethod
+    def of(cls, sums: LayerSums, weight, last: bool = False) -> LayerStats:
+        """The statistics of `sums`; `weight` is the layer's primary weight."""
+        with np.errstate(all="ignore"):
+            mean, std = _mean_std(sums.output)
+            count = sums.output[0]
+            norm = float(np.linalg.norm(sums.kernel))
+            ratio = float(np.linalg.norm(sums.dw) / norm) if norm > 0 else math.inf
+            return cls(
+                mean=mean,
+                std=std,
+                dead_fraction=float(np.mean(sums.alive == 0)),
+                zero_fraction=sums.zeros / count,
+                saturated_fraction=sums.saturated / count,
+                grad_norm=math.sqrt(sums.signal),
+                # a frozen layer: no step changes it
+                kernel_grad_ratio=math.nan if weight.frozen else ratio,
+                effective_std=_mean_std(sums.effective)[1],
+                symmetric=not last and _symmetric(sums.kernel, sums.dw),
+            )
+
+
+def _rows(model, order, primaries, stats, norms, marks) -> list[dict]:
+    """The report's rows: each layer's names and marks, and its `LayerStats`."""
+    rows = []
+    for unit, layer in zip(order, stats, strict=True):
+        weight, after = primaries[id(unit)], norms[id(unit)]
+        rows.append(
+            {
+                "name": graph.layer_path(unit, model),
+                "activation": graph.own_activation(unit)[0] or "unnamed",
+                "fan_in": int(weight.fan_in),
+                "fan_out": int(weight.fan_out),
+                "mean": layer.mean,
+                "std": layer.std,
+                "dead_fraction": layer.dead_fraction,
+                "zero_fraction": layer.zero_fraction,
+                "saturated_fraction": layer.saturated_fraction,
+                "grad_norm": layer.grad_norm,
+                "kernel_grad_ratio": layer.kernel_grad_ratio,
+                "normalized_by": None if after is None else after.name,
+                "effective_std": layer.effective_std,
+                "zero_kernel": marks["zero"][id(unit)],
+                "table": weight.role in ("embeddings", "token"),
+                "silenced": id(unit) in marks["silenced"],
+                "branch_end": id(unit) in marks["ends"],
+                "frozen": weight.frozen,
+            }
+        )
     if not rows:
         raise ValueError(
             "diagnose could not observe any layer of the model on `x` "
             f"(layers with kernel-like weights: "
             f"{[graph.layer_path(w.unit, model) for w in primaries.values()]})."
         )
-    return rows, symmetric, parts
+    return rows
 
 
 def _not_measured(model, units, result, found, probed) -> list[str]:
@@ -627,89 +850,6 @@ def _not_measured(model, units, result, found, probed) -> list[str]:
             f"not measured: weights of layer types the core does not know: {unknown}"
         )
     return notes
-
-
-def _sums(h, dh, effective, dw, units_h, activation: str, kernel) -> dict:
-    """A row's sums over this process's batch, for `_across_processes`."""
-    saturated = _saturated(activation, h) * h.size  # a mean over h: a count
-    return {
-        "n": float(h.size),
-        "sum": float(np.sum(h)),
-        "square": float(np.sum(h * h)),
-        "alive": np.any(units_h != 0, axis=0).astype("float64"),
-        "zeros": float(np.sum(h == 0)),
-        "saturated": float(saturated),
-        "signal": float(np.sum(dh * dh)),
-        "n_effective": float(effective.size),
-        "sum_effective": float(np.sum(effective)),
-        "square_effective": float(np.sum(effective * effective)),
-        "dw": dw,
-        "kernel": kernel,
-    }
-
-
-def _std(count: float, total: float, square: float) -> float:
-    mean = total / count
-    return math.sqrt(max(square / count - mean * mean, 0.0))
-
-
-def _across_processes(
-    rows, parts, samples, mean_signal, mean_loss, loss, reference, positions
-) -> tuple[float | None, float | None, list[str]]:
-    """Rewrites `rows` with statistics over the union of every process's batch.
-
-    Sums travel, not means: each process's mean loss is weighted by its share
-    of the samples, so the gradients and signals are those of the mean loss
-    over all batches (BatchNormalization still uses each process's batch
-    statistics, as data-parallel training without synchronized BN does).
-    Every process gets the same rows, so the same verdict.
-
-    Returns:
-        `(loss, reference, symmetric)` over all processes.
-    """
-    weight = float(samples) if mean_signal else 1.0
-    local = {
-        "samples": float(samples),
-        "loss": 0.0 if loss is None else loss * (samples if mean_loss else 1.0),
-        "positions": float(positions or 0),
-        "rows": [
-            {
-                **{k: v for k, v in part.items() if k != "kernel"},
-                "signal": part["signal"] * weight * weight,
-                "dw": part["dw"] * weight,
-            }
-            for part in parts
-        ],
-    }
-    total = distributed.sum_across_processes(local)
-    scale = total["samples"] if mean_signal else 1.0
-    symmetric = []
-    with np.errstate(all="ignore"):
-        for row, part, summed in zip(rows, parts, total["rows"], strict=True):
-            n = summed["n"]
-            dw = summed["dw"] / scale
-            norm = float(np.linalg.norm(part["kernel"]))
-            row["mean"] = summed["sum"] / n
-            row["std"] = _std(n, summed["sum"], summed["square"])
-            row["dead_fraction"] = float(np.mean(summed["alive"] == 0))
-            row["zero_fraction"] = summed["zeros"] / n
-            row["saturated_fraction"] = summed["saturated"] / n
-            row["grad_norm"] = math.sqrt(summed["signal"]) / scale
-            row["kernel_grad_ratio"] = (
-                float(np.linalg.norm(dw) / norm) if norm > 0 else math.inf
-            )
-            row["effective_std"] = _std(
-                summed["n_effective"],
-                summed["sum_effective"],
-                summed["square_effective"],
-            )
-            if row is not rows[-1] and _symmetric(part["kernel"], dw):
-                symmetric.append(row["name"])
-    if loss is not None:
-        loss = total["loss"] / (total["samples"] if mean_loss else 1.0)
-    if reference is not None:  # the projection's norm times sqrt(positions)
-        reference = reference * math.sqrt(total["positions"] / positions)
-    return loss, reference, symmetric
 
 
 def _ratio(a: float, b: float) -> float:
@@ -776,15 +916,17 @@ def _silenced(model, found) -> set[int]:
     for weight in found:
         if weight.role in ("constant", "gamma") and len(weight.shape) <= 1:
             gains.setdefault(id(weight.unit), []).append(weight)
+    quiet = {
+        key
+        for key, weights in gains.items()
+        if any(float(np.max(np.abs(_numpy(w.variable)))) <= _SILENT for w in weights)
+    }
     silenced = set()
+    if not quiet:  # no gain is small: no block to look for
+        return silenced
     for block in graph.residual_blocks(model):
         inside = {id(layer) for layer in block.branch}
-        quiet = any(
-            float(np.max(np.abs(_numpy(w.variable)))) <= _SILENT
-            for key in inside
-            for w in gains.get(key, ())
-        )
-        if quiet:
+        if inside & quiet:
             silenced.update(inside)
     return silenced
 
