@@ -740,18 +740,82 @@ class _ChainPasses:
         return seen
 
 
+class _KeptPasses:
+    """`unit ->` what a pass up to `unit` observed, final outputs kept.
+
+    For any model (residual adds, subclassed models, KerasHub backbones):
+    in the order the model calls its layers, a call that returned before
+    the measured unit's call began depends on no later unit, so its output
+    is final once the earlier units are. Such outputs are kept, keyed by
+    the layer and the very input tensors it got, and a later pass that
+    calls the layer on those same tensors gets the kept output back, not
+    computed again: LSUV then computes each layer's output about once,
+    plus the steps from the kept outputs to each unit, not a prefix per
+    unit. A call on other inputs (a recomputed tensor) is computed.
+    """
+
+    def __init__(self, model: keras.Model, x):
+        self.model, self.x = model, x
+        self.layers = graph.layers(model)  # the measured unit: observed instead
+        self.kept: dict[int, list] = {}  # id(layer) -> [(input leaves, output)]
+
+    def __call__(self, unit: keras.Layer):
+        with (
+            observe([unit], stop_after=unit) as seen,
+            self._keeping(unit, seen),
+            contextlib.suppress(Stop),
+        ):
+            self.model(self.x, training=False)
+        return seen
+
+    @contextlib.contextmanager
+    def _keeping(self, unit: keras.Layer, seen):
+        shadowed = []
+        try:
+            for layer in self.layers:
+                if "call" in vars(layer):  # observed by someone else
+                    continue
+                object.__setattr__(layer, "call", self._kept_call(layer, unit, seen))
+                shadowed.append(layer)
+            yield
+        finally:
+            for layer in shadowed:
+                object.__delattr__(layer, "call")
+
+    def _kept_call(self, layer: keras.Layer, unit: keras.Layer, seen):
+        original, entries = layer.call, self.kept.setdefault(id(layer), [])
+
+        def call(*args, **kwargs):
+            leaves = keras.tree.flatten((args, kwargs))
+            for kept, output in entries:
+                if len(kept) == len(leaves) and all(
+                    a is b for a, b in zip(kept, leaves, strict=True)
+                ):
+                    return output
+            output = original(*args, **kwargs)
+            if id(unit) not in seen.inputs:  # returned before the unit began
+                entries.append((leaves, output))
+            return output
+
+        return call
+
+
 def _passes(model: keras.Model, x, units: list[keras.Layer]):
     """`unit ->` the observed pass up to `unit`, at the current weights.
 
     Each unit's step alone for a plain chain whose units are all in it
-    (`_ChainPasses`); elsewhere (residual adds, subclassed models, KerasHub
-    backbones) the model up to the unit, again for every unit.
+    (`_ChainPasses`); for other functional and subclassed models the pass
+    up to the unit from the kept final outputs (`_KeptPasses`); a
+    `Sequential` that is not a chain (masks, a unit inside a step) runs
+    the model up to the unit, again for every unit.
     """
     steps = graph.chain(model)
     if steps is not None:
         passes = _ChainPasses(model, x, steps)
         if all(id(unit) in passes.step_of for unit in units):
             return passes
+    if not isinstance(model, keras.Sequential):
+        return _KeptPasses(model, x)
     return lambda unit: forward(model, x, [unit], stop_after=unit)
 
 
