@@ -361,9 +361,7 @@ def check_labels(model: keras.Model, x, y, loss, name: str = "y") -> None:
         )
     if not _is_sparse(model, loss):
         return
-    sample = keras.tree.map_structure(lambda leaf: leaf[:1], x)
-    output = keras.tree.flatten(model(sample, training=False))[0]
-    classes = int(keras.ops.shape(output)[-1])
+    classes = _output_width(model, x)
     if not np.all(np.equal(np.mod(y, 1), 0)):
         raise ValueError(
             f"Argument `{name}` must hold integer class indices for a sparse "
@@ -377,6 +375,24 @@ def check_labels(model: keras.Model, x, y, loss, name: str = "y") -> None:
             f"the model's {classes} outputs. Received: labels from "
             f"{low:.0f} to {high:.0f}"
         )
+
+
+def _output_width(model: keras.Model, x) -> int:
+    """The last dimension of the model's (first) output on inputs like `x`.
+
+    From the layer graph of a functional model, else from a symbolic call
+    (`compute_output_spec`, no computation); a model that cannot be called
+    symbolically runs on one sample.
+    """
+    outputs = getattr(model, "outputs", None)
+    if outputs and outputs[0].shape[-1] is not None:
+        return int(outputs[0].shape[-1])
+    sample = keras.tree.map_structure(lambda leaf: leaf[:1], x)
+    try:
+        spec = model.compute_output_spec(sample, training=False)
+    except Exception:  # a call that needs values: run it
+        spec = model(sample, training=False)
+    return int(keras.ops.shape(keras.tree.flatten(spec)[0])[-1])
 
 
 # --------------------------------------------------------------------------
