@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -187,6 +189,199 @@ def _tensorflow_epoch_loop(x, units, batch, epochs, rbm):
     return run
 
 
+# --------------------------------------------------------------------------
+# against the plainest compiled loop of the same math, per backend
+
+LR, MOMENTUM, DECAY = 0.1, 0.5, 1e-4
+
+
+def bare_loop(x: np.ndarray, units: int, batch: int, epochs: int, compiled=True):
+    """`epochs` epochs of the plainest CD-1 loop on the active backend.
+
+    Each epoch shuffles the data, draws the epoch's uniform noise at once
+    and runs CD-1 with momentum and weight decay over the full batches
+    (`v0 W + c`, sampled hidden units, the mean-field reconstruction, its
+    hidden means; the kernel, both biases and their velocities): `jax.jit`
+    of a `lax.scan` on JAX, a `tf.function` of a `tf.range` loop on
+    TensorFlow, eager PyTorch under `no_grad` (`compiled=True`: the step
+    through `torch.compile`). The short last batch is left out, so the loop
+    does slightly less than the RBM's epoch.
+    """
+    backend = keras.backend.backend()
+    make = {"jax": _bare_jax, "tensorflow": _bare_tensorflow, "torch": _bare_torch}
+    return make[backend](x, units, batch, epochs, compiled)
+
+
+def _bare_start(x, units):
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(0, 0.01, (x.shape[1], units)).astype("float32")
+    return kernel, np.zeros(units, "float32"), np.zeros(x.shape[1], "float32")
+
+
+def _bare_jax(x, units, batch, epochs, compiled):
+    import jax
+    import jax.numpy as jnp
+
+    n, n_visible = x.shape
+    full = n // batch
+
+    def step(carry, inputs):
+        (w, c, b), (dw, dc, db) = carry
+        v0, noise = inputs
+        h0 = jax.nn.sigmoid(v0 @ w + c)
+        v1 = jax.nn.sigmoid((noise < h0).astype(jnp.float32) @ w.T + b)
+        h1 = jax.nn.sigmoid(v1 @ w + c)
+        dw = MOMENTUM * dw + LR * ((v0.T @ h0 - v1.T @ h1) / batch - DECAY * w)
+        dc = MOMENTUM * dc + LR * jnp.mean(h0 - h1, 0)
+        db = MOMENTUM * db + LR * jnp.mean(v0 - v1, 0)
+        return ((w + dw, c + dc, b + db), (dw, dc, db)), jnp.sum((v0 - v1) ** 2)
+
+    @jax.jit
+    def epoch(carry, data, key):
+        order_key, noise_key = jax.random.split(key)
+        data = data[jax.random.permutation(order_key, n)][: full * batch]
+        batches = data.reshape(full, batch, n_visible)
+        noise = jax.random.uniform(noise_key, (full, batch, units))
+        carry, errors = jax.lax.scan(step, carry, (batches, noise))
+        return carry, jnp.sum(errors)
+
+    params = tuple(jnp.asarray(p) for p in _bare_start(x, units))
+    start = (params, tuple(jnp.zeros_like(p) for p in params))
+    data = jnp.asarray(x)
+
+    def run():
+        carry = start
+        for e in range(epochs):
+            carry, error = epoch(carry, data, jax.random.key(e))
+        float(error)
+
+    run()
+    return run
+
+
+def _bare_tensorflow(x, units, batch, epochs, compiled):
+    n, n_visible = x.shape
+    full = n // batch
+
+    @tf.function
+    def epoch(params, velocity, data, seed):
+        w, c, b = params
+        dw, dc, db = velocity
+        order = tf.argsort(tf.random.stateless_uniform([n], seed))
+        data = tf.gather(data, order)[: full * batch]
+        batches = tf.reshape(data, [full, batch, n_visible])
+        noise = tf.random.stateless_uniform([full, batch, units], seed + 1)
+        error = tf.constant(0.0)
+        for i in tf.range(full):
+            v0, u = tf.gather(batches, i), tf.gather(noise, i)
+            h0 = tf.sigmoid(tf.matmul(v0, w) + c)
+            h = tf.cast(u < h0, tf.float32)
+            v1 = tf.sigmoid(tf.matmul(h, w, transpose_b=True) + b)
+            h1 = tf.sigmoid(tf.matmul(v1, w) + c)
+            positive = tf.matmul(v0, h0, transpose_a=True)
+            negative = tf.matmul(v1, h1, transpose_a=True)
+            dw = MOMENTUM * dw + LR * ((positive - negative) / batch - DECAY * w)
+            dc = MOMENTUM * dc + LR * tf.reduce_mean(h0 - h1, 0)
+            db = MOMENTUM * db + LR * tf.reduce_mean(v0 - v1, 0)
+            w, c, b = w + dw, c + dc, b + db
+            error += tf.reduce_sum(tf.square(v0 - v1))
+        return (w, c, b), (dw, dc, db), error
+
+    params = tuple(tf.constant(p) for p in _bare_start(x, units))
+    velocity = tuple(tf.zeros_like(p) for p in params)
+    data = tf.constant(x)
+
+    def run():
+        p, v = params, velocity
+        for e in range(epochs):
+            p, v, error = epoch(p, v, data, tf.constant([0, e], tf.int64))
+        float(error)
+
+    run()
+    return run
+
+
+def _bare_torch(x, units, batch, epochs, compiled):
+    import torch
+
+    n, n_visible = x.shape
+    full = n // batch
+    device = ops.convert_to_tensor(np.zeros(1, np.float32)).device
+
+    def step(w, c, b, dw, dc, db, v0, noise):
+        h0 = torch.sigmoid(v0 @ w + c)
+        v1 = torch.sigmoid((noise < h0).float() @ w.T + b)
+        h1 = torch.sigmoid(v1 @ w + c)
+        dw = MOMENTUM * dw + LR * ((v0.T @ h0 - v1.T @ h1) / batch - DECAY * w)
+        dc = MOMENTUM * dc + LR * (h0 - h1).mean(0)
+        db = MOMENTUM * db + LR * (v0 - v1).mean(0)
+        return w + dw, c + dc, b + db, dw, dc, db, ((v0 - v1) ** 2).sum()
+
+    if compiled:
+        step = torch.compile(step, dynamic=False)
+    params = [torch.as_tensor(p, device=device) for p in _bare_start(x, units)]
+    data = torch.as_tensor(x, device=device)
+
+    @torch.no_grad()
+    def run():
+        w, c, b = params
+        dw, dc, db = (torch.zeros_like(p) for p in params)
+        generator = torch.Generator(device=device)
+        for e in range(epochs):
+            generator.manual_seed(e)
+            order = torch.randperm(n, generator=generator, device=device)
+            batches = data[order][: full * batch].reshape(full, batch, n_visible)
+            noise = torch.rand((full, batch, units), generator=generator, device=device)
+            error = 0.0
+            for i in range(full):
+                w, c, b, dw, dc, db, e_i = step(
+                    w, c, b, dw, dc, db, batches[i], noise[i]
+                )
+                error = error + e_i
+        float(error)
+
+    run()
+    return run
+
+
+def fit_run(x: np.ndarray, units: int, batch: int, epochs: int):
+    """`RBM.fit` with its monitors, as a function (after one warm-up fit)."""
+
+    def run():
+        RBM(units, batch_size=batch, epochs=epochs, seed=0).fit(x, verbose=0)
+
+    run()
+    return run
+
+
+def against_bare(cases, repeats: int) -> list[dict]:
+    """Samples/s of our epoch loop and fit over the bare loop, alternating."""
+    rows = []
+    for name, x, units, batch, epochs in cases:
+        functions = {
+            "bare": bare_loop(x, units, batch, epochs),
+            "loop": epoch_loop(x, units, batch, epochs),
+            "fit": fit_run(x, units, batch, epochs),
+        }
+        if keras.backend.backend() == "torch":
+            functions["bare, eager"] = bare_loop(x, units, batch, epochs, False)
+        best = fastest_alternating(functions, repeats)
+        rate = {k: len(x) * epochs / t for k, t in best.items()}
+        if "bare, eager" in rate:  # the plainest loop is the faster of the two
+            rate["compiled"] = rate["bare"]
+            rate["bare"] = max(rate["bare"], rate.pop("bare, eager"))
+        rows.append(
+            {
+                "backend": keras.backend.backend(),
+                "case": name,
+                **rate,
+                "ratio_loop": rate["loop"] / rate["bare"],
+                "ratio_fit": rate["fit"] / rate["bare"],
+            }
+        )
+    return rows
+
+
 def bench(name, x, units, batch, epochs, repeats, peak):
     samples = len(x) * epochs
     flops = 10 * len(x) * x.shape[1] * units * epochs
@@ -335,6 +530,46 @@ def against(revision: str, cases, repeats: int) -> list[dict]:
     return rows
 
 
+def print_bare(args, cases) -> None:
+    """`--bare`: each backend in a subprocess of its own, then one table."""
+    if os.environ.get("BENCH_RBM_BACKEND"):  # the subprocess: one backend
+        print(json.dumps(against_bare(cases, args.repeats)))
+        return
+    rows = []
+    for backend in args.backends.split(","):
+        env = {**os.environ, "KERAS_BACKEND": backend, "BENCH_RBM_BACKEND": "1"}
+        done = subprocess.run(
+            [sys.executable, __file__, *sys.argv[1:]],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
+        if done.returncode or not lines:
+            raise RuntimeError(f"{backend}: {done.stderr[-3000:]}")
+        rows += json.loads(lines[-1])
+    print(f"{os.cpu_count()} CPUs, best of {args.repeats} alternating runs")
+    print()
+    print(
+        "| backend | case | bare loop samples/s | RBM epoch loop samples/s "
+        "| RBM fit samples/s | loop / bare | fit / bare |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['backend']} | {r['case']} | {r['bare']:,.0f} | {r['loop']:,.0f} "
+            f"| {r['fit']:,.0f} | {r['ratio_loop']:.2f}x | {r['ratio_fit']:.2f}x |"
+        )
+    for r in rows:
+        if "compiled" in r:
+            print(
+                f"- {r['backend']} {r['case']}: the bare step through "
+                f"torch.compile {r['compiled']:,.0f} samples/s (the bare loop "
+                "is the faster of eager and compiled)"
+            )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs-digits", type=int, default=10)
@@ -342,6 +577,12 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--against", metavar="REV", default=None)
     parser.add_argument("--parts", action="store_true")
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="samples/s against the plainest compiled CD-1 loop, per backend",
+    )
+    parser.add_argument("--backends", default="tensorflow,jax,torch")
     args = parser.parse_args()
 
     digits = (load_digits().data / 16).astype("float32")
@@ -358,6 +599,9 @@ def main():
         ("digits", digits, 256, 64, args.epochs_digits),
         ("MNIST-sized", mnist, 500, 100, args.epochs_mnist),
     ]
+    if args.bare:
+        print_bare(args, cases)
+        return
     if args.parts:
         for shape in [(100, 500), (64, 256)]:
             costs = op_costs(shape)

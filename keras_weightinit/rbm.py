@@ -31,11 +31,12 @@ The module is layered:
   `torch.Generator` per draw), as `keras.random` takes traced seeds on JAX
   only;
 - `train_epoch`, one epoch over a block of samples (shuffled, looped over
-  batch by batch with `keras.ops.fori_loop`), and `epoch_fn`, that function compiled
-  for the active backend: `tf.function` on TensorFlow, `jax.jit` (the loop
-  a `lax.scan`) on JAX, and eager PyTorch under `no_grad` (faster than
-  `torch.compile` for this loop of a few large ops per step; see
-  `benchmarks/README.md`);
+  batch by batch with `keras.ops.fori_loop`), and `epoch_fn`, that function
+  compiled for the active backend: `tf.function` on TensorFlow, `jax.jit`
+  (the loop a `lax.scan`) on JAX, and eager PyTorch under `no_grad` (an
+  update through `torch.compile` runs faster once compiled, but its
+  compilation, about 20 s per shape on a 2-core CPU, costs more than it
+  saves on fits of minutes; see `benchmarks/README.md`);
 - the `RBM` estimator, whose one epoch driver (`_Epochs`) reads arrays in
   memory, streams `tf.data.Dataset`s and `PyDataset`s block by block, and
   trains over several processes.
@@ -325,6 +326,11 @@ class Keys:
         return torch.randint(0, high, shape, generator=generator, device=device)
 
 
+def _tensor(x):
+    """`x` as a float32 tensor of the backend; a tensor as it is (no call)."""
+    return x if ops.is_tensor(x) else ops.convert_to_tensor(x, "float32")
+
+
 @functools.cache
 def _torch_device():
     """The device Keras puts new PyTorch tensors on."""
@@ -335,9 +341,42 @@ def _torch_device():
 # the math: pure functions of tensors
 
 
+def _affine(x, kernel, bias, transpose: bool = False):
+    """`x W + bias`, or `x W^T + bias` with `transpose`.
+
+    On TensorFlow as one `MatMul` with its transpose flag and a `BiasAdd`,
+    which its graph optimizer fuses; `keras.ops` writes the transpose and
+    the addition as ops of their own, which cost a step of the epoch loop
+    a measurable share of its time on small batches.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.nn.bias_add(tf.matmul(x, kernel, transpose_b=transpose), bias)
+    return ops.matmul(x, ops.transpose(kernel) if transpose else kernel) + bias
+
+
+def _outer_sum(a, b):
+    """`a^T b`: the sum over the batch of the outer products of its rows."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.matmul(a, b, transpose_a=True)
+    return ops.matmul(ops.transpose(a), b)
+
+
+def _row(x, i):
+    """`x[i]` for a traced index `i` (TensorFlow: one `Gather`, no index fix-up)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.gather(x, i)
+    return ops.take(x, i, axis=0)
+
+
 def hidden_input(v, params: Params):
     """The hidden units' total input `x = v W + c`."""
-    return ops.matmul(v, params.kernel) + params.hidden_bias
+    return _affine(v, params.kernel, params.hidden_bias)
 
 
 def hidden_mean(x, hidden: str):
@@ -358,7 +397,7 @@ def sample_hidden(x, mean, hidden: str, noise):
 
 def visible_mean(h, params: Params, visible: str):
     """`E[v | h]`: `sigmoid(h W^T + b)` (Bernoulli) or `h W^T + b` (Gaussian)."""
-    x = ops.matmul(h, ops.transpose(params.kernel)) + params.visible_bias
+    x = _affine(h, params.kernel, params.visible_bias, transpose=True)
     return ops.sigmoid(x) if visible == "bernoulli" else x
 
 
@@ -595,9 +634,9 @@ def cd_gradients(params: Params, v0, chains, noise: Noise, config: Config):
     >>> float(gradients.samples)
     4.0
     """
-    params = Params(*(ops.convert_to_tensor(p, "float32") for p in params))
-    v0 = ops.convert_to_tensor(v0, "float32")
-    noise = keras.tree.map_structure(lambda d: ops.convert_to_tensor(d), noise)
+    params = Params(*(_tensor(p) for p in params))
+    v0 = _tensor(v0)
+    noise = Noise(*(tuple(_tensor(d) for d in draws) for draws in noise))
     hidden = config.hidden
     x0 = hidden_input(v0, params)
     h0 = hidden_mean(x0, hidden)
@@ -605,8 +644,7 @@ def cd_gradients(params: Params, v0, chains, noise: Noise, config: Config):
     reconstruction = visible_mean(h, params, config.visible)
     start = reconstruction
     if config.persistent:
-        chains = ops.convert_to_tensor(chains, "float32")
-        x = hidden_input(chains, params)
+        x = hidden_input(_tensor(chains), params)
         h = sample_hidden(x, hidden_mean(x, hidden), hidden, noise.hidden[1])
         start = None
     rest = Noise(noise.hidden[1 + config.persistent :], noise.visible)
@@ -622,7 +660,7 @@ def cd_gradients(params: Params, v0, chains, noise: Noise, config: Config):
     else:
         visible_bias = visible_data - ops.sum(vk, axis=0)
     gradients = Gradients(
-        kernel=ops.matmul(ops.transpose(v0), h0) - ops.matmul(ops.transpose(vk), hk),
+        kernel=_outer_sum(v0, h0) - _outer_sum(vk, hk),
         hidden_bias=hidden_data - ops.sum(hk, axis=0),
         visible_bias=visible_bias,
         hidden_data=hidden_data,
@@ -754,8 +792,8 @@ def _train_batches(keys: Keys, state: State, x, key, hyper, config, batch_size):
 
     def step(batches, noise, i, carry):
         state, total = carry
-        v0 = ops.take(batches, i, axis=0)
-        noise = keras.tree.map_structure(lambda d: ops.take(d, i, axis=0), noise)
+        v0 = _row(batches, i)
+        noise = keras.tree.map_structure(lambda d: _row(d, i), noise)
         state, error = train_step(state, v0, noise, hyper, config)
         return state, total + error
 
@@ -914,8 +952,10 @@ class _Plan(NamedTuple):
     buffer: int  # the shuffle buffer when streaming, in samples
 
 
-def _device(block: np.ndarray):
+def _device(block):
     """A block of samples as a tensor of the backend (no copy on TensorFlow)."""
+    if ops.is_tensor(block):
+        return block
     if keras.backend.backend() == "tensorflow":
         from keras_weightinit.data import as_tensor
 
@@ -943,14 +983,17 @@ class _Epochs:
         self.data_visible = (
             "bernoulli" if plan.config.sample_inputs else plan.config.visible
         )
+        self._on_device = None  # an array's device copy
 
     def blocks(self, epoch: int) -> Iterator[np.ndarray]:
         """The epoch's blocks of samples, each checked when streamed."""
         plan = self.plan
         rng = np.random.default_rng([plan.seed, 1, epoch, self.me])
         if isinstance(self.source, np.ndarray):
-            if not self.shared:
-                return iter([self.source])
+            if not self.shared:  # on the device once, for every epoch
+                if self._on_device is None:
+                    self._on_device = _device(self.source)
+                return iter([self._on_device])
             return iter([self.source[rng.permutation(len(self.source))]])
         blocks = _checked_blocks(
             self.source.blocks(), plan.n_visible, self.data_visible
@@ -975,8 +1018,8 @@ class _Epochs:
             monitors = plan.monitors if last else empty
             state, values = function(state, _device(block), key, hyper, *monitors)
             values = ops.convert_to_numpy(values)
-            total += float(values[0]) * len(block)
-            count += len(block)
+            total += float(values[0]) * block.shape[0]
+            count += block.shape[0]
         if count == 0:
             raise ValueError(
                 f"Argument `x` holds no samples in epoch {epoch + 1} (the "
