@@ -87,7 +87,7 @@ from keras_weightinit.rbm import MONITOR_SAMPLES, RBM
 from keras_weightinit.seeds import spawn_seeds
 from keras_weightinit.tensorboard import EventWriter
 
-__all__ = ["pretrain_dbn", "check_pretrain_args"]
+__all__ = ["pretrain_dbn", "check_pretrain_args", "choose_visible"]
 
 # layer activation -> RBM hidden units
 UNITS_FOR_ACTIVATION = {"sigmoid": "bernoulli", "tanh": "bernoulli", "relu": "relu"}
@@ -255,13 +255,41 @@ def _layer_inputs(
     return inputs.reshape(-1, inputs.shape[-1])
 
 
-def _plan_visible(
+def choose_visible(
     u: np.ndarray | FeatureStats, mode: str, below: str | None, name: str
-):
-    """Visible units for the input `u`: `(visible, shift, scale, sample)`.
+) -> tuple[str, np.ndarray, np.ndarray, bool]:
+    """The RBM's visible units for a layer's input `u` (module docstring).
 
-    `u` is the layer's input as an array, or the `FeatureStats` of a
-    streamed one (its exact range, means and standard deviations).
+    Bernoulli units on `v = (u - shift) / scale` for inputs in [0, 1]
+    (`shift` 0, `scale` 1) or in [-1, 1] above a tanh layer (`shift` -1,
+    `scale` 2); else Gaussian units on the standardized input, `shift` the
+    means and `scale` the standard deviations, floored at a tenth of the
+    median of the varying features' (1 when none varies), a feature of one
+    value getting variance 0 exactly.
+
+    Args:
+        u: The layer's input `(samples, features)`, or the `FeatureStats`
+            of a streamed one (its exact range, means and deviations).
+        mode: `"auto"`, `"bernoulli"` or `"gaussian"` (`pretrain_dbn`'s
+            `visible`).
+        below: The activation of the Dense layer below, None if none.
+        name: The layer's name, for messages.
+
+    Returns:
+        `(visible, shift, scale, sample)`: the unit type, the affine map's
+        float32 vectors, and whether the RBM trains on sampled states of the
+        layer below (`RBM.fit(sample_inputs=True)`).
+
+    Raises:
+        ValueError: For NaN or infinite inputs, or `mode="bernoulli"` with
+            inputs outside [0, 1].
+
+    Example:
+
+    >>> visible, shift, scale, sample = choose_visible(
+    ...     np.array([[0.0, 1.0], [0.5, 0.5]]), "auto", None, "dense")
+    >>> visible, shift.tolist(), scale.tolist(), sample
+    ('bernoulli', [0.0, 0.0], [1.0, 1.0], False)
     """
     streamed = isinstance(u, FeatureStats)
     if streamed:
@@ -510,7 +538,7 @@ def _pretrain(model, x, layers, visible, output, rbm_args, keep) -> dict:
         verbose, log_dir = 0, None
     first = inputs(0, targets[0])  # checked before any weight changes
     plans = [
-        _plan_visible(
+        choose_visible(
             first[0] if first[0] is not None else first[2],
             visible,
             _below(model, targets[0]),
@@ -528,7 +556,7 @@ def _pretrain(model, x, layers, visible, output, rbm_args, keep) -> dict:
             if k:
                 data = u if u is not None else stats
                 plans.append(
-                    _plan_visible(data, "auto", _below(model, layer), layer.name)
+                    choose_visible(data, "auto", _below(model, layer), layer.name)
                 )
             fit = _LayerFit(layer, plans[k], inputs.seeds[k], rbm_args)
             result[layer.name] = fit.train(u, stream, stats, verbose, log_dir)

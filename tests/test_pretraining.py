@@ -296,7 +296,7 @@ def test_gaussian_scales_are_floored_by_the_varying_features():
     u = np.zeros((500, 64), "float32")
     u[:, 40] = 1e-5 * rng.standard_normal(500)
     u[:, 41:] = rng.standard_normal((500, 23))
-    visible, shift, scale, sample = pretraining._plan_visible(u, "auto", "relu", "l")
+    visible, shift, scale, sample = pretraining.choose_visible(u, "auto", "relu", "l")
     assert visible == "gaussian" and not sample
     median = float(np.median(u[:, 40:].std(axis=0)))  # of the varying ones
     # The near-constant feature is not blown up by 1e5 in `W / sigma`.
@@ -312,7 +312,7 @@ def test_a_feature_of_one_value_has_variance_zero_not_float32_rounding():
     values = np.array([0.1718889, 0.1373475, 0.2009277, 0.3583918], "float32")
     u = np.tile(values, (5000, 16))
     assert u.std(axis=0).max() > 0  # the rounding this test is about
-    visible, shift, scale, _ = pretraining._plan_visible(u, "auto", "relu", "l")
+    visible, shift, scale, _ = pretraining.choose_visible(u, "auto", "relu", "l")
     assert visible == "gaussian"
     np.testing.assert_array_equal(scale, 1)  # no feature varies: the floor is 1
     np.testing.assert_array_equal(shift, u[0])  # so v = 0 exactly
