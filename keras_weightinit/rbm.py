@@ -985,8 +985,12 @@ class _Epochs:
         )
         self._on_device = None  # an array's device copy
 
-    def blocks(self, epoch: int) -> Iterator[np.ndarray]:
-        """The epoch's blocks of samples, each checked when streamed."""
+    def blocks(self, epoch: int) -> Iterator:
+        """The epoch's blocks of samples, each checked when streamed.
+
+        One process's array is one block, on the device (converted once for
+        all epochs); streamed blocks are NumPy arrays.
+        """
         plan = self.plan
         rng = np.random.default_rng([plan.seed, 1, epoch, self.me])
         if isinstance(self.source, np.ndarray):
