@@ -1012,6 +1012,7 @@ class _Epochs:
         return self._local_updates(epoch, state, hyper)
 
     def _local_updates(self, epoch: int, state: State, hyper: Hyper):
+        """One process's epoch; the metrics stay on the device (no wait)."""
         plan = self.plan
         function = epoch_fn(plan.config, plan.batch_size, keras.backend.backend())
         keys = Keys.active()
@@ -1021,15 +1022,16 @@ class _Epochs:
             key = keys.to_device(Keys.key(plan.seed, 0, epoch, j, 0))
             monitors = plan.monitors if last else empty
             state, values = function(state, _device(block), key, hyper, *monitors)
-            values = ops.convert_to_numpy(values)
-            total += float(values[0]) * block.shape[0]
+            total = total + values[0] * float(block.shape[0])
             count += block.shape[0]
         if count == 0:
             raise ValueError(
                 f"Argument `x` holds no samples in epoch {epoch + 1} (the "
                 "dataset ended at once)."
             )
-        return state, np.concatenate([[total / count], values[1:]])
+        if j == 0:  # one block: its metrics as they are
+            return state, values
+        return state, ops.concatenate([ops.reshape(total / count, (1,)), values[1:]])
 
     def _batches(self, epoch: int) -> Iterator[np.ndarray]:
         size = self.plan.batch_size
@@ -1709,15 +1711,28 @@ class RBM:
         return samples, means, pool
 
     def _train(self, epochs: _Epochs, state: State, validation: bool, log: _Log):
-        """`(history, state)` after `self.epochs` epochs of `epochs`."""
+        """`(history, state)` after `self.epochs` epochs of `epochs`.
+
+        Each epoch's metrics are read back (and checked, logged) once the
+        next epoch is on its way, so that a backend that dispatches
+        asynchronously (JAX, a GPU) never waits for the host in between.
+        """
         history: dict[str, list[float]] = {}
-        try:
+
+        def record(epoch: int, values) -> None:
+            logs = _logs(ops.convert_to_numpy(values), epoch, validation)
+            for key, value in logs.items():
+                history.setdefault(key, []).append(value)
+            log.epoch(epoch, logs)
+
+        try:  # each epoch's metrics read after the next epoch starts
+            pending = None
             for epoch in range(self.epochs):
                 state, values = epochs.run(epoch, state)
-                logs = _logs(values, epoch, validation)
-                for key, value in logs.items():
-                    history.setdefault(key, []).append(value)
-                log.epoch(epoch, logs)
+                if pending is not None:
+                    record(*pending)
+                pending = (epoch, values)
+            record(*pending)
         finally:  # on failure the previous fit (if any) stays in place
             log.close()
         return history, state
