@@ -239,11 +239,12 @@ class GradientHistograms(keras.callbacks.Callback):
     `keras.callbacks.TensorBoard(log_dir)`'s `train` and `validation`, with
     their own writer (`keras_weightinit.tensorboard.EventWriter`, no
     TensorFlow needed), which a TensorBoard callback's `update_freq` does not
-    reach. On TensorFlow the forward and backward pass is one `tf.function`,
-    traced once per `fit`; the histograms and norms are computed in numpy from
-    its results and written as one `Summary` per step. The cost is about
-    0.1 s per `fit` plus one probe pass per logged epoch
-    (`benchmarks/bench_callbacks.py`).
+    reach. The forward and backward pass is the compiled probe
+    (`keras_weightinit.probe.probe`: `tf.function`, `jax.jit`, or plain
+    autograd on PyTorch), compiled once per model and kept for later `fit`
+    calls; the histograms and norms are computed in NumPy from its results
+    and written as one `Summary` per step. The cost is about 0.1 s per `fit`
+    plus one probe pass per logged epoch (`benchmarks/bench_callbacks.py`).
 
     Over several processes (`keras.distribution`, JAX), every process passes
     the same probe batch (checked when `fit` starts: a `ValueError` on every
@@ -347,31 +348,19 @@ class GradientHistograms(keras.callbacks.Callback):
         check_labels(model, self.x, self.y, "fit", name="data[1]")
 
     def _build(self):
-        """The probe `tf.function`: loss, gradients and layer outputs.
+        """The probe of the fixed batch: loss, gradients and layer outputs.
 
-        Only the forward and backward pass is traced; the histograms, norms
-        and the event write happen in numpy on the returned values (`_log`).
+        The forward and backward pass is `keras_weightinit.probe.probe`'s
+        compiled one (cached with the model, so a later `fit` reuses it);
+        the histograms, norms and the event write happen in NumPy on its
+        results (`_summaries`).
         """
         model = self.model
         variables = list(model.trainable_variables)
-        want_grads = self.histograms or self.norms
-        act_layers = list(model.layers) if self.activations else []
         self._variables = variables
-        kernels = graph.kernel_weights(model)
-        position = {id(v): i for i, v in enumerate(variables)}
-        per_layer: dict[int, int] = {}
-        for weight in kernels:
-            per_layer[id(weight.layer)] = per_layer.get(id(weight.layer), 0) + 1
-        self._kernels = [
-            (
-                weight.name
-                if per_layer[id(weight.layer)] == 1
-                else f"{weight.name}/{weight.role}",
-                position[id(weight.variable)],
-            )
-            for weight in kernels
-            if id(weight.variable) in position
-        ]
+        self._kernels = _kernel_tags(model, variables)
+        act_layers = list(model.layers) if self.activations else []
+        want_grads = self.histograms or self.norms
 
         def run(x, y, scale):
             result = probe(
@@ -385,25 +374,13 @@ class GradientHistograms(keras.callbacks.Callback):
                 scale=scale,
             )
             activations = {
-                layer.name: keras.ops.cast(result.outputs[id(layer)], "float32")
+                layer.name: result.outputs[id(layer)]
                 for layer in act_layers
                 if id(layer) in result.outputs
             }
-            kernel_norms = [
-                keras.ops.sqrt(
-                    keras.ops.sum(
-                        keras.ops.square(keras.ops.cast(variables[i].value, "float32"))
-                    )
-                )
-                for _, i in (self._kernels if self.norms else ())
-            ]
-            return result.loss, result.weight_grads, activations, kernel_norms
+            return result.loss, result.weight_grads, activations
 
-        if keras.backend.backend() != "tensorflow":
-            return run
-        import tensorflow as tf
-
-        return tf.function(run, autograph=False, reduce_retracing=True)
+        return run
 
     # -- Keras hooks ------------------------------------------------------
 
@@ -420,15 +397,10 @@ class GradientHistograms(keras.callbacks.Callback):
         self._function = self._build()
         self._x_tensor = keras.tree.map_structure(keras.ops.convert_to_tensor, self.x)
         self._y_tensor = None if self.y is None else keras.ops.convert_to_tensor(self.y)
-        try:
-            if hasattr(self._function, "get_concrete_function"):  # tf.function
-                self._function.get_concrete_function(
-                    self._x_tensor, self._y_tensor, keras.ops.convert_to_tensor(1.0)
-                )
-            else:  # run once: the first log (before any step) reuses it
-                self._first = self._function(
-                    self._x_tensor, self._y_tensor, loss_scale(self.model)
-                )
+        try:  # run once: the first log (before any step) reuses it
+            self._first = self._function(
+                self._x_tensor, self._y_tensor, loss_scale(self.model)
+            )
         except Exception as error:
             self._function = None
             y_shape = None if self.y is None else self.y.shape
@@ -446,6 +418,7 @@ class GradientHistograms(keras.callbacks.Callback):
             # has those weights logged already; one that starts over has not.
             if epoch == 0 or epoch != self._last_step:
                 self._log(epoch)
+            self._first = None  # the set-up's pass, used by that log or not
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.freq == 0:
@@ -468,29 +441,77 @@ class GradientHistograms(keras.callbacks.Callback):
         # before the optimizer is built, `scale_loss` gives its initial value).
         scale = loss_scale(self.model)
         first, self._first = self._first, None
-        loss, grads, activations, kernel_norms = first or self._function(
+        loss, grads, activations = first or self._function(
             self._x_tensor, self._y_tensor, scale
         )
-        grads = [keras.ops.convert_to_numpy(g) for g in grads]
-        histograms, scalars = {}, {}
-        if self.histograms:
-            for variable, grad in zip(self._variables, grads, strict=True):
-                histograms[variable.path.replace(":", "_") + "/gradient"] = grad
-        if self.norms:
-            for (name, i), w_norm in zip(self._kernels, kernel_norms, strict=True):
-                g_norm = np.linalg.norm(grads[i])
-                scalars[f"gradient_norm/{name}"] = g_norm
-                # inf or NaN for an all-zero kernel, as the graph division gave
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ratio = np.float32(g_norm) / np.float32(
-                        keras.ops.convert_to_numpy(w_norm)
-                    )
-                scalars[f"gradient_to_weight/{name}"] = ratio
-        for name, out in activations.items():
-            out = keras.ops.convert_to_numpy(out)
-            histograms[f"{name}/activation"] = out
-            scalars[f"activation_std/{name}"] = out.std(dtype="float64")
+        histograms, scalars = _summaries(
+            self._variables,
+            self._kernels if self.norms else [],
+            [keras.ops.convert_to_numpy(g) for g in grads],
+            {
+                name: np.asarray(keras.ops.convert_to_numpy(out), dtype="float32")
+                for name, out in activations.items()
+            },
+            self.histograms,
+        )
         if self._writer is not None:  # process 0 writes, the others compute
             self._writer.write(step, summary_bytes(histograms, scalars))
         self._last_step = step
         self.last_loss = float(keras.ops.convert_to_numpy(loss))
+
+
+def _kernel_tags(model: keras.Model, variables: list) -> list[tuple[str, int]]:
+    """`(tag, index in variables)` of every kernel-like weight.
+
+    The tag is the layer path, and `<layer>/<role>` for a layer holding
+    several kernel-like weights.
+    """
+    kernels = graph.kernel_weights(model)
+    position = {id(v): i for i, v in enumerate(variables)}
+    per_layer: dict[int, int] = {}
+    for weight in kernels:
+        per_layer[id(weight.layer)] = per_layer.get(id(weight.layer), 0) + 1
+    return [
+        (
+            weight.name
+            if per_layer[id(weight.layer)] == 1
+            else f"{weight.name}/{weight.role}",
+            position[id(weight.variable)],
+        )
+        for weight in kernels
+        if id(weight.variable) in position
+    ]
+
+
+def _summaries(variables, kernels, grads, activations, histograms: bool):
+    """`(histograms, scalars)` of one step, from the probe's NumPy results.
+
+    Args:
+        variables: The trainable variables, in the order of `grads`.
+        kernels: `(tag, index)` of the kernels whose norms to write.
+        grads: The gradient of each variable, NumPy arrays.
+        activations: `layer name ->` its output, NumPy arrays.
+        histograms: Whether to write the gradient histograms.
+    """
+    found, scalars = {}, {}
+    if histograms:
+        for variable, grad in zip(variables, grads, strict=True):
+            found[variable.path.replace(":", "_") + "/gradient"] = grad
+    for name, i in kernels:
+        g_norm = np.linalg.norm(grads[i])
+        w_norm = np.sqrt(
+            np.sum(
+                np.square(np.asarray(variables[i].numpy())),
+                dtype="float32",
+            )
+        )
+        scalars[f"gradient_norm/{name}"] = g_norm
+        # inf or NaN for an all-zero kernel
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scalars[f"gradient_to_weight/{name}"] = np.float32(g_norm) / np.float32(
+                w_norm
+            )
+    for name, out in activations.items():
+        found[f"{name}/activation"] = out
+        scalars[f"activation_std/{name}"] = out.std(dtype="float64")
+    return found, scalars
