@@ -354,16 +354,8 @@ def diagnose(
 
     The thresholds are the module constants `VANISHING_GRADIENT_RATIO`,
     `EXPLODING_GRADIENT_RATIO`, `VANISHING_ACTIVATION_RATIO` and
-    `EXPLODING_ACTIVATION_RATIO`. Measured cases (16 or 256 samples,
-    `benchmarks/README.md` has the script): width-128 ReLU MLPs on digits,
-    which train with He and do not train with `N(0, 0.01^2)` or `N(0, 1)`,
-    give `r_g` 0.5 to 4 with He at 20 and 30 layers, 1e-3 (20 layers) and
-    2e-4 (30 layers) with LeCun (slow to train), below 1e-20 with
-    `N(0, 0.01^2)` and above 1e17 or not finite with `N(0, 1)`. Keras's
-    ResNet50 and MobileNetV2 at their default initialization, which train,
-    are normalized everywhere but their classifier: `r_a` is about 1 (their
-    raw `g_first / g_last` is about 1e3, which read as it was for MLPs would
-    be a false alarm).
+    `EXPLODING_ACTIVATION_RATIO`. The cases they were set on (MLPs of
+    20 and 30 layers, ResNet50, MobileNetV2) are in `docs/diagnostics.md`.
 
     Zero-initialized layers (the residual recipes' `zero` and `fixup`): a
     layer whose kernel is exactly zero outputs nothing yet, so its row is
@@ -373,9 +365,7 @@ def diagnose(
     that of `sum(h * r)`, `h` the features the output layer takes and `r` a
     fixed random direction (`probe.Projection`): the Jacobian of the last
     hidden features with respect to each layer, and `g_last` is the signal
-    at `h` itself. So the 32-block residual MLP is `healthy` under `zero`
-    and `fixup` (ratios about 1) and `exploding` without a recipe (about
-    5e4).
+    at `h` itself.
 
     `symmetric` when a layer's units have equal incoming weights and equal
     weight gradients (all-zero or constant networks): they compute the same
