@@ -131,9 +131,6 @@ def test_a_saved_model_loads_after_a_bare_import(tmp_path):
 # Functions over the limit today, in modules being split (`path:qualified
 # name -> why it is still long`); the list only shrinks.
 _LONG_FUNCTIONS = {
-    "keras_weightinit/pretraining.py:_pretrain": (
-        "the layer-by-layer loop, being split into its stages"
-    ),
     "keras_weightinit/transfer.py:gpt_lr_transfer": (
         "the GPT-2 sweep (checks, sizes, seeds, result) in one body, to split"
     ),
