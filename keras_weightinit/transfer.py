@@ -254,10 +254,7 @@ def coord_check(
     base_width = (
         widths[0] if base_width is None else positive_int("base_width", base_width)
     )
-    if verbose not in (0, 1) or isinstance(verbose, bool):
-        raise ValueError(
-            f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"
-        )
+    _check_verbose(verbose)
     x, y = np.asarray(x), np.asarray(y)
     loss = _logits_loss() if loss is None else loss
 
@@ -608,6 +605,38 @@ def _restart(model: keras.Model, learning_rate: float) -> None:
     optimizer.learning_rate.assign(learning_rate)
 
 
+def _check_verbose(verbose) -> None:
+    """Raises `ValueError` unless `verbose` is the int 0 or 1."""
+    if verbose not in (0, 1) or isinstance(verbose, bool):
+        raise ValueError(
+            f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"
+        )
+
+
+def _check_runs(learning_rates, seeds, parametrizations):
+    """A sweep's learning rates (sorted) and seeds (a list), or `ValueError`."""
+    rates = sorted(positive_number("learning_rates", v) for v in learning_rates)
+    if not rates:
+        raise ValueError(
+            "Argument `learning_rates` must hold at least one positive number. "
+            f"Received: learning_rates={learning_rates!r}"
+        )
+    seeds = list(seeds)
+    if not seeds or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+    ):
+        raise ValueError(
+            "Argument `seeds` must hold at least one non-negative int. "
+            f"Received: seeds={seeds!r}"
+        )
+    if not parametrizations or any(p not in ("mup", "sp") for p in parametrizations):
+        raise ValueError(
+            "Argument `parametrizations` must hold 'mup' and/or 'sp'. "
+            f"Received: parametrizations={parametrizations!r}"
+        )
+    return rates, seeds
+
+
 def lr_transfer(
     widths: Sequence[int] = (64, 256, 1024),
     learning_rates: Sequence[float] | None = None,
@@ -665,28 +694,7 @@ def lr_transfer(
     if learning_rates is None:
         low, high = (-4.0, -0.5) if optimizer == "adam" else (-2.5, 1.0)
         learning_rates = [float(v) for v in 10 ** np.linspace(low, high, 8)]
-    learning_rates = sorted(
-        positive_number("learning_rates", v) for v in learning_rates
-    )
-    if not learning_rates:
-        raise ValueError(
-            "Argument `learning_rates` must hold at least one positive number. "
-            f"Received: learning_rates={learning_rates!r}"
-        )
-    for part in parametrizations:
-        if part not in ("sp", "mup"):
-            raise ValueError(
-                "Argument `parametrizations` must hold 'sp' and/or 'mup'. "
-                f"Received: parametrizations={parametrizations!r}"
-            )
-    seeds = list(seeds)
-    if not seeds or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
-    ):
-        raise ValueError(
-            "Argument `seeds` must hold at least one non-negative int. "
-            f"Received: seeds={seeds!r}"
-        )
+    learning_rates, seeds = _check_runs(learning_rates, seeds, parametrizations)
     x, y = digits()
     losses: dict[str, dict[str, list[float]]] = {}
     for part in parametrizations:
@@ -897,32 +905,11 @@ def gpt_lr_transfer(
             f"Argument `over` must be 'width' or 'depth'. Received: over={over!r}"
         )
     sizes = _check_widths(sizes)
-    rates = sorted(positive_number("learning_rates", v) for v in learning_rates)
-    if not rates:
-        raise ValueError(
-            "Argument `learning_rates` must hold at least one positive number. "
-            f"Received: learning_rates={learning_rates!r}"
-        )
-    seeds = list(seeds)
-    if not seeds or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
-    ):
-        raise ValueError(
-            "Argument `seeds` must hold at least one non-negative int. "
-            f"Received: seeds={seeds!r}"
-        )
-    if not parametrizations or any(p not in ("mup", "sp") for p in parametrizations):
-        raise ValueError(
-            "Argument `parametrizations` must hold 'mup' and/or 'sp'. "
-            f"Received: parametrizations={parametrizations!r}"
-        )
+    rates, seeds = _check_runs(learning_rates, seeds, parametrizations)
     steps = positive_int("steps", steps)
     batch = positive_int("batch", batch)
     length = positive_int("length", length)
-    if verbose not in (0, 1) or isinstance(verbose, bool):
-        raise ValueError(
-            f"Argument `verbose` must be 0 or 1. Received: verbose={verbose!r}"
-        )
+    _check_verbose(verbose)
     data = lm.stdlib_corpus(400_000)
 
     def make(n: int) -> keras.Model:
