@@ -654,52 +654,32 @@ class _Step:
         )
 
 
+def _on_values(step: _Step, body):
+    """`body` called with the current values of `step`'s variables."""
+
+    def function(x, y, scale, direction):
+        trainable = [v.value for v in step.trainable]
+        others = [v.value for v in step.others]
+        return body(trainable, others, x, y, scale, direction)
+
+    return function
+
+
 def _compile_tensorflow(step: _Step):
     import tensorflow as tf
 
-    def function(x, y, scale, direction):
-        return step.body(
-            [v.value for v in step.trainable],
-            [v.value for v in step.others],
-            x,
-            y,
-            scale,
-            direction,
-        )
-
+    function = _on_values(step, step.body)
     return tf.function(function, autograph=False, reduce_retracing=True)
 
 
 def _compile_jax(step: _Step):
     import jax
 
-    compiled = jax.jit(step.body)
-
-    def function(x, y, scale, direction):
-        return compiled(
-            [v.value for v in step.trainable],
-            [v.value for v in step.others],
-            x,
-            y,
-            scale,
-            direction,
-        )
-
-    return function
+    return _on_values(step, jax.jit(step.body))
 
 
 def _compile_torch(step: _Step):
-    def function(x, y, scale, direction):
-        return step.body(
-            [v.value for v in step.trainable],
-            [v.value for v in step.others],
-            x,
-            y,
-            scale,
-            direction,
-        )
-
-    return function
+    return _on_values(step, step.body)
 
 
 _COMPILE = {
