@@ -11,23 +11,38 @@ import sys
 import pytest
 
 
-def test_cli_checks_arguments_without_keras():
+def _exit_codes_without_keras(*argvs):
+    """`cli.main` on each argv in a fresh process: (printed line, stderr).
+
+    The printed line is the exit codes and whether Keras was imported.
+    """
     code = (
         "import sys\n"
         "import keras_weightinit_cli as cli\n"
-        "codes = [cli.main(['coord-check', '--widths', '64']),\n"
-        "         cli.main(['transfer', '--learning-rates', '0,1']),\n"
-        "         cli.main(['coord-check', '--steps', '0']),\n"
-        "         cli.main(['transfer', '--seeds', '0,x'])]\n"
-        "print(codes, 'keras' in sys.modules)\n"
+        "def code(argv):\n"
+        "    try:\n"
+        "        return cli.main(argv)\n"
+        "    except SystemExit as stop:  # argparse's choices\n"
+        "        return stop.code\n"
+        f"print([code(argv) for argv in {list(argvs)!r}], 'keras' in sys.modules)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
-    assert done.stdout.strip() == "[2, 2, 2, 2] False", done.stderr
-    assert "argument --seeds" in done.stderr
-    assert "argument --widths" in done.stderr
-    assert "argument --learning-rates" in done.stderr
+    return done.stdout.strip(), done.stderr
+
+
+def test_cli_checks_arguments_without_keras():
+    out, err = _exit_codes_without_keras(
+        ["coord-check", "--widths", "64"],
+        ["transfer", "--learning-rates", "0,1"],
+        ["coord-check", "--steps", "0"],
+        ["transfer", "--seeds", "0,x"],
+    )
+    assert out == "[2, 2, 2, 2] False", err
+    assert "argument --seeds" in err
+    assert "argument --widths" in err
+    assert "argument --learning-rates" in err
 
 
 @pytest.mark.slow
@@ -102,32 +117,22 @@ def test_gpt_coord_check_defaults_follow_over():
 
 
 def test_gpt_transfer_options_are_checked_without_keras():
-    code = (
-        "import sys\n"
-        "import keras_weightinit_cli as cli\n"
-        "def code(argv):\n"
-        "    try:\n"
-        "        return cli.main(argv)\n"
-        "    except SystemExit as stop:  # argparse's choices\n"
-        "        return stop.code\n"
-        "codes = [code(['transfer', '--model', 'gpx']),\n"
-        "         code(['transfer', '--over', 'depth']),\n"
-        "         code(['transfer', '--model', 'gpt', '--over', 'x']),\n"
-        "         code(['transfer', '--model', 'gpt', '--steps', '0']),\n"
-        "         code(['transfer', '--model', 'gpt', '--optimizer', 'sgd']),\n"
-        "         code(['transfer', '--model', 'gpt', '--widths', '2'])]\n"
-        "print(codes, 'keras' in sys.modules)\n"
+    gpt = ["transfer", "--model", "gpt"]
+    out, err = _exit_codes_without_keras(
+        ["transfer", "--model", "gpx"],
+        ["transfer", "--over", "depth"],
+        [*gpt, "--over", "x"],
+        [*gpt, "--steps", "0"],
+        [*gpt, "--optimizer", "sgd"],
+        [*gpt, "--widths", "2"],
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert done.stdout.strip() == "[2, 2, 2, 2, 2, 2] False", done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 6, done.stderr
+    assert out == "[2, 2, 2, 2, 2, 2] False", err
+    lines = err.splitlines()
+    assert len(lines) == 6, err
     for option in ("--model", "--over", "--steps", "--optimizer", "--widths"):
         assert any(f"argument {option}" in line for line in lines), option
-    assert "must be 'width' unless model='gpt'. Received: 'depth'" in done.stderr
-    assert "must be 'adam' with model='gpt'. Received: 'sgd'" in done.stderr
+    assert "must be 'width' unless model='gpt'. Received: 'depth'" in err
+    assert "must be 'adam' with model='gpt'. Received: 'sgd'" in err
 
 
 def test_gpt_transfer_defaults_follow_over():
