@@ -242,6 +242,8 @@ def test_one_compiled_epoch_function_per_setting(digits):
     x_train, x_val = digits
     # Several epochs, a short last batch, another sample count and a second
     # RBM of the same setting: one function, traced once per data shape.
+    # Earlier tests share the cache; this one starts from an empty one.
+    epoch_fn.cache_clear()
     RBM(37, batch_size=32, epochs=3, seed=0).fit(x_train[:100], verbose=0)
     function = epoch_fn(Config(), 32, "tensorflow")
     RBM(37, batch_size=32, epochs=2, seed=1, learning_rate=0.05).fit(x_val, verbose=0)
