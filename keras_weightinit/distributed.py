@@ -18,7 +18,7 @@ this package stand on the functions here to stay correct in that setting:
 - failing together: `together(name)` wraps a tool's whole run, so that an
   error on one process (bad data, a failed check, Ctrl-C) becomes an error
   on every process, each of which then restores its weights;
-- layouts: `draw_into` and `lay_out` place new values in a variable's
+- layouts: `draw_into` and `draw_sharded` place new values in a variable's
   sharding (drawn shard by shard under a sharded layout, no full copy on one
   device), and `check_replicated` refuses variables sharded across
   processes where a tool needs them whole.
@@ -76,7 +76,7 @@ __all__ = [
     "collective_timeout",
     "draw_into",
     "is_writer",
-    "lay_out",
+    "draw_sharded",
     "mean_across_processes",
     "process_count",
     "process_index",
@@ -688,23 +688,23 @@ def check_replicated(model, caller: str) -> None:
             )
 
 
-def lay_out(draw: Callable[[], Any], layout, *, jit: bool = True):
+def draw_sharded(draw: Callable[[], Any], layout, *, jit: bool = True):
     """`draw()`'s values distributed as `layout`, drawn shard by shard.
 
     Under a sharded layout the draw runs in `jax.jit` with that output
     sharding, so each device computes only its shard (JAX's partitionable
     random bits give the same values as an eager draw); a replicated layout,
-    or `jit=False` (a draw that cannot be traced), draws eagerly and
-    distributes the result.
+    `jit=False` or a draw that cannot be traced (it needs concrete values)
+    draws eagerly and distributes the result.
 
     Args:
         draw: A function returning the values (a tensor).
-        layout: A `keras.distribution.TensorLayout` or a JAX sharding.
+        layout: A `keras.distribution.TensorLayout`, a JAX sharding or None.
         jit: Whether a sharded draw may be traced.
 
     Example:
 
-    >>> tuple(lay_out(lambda: keras.ops.ones((2,)), None).shape)
+    >>> tuple(draw_sharded(lambda: keras.ops.ones((2,)), None).shape)
     (2,)
     """
     if layout is None:
@@ -716,13 +716,18 @@ def lay_out(draw: Callable[[], Any], layout, *, jit: bool = True):
     import jax
 
     if jit and not layout.is_fully_replicated:
-        return jax.jit(draw, out_shardings=layout)()
-    value = draw()
+        try:
+            return jax.jit(draw, out_shardings=layout)()
+        except _untraceable():
+            pass
+    value = keras.ops.convert_to_tensor(draw())
     if isinstance(value, jax.Array) and value.sharding.is_equivalent_to(
         layout, len(value.shape)
     ):
         return value
-    return jax.sharding.reshard(value, layout)
+    if isinstance(getattr(layout, "mesh", None), jax.sharding.AbstractMesh):
+        return jax.sharding.reshard(value, layout)  # inside a trace
+    return jax.device_put(value, layout)
 
 
 def _untraceable() -> tuple:
@@ -742,7 +747,7 @@ def draw_into(variable, draw: Callable[[], Any]):
     Off JAX, or for a variable on one device or replicated on this
     process's devices, `draw()` itself (the assignment distributes it, as
     before). A sharded variable gets values drawn shard by shard
-    (`lay_out`). A variable replicated over several processes gets this
+    (`draw_sharded`). A variable replicated over several processes gets this
     process's draw as its local copies, with no exchange: every process
     must draw the same values (`shared_seed`). (Assigning a local value
     would make JAX's `device_put` compare it across processes: an exchange
@@ -764,11 +769,7 @@ def draw_into(variable, draw: Callable[[], Any]):
     import jax
 
     if not sharding.is_fully_replicated:
-        try:
-            return jax.jit(draw, out_shardings=sharding)()
-        except _untraceable():  # a draw that needs concrete values
-            value = keras.ops.convert_to_tensor(draw())
-            return jax.device_put(value, sharding)
+        return draw_sharded(draw, sharding)
     value = keras.ops.convert_to_tensor(draw(), dtype=variable.dtype)
     return jax.make_array_from_callback(
         tuple(variable.shape), sharding, lambda index: value[index]

@@ -59,7 +59,7 @@ import keras
 import numpy as np
 
 from keras_weightinit.checks import is_number, one_of, positive_number, positive_shape
-from keras_weightinit.distributed import lay_out
+from keras_weightinit.distributed import draw_sharded
 from keras_weightinit.gains import calculate_gain, compute_fans, nonlinearity_name
 from keras_weightinit.graph import current_scope
 from keras_weightinit.seeds import Seed, check_seed
@@ -126,7 +126,7 @@ class _Initializer(keras.initializers.Initializer):
 
         Keras passes `layout` (a JAX sharding) when it creates a variable
         under a `keras.distribution` distribution; a sharded layout's values
-        are drawn shard by shard (`distributed.lay_out`), the same values as
+        are drawn shard by shard (`distributed.draw_sharded`), the same values as
         without it. `fans`, `(fan_in, fan_out)`, replaces the fans read from
         the shape (`compute_fans`), for weights whose shape miscounts them
         (`draw_with_fans`).
@@ -143,7 +143,9 @@ class _Initializer(keras.initializers.Initializer):
         traceable = not isinstance(
             getattr(self, "seed", None), keras.random.SeedGenerator
         )
-        return lay_out(lambda: self._call(shape, dtype, fans), layout, jit=traceable)
+        return draw_sharded(
+            lambda: self._call(shape, dtype, fans), layout, jit=traceable
+        )
 
     def _call(self, shape, dtype, fans: tuple[int, int] | None):
         shape = _shape(shape)

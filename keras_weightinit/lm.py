@@ -16,6 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_weightinit import checks
+
 __all__ = [
     "CONTEXT",
     "VOCABULARY",
@@ -207,8 +209,7 @@ def transformer_lm(
     >>> transformer_lm(2, 16, "post").output.shape
     (None, None, 256)
     """
-    if norm not in ("post", "none"):
-        raise ValueError(f"Argument `norm` must be 'post' or 'none'. Received: {norm=}")
+    checks.one_of("norm", norm, ("post", "none"))
     tokens = keras.Input((None,), dtype="int32", name="token_ids")
     h = keras.layers.Embedding(VOCABULARY, width, name="token_embedding")(tokens)
     positions = keras.layers.Lambda(

@@ -49,7 +49,13 @@ import keras
 import numpy as np
 
 from keras_weightinit import graph, model_init, parametrization, recipes
-from keras_weightinit.checks import boolean, is_number, number_in, positive_number
+from keras_weightinit.checks import (
+    boolean,
+    is_number,
+    number_in,
+    positive_int,
+    positive_number,
+)
 from keras_weightinit.graph import Weight
 from keras_weightinit.initializers import RandomNormal
 from keras_weightinit.parametrization import Multipliers, Record, multipliers
@@ -309,17 +315,7 @@ class MuMultiHeadAttention(keras.layers.MultiHeadAttention):
         super().__init__(num_heads, key_dim, **kwargs)
         if base_key_dim is None:
             base_key_dim = key_dim
-        if isinstance(base_key_dim, bool) or not isinstance(base_key_dim, int):
-            raise ValueError(
-                "Argument `base_key_dim` must be a positive int or None. "
-                f"Received: base_key_dim={base_key_dim!r}"
-            )
-        if base_key_dim <= 0:
-            raise ValueError(
-                "Argument `base_key_dim` must be a positive int or None. "
-                f"Received: base_key_dim={base_key_dim!r}"
-            )
-        self.base_key_dim = int(base_key_dim)
+        self.base_key_dim = positive_int("base_key_dim", base_key_dim)
         graph.set_attention_scale(self, self.attention_scale)
 
     @property
@@ -528,7 +524,7 @@ class _Draw:
         return init if self.scale == 1.0 else MuInit(init, self.scale)
 
 
-def _plan(model, reading, zeros: set[str]) -> recipes.RecipePlan:
+def _recipe_plan(model, reading, zeros: set[str]) -> recipes.RecipePlan:
     """µP's re-initialization as a plan `initialize` applies."""
     rules = {}
     for weight in reading.weights:
@@ -678,7 +674,7 @@ def set_base_shapes(
     )
     zeros = _zeros(reading, model, zero_readout, zero_query)
     if rescale:
-        model_init.initialize(model, _plan(model, reading, zeros), seed=seed)
+        model_init.initialize(model, _recipe_plan(model, reading, zeros), seed=seed)
     _write_records(model, base_model, reading, zeros)
     return model
 

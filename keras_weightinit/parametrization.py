@@ -42,7 +42,7 @@ import math
 import keras
 import numpy as np
 
-from keras_weightinit import graph, residual, structure
+from keras_weightinit import checks, graph, residual, structure
 from keras_weightinit.graph import Weight
 
 __all__ = ["Multipliers", "Record", "Reading", "multipliers", "read"]
@@ -162,10 +162,7 @@ def multipliers(record: Record, family: str = "adam") -> Multipliers:
         "Don't be lazy: CompleteP enables compute-efficient deep
         transformers", 2025, Table 1 and Equation 40.
     """
-    if family not in ("adam", "sgd"):
-        raise ValueError(
-            f"Argument `family` must be 'adam' or 'sgd'. Received: family={family!r}"
-        )
+    checks.one_of("family", family, ("adam", "sgd"))
     width = _width(record, family)
     lr, epsilon, decay = width.lr, width.epsilon, width.weight_decay
     r, alpha, c = record.depth_mult, record.depth_alpha, record.fold

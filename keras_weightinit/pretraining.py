@@ -71,6 +71,7 @@ from keras_weightinit import distributed, graph, transaction
 from keras_weightinit.checks import (
     keras_model,
     known_keywords,
+    one_of,
     optional_path,
     verbose_level,
 )
@@ -114,11 +115,7 @@ def check_pretrain_args(
     """
     optional_path("log_dir", log_dir)
     verbose_level(verbose)
-    if visible not in _VISIBLE:
-        raise ValueError(
-            f"Argument `visible` must be one of {_VISIBLE}. Received: "
-            f"visible={visible!r}"
-        )
+    one_of("visible", visible, _VISIBLE)
     for name in _RESERVED:
         if name in rbm_args:
             raise ValueError(

@@ -60,8 +60,10 @@ from keras import ops
 
 from keras_weightinit import distributed
 from keras_weightinit.checks import (
+    boolean,
     is_int,
     is_number,
+    one_of,
     optional_path,
     positive_int,
     positive_number,
@@ -939,7 +941,7 @@ def _step_fns(config: Config, backend: str):
 # the epoch driver: arrays, streams, several processes
 
 
-class _Plan(NamedTuple):
+class _FitSetup(NamedTuple):
     """What every epoch of one `fit` trains with."""
 
     seed: int
@@ -976,12 +978,12 @@ class _Epochs:
     is `Keys.key(seed, purpose, epoch, index, process)`.
     """
 
-    def __init__(self, rbm: RBM, source, plan: _Plan):
-        self.rbm, self.source, self.plan = rbm, source, plan
+    def __init__(self, rbm: RBM, source, setup: _FitSetup):
+        self.rbm, self.source, self.setup = rbm, source, setup
         self.shared = distributed.process_count() > 1
         self.me = distributed.process_index()
         self.data_visible = (
-            "bernoulli" if plan.config.sample_inputs else plan.config.visible
+            "bernoulli" if setup.config.sample_inputs else setup.config.visible
         )
         self._on_device = None  # an array's device copy
 
@@ -991,8 +993,8 @@ class _Epochs:
         One process's array is one block, on the device (converted once for
         all epochs); streamed blocks are NumPy arrays.
         """
-        plan = self.plan
-        rng = np.random.default_rng([plan.seed, 1, epoch, self.me])
+        setup = self.setup
+        rng = np.random.default_rng([setup.seed, 1, epoch, self.me])
         if isinstance(self.source, np.ndarray):
             if not self.shared:  # on the device once, for every epoch
                 if self._on_device is None:
@@ -1000,9 +1002,9 @@ class _Epochs:
                 return iter([self._on_device])
             return iter([self.source[rng.permutation(len(self.source))]])
         blocks = _checked_blocks(
-            self.source.blocks(), plan.n_visible, self.data_visible
+            self.source.blocks(), setup.n_visible, self.data_visible
         )
-        return shuffle_blocks(blocks, plan.buffer, rng, plan.chunk)
+        return shuffle_blocks(blocks, setup.buffer, rng, setup.chunk)
 
     def run(self, epoch: int, state: State) -> tuple[State, np.ndarray]:
         """`(state, metrics)` after one epoch (metrics as `train_epoch`'s)."""
@@ -1013,14 +1015,14 @@ class _Epochs:
 
     def _local_updates(self, epoch: int, state: State, hyper: Hyper):
         """One process's epoch; the metrics stay on the device (no wait)."""
-        plan = self.plan
-        function = epoch_fn(plan.config, plan.batch_size, keras.backend.backend())
+        setup = self.setup
+        function = epoch_fn(setup.config, setup.batch_size, keras.backend.backend())
         keys = Keys.active()
-        empty = (ops.zeros((0, plan.n_visible)),) * 2
+        empty = (ops.zeros((0, setup.n_visible)),) * 2
         total, count, values = 0.0, 0, None
         for j, (block, last) in enumerate(_with_last(self.blocks(epoch))):
-            key = keys.to_device(Keys.key(plan.seed, 0, epoch, j, 0))
-            monitors = plan.monitors if last else empty
+            key = keys.to_device(Keys.key(setup.seed, 0, epoch, j, 0))
+            monitors = setup.monitors if last else empty
             state, values = function(state, _device(block), key, hyper, *monitors)
             total = total + values[0] * float(block.shape[0])
             count += block.shape[0]
@@ -1034,7 +1036,7 @@ class _Epochs:
         return state, ops.concatenate([ops.reshape(total / count, (1,)), values[1:]])
 
     def _batches(self, epoch: int) -> Iterator[np.ndarray]:
-        size = self.plan.batch_size
+        size = self.setup.batch_size
         for block in self.blocks(epoch):
             for start in range(0, len(block), size):
                 yield block[start : start + size]
@@ -1050,13 +1052,13 @@ class _Epochs:
         PCD's chains stay per process. The monitors are the mean of each
         process's on its own samples.
         """
-        plan, keys = self.plan, Keys.active()
-        gradients_of, apply, monitor = _step_fns(plan.config, keras.backend.backend())
+        setup, keys = self.setup, Keys.active()
+        gradients_of, apply, monitor = _step_fns(setup.config, keras.backend.backend())
         mine = self._batches(epoch)
         error = count = 0.0
         for step in itertools.count():
             v0 = next(mine, None)
-            key = keys.to_device(Keys.key(plan.seed, 0, epoch, step, self.me))
+            key = keys.to_device(Keys.key(setup.seed, 0, epoch, step, self.me))
             sums, vk = self._local_sums(state, v0, key, gradients_of)
             batch_error, *summed = distributed.sum_across_processes(sums)
             if summed[-1] == 0:  # `Gradients.samples`: no process had a batch
@@ -1069,9 +1071,9 @@ class _Epochs:
             state = apply(state, summed, hyper)
             error += batch_error
             count += summed.samples
-        values = [float(error / (count * plan.n_visible))]
-        for k, v in enumerate(plan.monitors):
-            key = keys.to_device(Keys.key(plan.seed, 1, epoch, k, 0))
+        values = [float(error / (count * setup.n_visible))]
+        for k, v in enumerate(setup.monitors):
+            key = keys.to_device(Keys.key(setup.seed, 1, epoch, k, 0))
             values += [
                 float(ops.convert_to_numpy(t)) for t in monitor(state.params, v, key)
             ]
@@ -1083,8 +1085,8 @@ class _Epochs:
 
         Also the advanced chains (PCD), else None.
         """
-        plan = self.plan
-        n_visible, units = plan.n_visible, plan.units
+        setup = self.setup
+        n_visible, units = setup.n_visible, setup.units
         if v0 is None:  # this shard is done: nothing to add to the others'
             zeros = [np.zeros((n_visible, units)), np.zeros(units), np.zeros(n_visible)]
             return [0.0, *zeros, np.zeros(units), np.zeros(n_visible), 0.0], None
@@ -1092,18 +1094,18 @@ class _Epochs:
         m = len(v0)
         input_key, noise_key = keys.split(key, 2)
         v0 = ops.convert_to_tensor(v0, "float32")
-        if plan.config.sample_inputs:
+        if setup.config.sample_inputs:
             v0 = bernoulli(v0, keys.uniform(input_key, (m, n_visible)))
         shape = (n_visible, units)
-        noise = _noise_at(draw_noise(keys, noise_key, 1, m, shape, plan.config), 0)
-        chains = state.chains[:m] if plan.config.persistent else None
+        noise = _noise_at(draw_noise(keys, noise_key, 1, m, shape, setup.config), 0)
+        chains = state.chains[:m] if setup.config.persistent else None
         gradients, vk, error = gradients_of(state.params, v0, chains, noise)
         sums = [float(ops.convert_to_numpy(error))]
         sums += [
             np.zeros(n_visible) if g is None else ops.convert_to_numpy(g)
             for g in gradients
         ]
-        return sums, (vk if plan.config.persistent else None)
+        return sums, (vk if setup.config.persistent else None)
 
 
 class _Log:
@@ -1219,18 +1221,10 @@ def _momentum(value) -> tuple[float, float]:
 
 def _check_args(rbm: RBM) -> None:
     positive_int("units", rbm.units)
-    for name, allowed in (("visible", VISIBLE_UNITS), ("hidden", HIDDEN_UNITS)):
-        if getattr(rbm, name) not in allowed:
-            raise ValueError(
-                f"Argument `{name}` must be one of {allowed}. "
-                f"Received: {name}={getattr(rbm, name)!r}"
-            )
+    one_of("visible", rbm.visible, VISIBLE_UNITS)
+    one_of("hidden", rbm.hidden, HIDDEN_UNITS)
     positive_int("cd_steps", rbm.cd_steps)
-    if not isinstance(rbm.persistent, bool):
-        raise ValueError(
-            f"Argument `persistent` must be a bool. Received: "
-            f"persistent={rbm.persistent!r}"
-        )
+    boolean("persistent", rbm.persistent)
     positive_number("learning_rate", rbm.learning_rate)
     _momentum(rbm.momentum)
     wd = rbm.weight_decay
@@ -1631,7 +1625,7 @@ class RBM:
             pool = source[rng.permutation(len(source))[:MONITOR_SAMPLES]]
         chunk = _chunk_rows(n_visible, batch_size)
         buffer = self.buffer_rows(n_visible)
-        plan = _Plan(
+        setup = _FitSetup(
             seed=seed,
             config=Config(
                 self.visible,
@@ -1654,14 +1648,14 @@ class RBM:
         info = {"streamed": not isinstance(source, np.ndarray), "samples": samples}
         header = f"{name}: {n_visible} {self.visible} -> {self.units} {self.hidden}"
         if info["streamed"]:
-            info.update(shuffle_buffer=plan.buffer, chunk=chunk)
-            header += f" (streaming {samples} samples, shuffle buffer {plan.buffer})"
+            info.update(shuffle_buffer=setup.buffer, chunk=chunk)
+            header += f" (streaming {samples} samples, shuffle buffer {setup.buffer})"
         if not distributed.is_writer():  # process 0 prints and writes
             verbose, log_dir = 0, None
         log = _Log(verbose, log_dir, name, self.epochs)
         log.header(header)
         history, state = self._train(
-            _Epochs(self, source, plan), state, validation_data is not None, log
+            _Epochs(self, source, setup), state, validation_data is not None, log
         )
         self._params = Params(*(ops.convert_to_numpy(t) for t in state.params))
         self.history_, self.fit_data_ = history, info

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from keras_weightinit import graph
-from keras_weightinit.checks import positive_int, positive_number
+from keras_weightinit.checks import is_int, positive_int, positive_number
 from keras_weightinit.mup import MuAdam, MuReadout, MuSGD, set_base_shapes
 
 __all__ = [
@@ -622,9 +622,7 @@ def _check_runs(learning_rates, seeds, parametrizations):
             f"Received: learning_rates={learning_rates!r}"
         )
     seeds = list(seeds)
-    if not seeds or not all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
-    ):
+    if not seeds or not all(is_int(s) and s >= 0 for s in seeds):
         raise ValueError(
             "Argument `seeds` must hold at least one non-negative int. "
             f"Received: seeds={seeds!r}"

@@ -442,13 +442,13 @@ def _layout(out: Path) -> None:
     from keras_weightinit import distributed, initializers
 
     calls = []
-    lay_out = initializers.lay_out
+    draw_sharded = initializers.draw_sharded
 
     def spy(draw, layout, **kwargs):
         calls.append(str(layout.spec))
-        return lay_out(draw, layout, **kwargs)
+        return draw_sharded(draw, layout, **kwargs)
 
-    initializers.lay_out = spy
+    initializers.draw_sharded = spy
     devices = keras.distribution.list_devices()
     mesh = keras.distribution.DeviceMesh((1, 2), ["batch", "model"], devices)
     layout_map = keras.distribution.LayoutMap(mesh)
