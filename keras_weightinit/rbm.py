@@ -51,7 +51,7 @@ import functools
 import itertools
 import math
 import random as python_random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import keras
@@ -978,8 +978,8 @@ class _Epochs:
     is `Keys.key(seed, purpose, epoch, index, process)`.
     """
 
-    def __init__(self, rbm: RBM, source, setup: _FitSetup):
-        self.rbm, self.source, self.setup = rbm, source, setup
+    def __init__(self, hyper: Callable[[int], Hyper], source, setup: _FitSetup):
+        self.hyper, self.source, self.setup = hyper, source, setup
         self.shared = distributed.process_count() > 1
         self.me = distributed.process_index()
         self.data_visible = (
@@ -1008,7 +1008,7 @@ class _Epochs:
 
     def run(self, epoch: int, state: State) -> tuple[State, np.ndarray]:
         """`(state, metrics)` after one epoch (metrics as `train_epoch`'s)."""
-        hyper = self.rbm._hyper(epoch)
+        hyper = self.hyper(epoch)
         if self.shared:
             return self._shared_updates(epoch, state, hyper)
         return self._local_updates(epoch, state, hyper)
@@ -1606,38 +1606,78 @@ class RBM:
         """
         verbose = verbose_level(verbose)
         log_dir = optional_path("log_dir", log_dir)
+        training = _Training(self, sample_inputs, name)
         with distributed.together("RBM.fit"):  # over processes: fail together
-            return self._fit(x, validation_data, verbose, log_dir, sample_inputs, name)
+            self._params = training.run(x, validation_data, verbose, log_dir)
+        self.history_, self.fit_data_ = training.history, training.info
+        return training.history
 
-    def _fit(self, x, validation_data, verbose, log_dir, sample_inputs, name):
-        """`fit` itself, its arguments as `fit` takes them."""
-        data_visible = "bernoulli" if sample_inputs else self.visible
-        seed = self._fit_seed()
-        source, stats = self._read(x, data_visible, seed)
+    def buffer_rows(self, n_visible: int) -> int:
+        """The shuffle buffer's size in samples for `n_visible` features.
+
+        Args:
+            n_visible: Features per sample.
+
+        Returns:
+            `shuffle_buffer` when given, else the samples of `SHUFFLE_BYTES`
+            (at least 1).
+
+        Example:
+
+        >>> RBM(8).buffer_rows(784)
+        2674
+        """
+        if self.shuffle_buffer is not None:
+            return self.shuffle_buffer
+        return max(1, SHUFFLE_BYTES // (4 * n_visible))
+
+
+class _Training:
+    """One `RBM.fit`: reads and checks the data, starts the state, runs the epochs.
+
+    Reads the RBM's arguments and changes nothing of it: `run` returns the
+    fitted parameters, and `history` and `info` are the fit's history and
+    `fit_data_`.
+    """
+
+    def __init__(self, rbm: RBM, sample_inputs: bool, name: str):
+        self.rbm, self.sample_inputs, self.name = rbm, sample_inputs, name
+        self.data_visible = "bernoulli" if sample_inputs else rbm.visible
+        self.history: dict[str, list[float]] = {}
+        self.info: dict = {}
+
+    def run(self, x, validation_data, verbose: int, log_dir) -> Params:
+        """The fitted parameters; sets `history` and `info`.
+
+        The arguments are `RBM.fit`'s, checked.
+        """
+        rbm, name = self.rbm, self.name
+        seed = self._seed()
+        source, stats = self._read(x, seed)
         n_visible = stats.n_features if stats is not None else source.shape[1]
         val = self._validation(validation_data, n_visible)
         rng = np.random.default_rng(seed)
         samples, means, pool = self._statistics(source, stats)
         # One batch of all the data at most: chains and noise sized by the data.
-        batch_size = min(self.batch_size, samples)
+        batch_size = min(rbm.batch_size, samples)
         state = self._initial_state(rng, pool, means, batch_size)
         if isinstance(source, np.ndarray):  # the monitors' samples: a random subset
             pool = source[rng.permutation(len(source))[:MONITOR_SAMPLES]]
         chunk = _chunk_rows(n_visible, batch_size)
-        buffer = self.buffer_rows(n_visible)
+        buffer = rbm.buffer_rows(n_visible)
         setup = _FitSetup(
             seed=seed,
             config=Config(
-                self.visible,
-                self.hidden,
-                self.cd_steps,
-                self.persistent,
-                self.sparsity_target is not None,
-                sample_inputs,
+                rbm.visible,
+                rbm.hidden,
+                rbm.cd_steps,
+                rbm.persistent,
+                rbm.sparsity_target is not None,
+                self.sample_inputs,
             ),
             batch_size=batch_size,
             n_visible=n_visible,
-            units=self.units,
+            units=rbm.units,
             monitors=tuple(
                 ops.convert_to_tensor(a[:MONITOR_SAMPLES], "float32")
                 for a in (pool, val)
@@ -1646,22 +1686,21 @@ class RBM:
             buffer=max(buffer, chunk) if buffer else 0,  # as shuffle_blocks
         )
         info = {"streamed": not isinstance(source, np.ndarray), "samples": samples}
-        header = f"{name}: {n_visible} {self.visible} -> {self.units} {self.hidden}"
+        header = f"{name}: {n_visible} {rbm.visible} -> {rbm.units} {rbm.hidden}"
         if info["streamed"]:
             info.update(shuffle_buffer=setup.buffer, chunk=chunk)
             header += f" (streaming {samples} samples, shuffle buffer {setup.buffer})"
         if not distributed.is_writer():  # process 0 prints and writes
             verbose, log_dir = 0, None
-        log = _Log(verbose, log_dir, name, self.epochs)
+        log = _Log(verbose, log_dir, name, rbm.epochs)
         log.header(header)
         history, state = self._train(
-            _Epochs(self, source, setup), state, validation_data is not None, log
+            _Epochs(self.hyper, source, setup), state, validation_data is not None, log
         )
-        self._params = Params(*(ops.convert_to_numpy(t) for t in state.params))
-        self.history_, self.fit_data_ = history, info
-        return history
+        self.history, self.info = history, info
+        return Params(*(ops.convert_to_numpy(t) for t in state.params))
 
-    def _read(self, x, data_visible: str, seed: int):
+    def _read(self, x, seed: int):
         """`(source, stats)`: the training data, checked.
 
         `source` is an array (in memory), or a `Stream` when the data are
@@ -1670,9 +1709,9 @@ class RBM:
         """
         if not is_stream(x):
             data = as_array(x, "x")
-            _check_data(data, "x", data_visible)
+            _check_data(data, "x", self.data_visible)
             return data, None
-        stream, stats = self._stream_stats(x, data_visible, seed)
+        stream, stats = self._stream_stats(x, seed)
         if stats.rows is not None:  # all of it: it fits in the shuffle buffer
             return stats.rows, stats
         return stream, stats
@@ -1681,9 +1720,10 @@ class RBM:
         """The validation samples, checked (none when None)."""
         if validation_data is None:
             return np.zeros([0, n_visible], "float32")
+        rbm = self.rbm
         limit = MONITOR_SAMPLES if is_stream(validation_data) else None
         val = as_array(validation_data, "validation_data", max_samples=limit)
-        _check_data(val, "validation_data", self.visible, n_visible)
+        _check_data(val, "validation_data", rbm.visible, n_visible)
         return val
 
     @staticmethod
@@ -1705,13 +1745,14 @@ class RBM:
         return samples, means, pool
 
     def _train(self, epochs: _Epochs, state: State, validation: bool, log: _Log):
-        """`(history, state)` after `self.epochs` epochs of `epochs`.
+        """`(history, state)` after the RBM's `epochs` epochs of `epochs`.
 
         Each epoch's metrics are read back (and checked, logged) once the
         next epoch is on its way, so that a backend that dispatches
         asynchronously (JAX, a GPU) never waits for the host in between.
         """
         history: dict[str, list[float]] = {}
+        epoch_count = self.rbm.epochs
 
         def record(epoch: int, values) -> None:
             logs = _logs(ops.convert_to_numpy(values), epoch, validation)
@@ -1721,7 +1762,7 @@ class RBM:
 
         try:  # each epoch's metrics read after the next epoch starts
             pending = None
-            for epoch in range(self.epochs):
+            for epoch in range(epoch_count):
                 state, values = epochs.run(epoch, state)
                 if pending is not None:
                     record(*pending)
@@ -1740,16 +1781,17 @@ class RBM:
         `means` (Bernoulli visible; else 0), no velocity, and `batch_size`
         chains started from random samples of `pool` (sampled for PCD).
         """
-        n_visible, units = pool.shape[1], self.units
+        rbm = self.rbm
+        n_visible, units = pool.shape[1], rbm.units
         kernel = rng.normal(0.0, 0.01, (n_visible, units)).astype("float32")
         visible_bias = np.zeros(n_visible, "float32")
-        if self.visible == "bernoulli":
+        if rbm.visible == "bernoulli":
             p = np.clip(means, P_CLIP, 1 - P_CLIP)
             visible_bias = np.log(p / (1 - p)).astype("float32")
         chains = pool[rng.integers(0, len(pool), batch_size)]
-        if self.visible == "bernoulli" and self.persistent:
+        if rbm.visible == "bernoulli" and rbm.persistent:
             chains = (rng.random(chains.shape) < chains).astype("float32")
-        activity = np.full(units, float(self.sparsity_target or 0.0), "float32")
+        activity = np.full(units, float(rbm.sparsity_target or 0.0), "float32")
         zeros = Params(
             np.zeros((n_visible, units), "float32"),
             np.zeros(units, "float32"),
@@ -1763,53 +1805,37 @@ class RBM:
         )
         return keras.tree.map_structure(ops.convert_to_tensor, state)
 
-    def _hyper(self, epoch: int) -> Hyper:
+    def hyper(self, epoch: int) -> Hyper:
         """The `Hyper` of `epoch`: momentum `momentum[0]`, then `momentum[1]`.
 
         The switch comes after `min(5, epochs // 2)` epochs (Hinton 2010).
         """
-        initial, final = _momentum(self.momentum)
-        momentum = initial if epoch < min(5, self.epochs // 2) else final
-        values = (self.learning_rate, momentum, self.weight_decay)
-        values += (self.sparsity_target or 0.0,)
+        rbm = self.rbm
+        initial, final = _momentum(rbm.momentum)
+        momentum = initial if epoch < min(5, rbm.epochs // 2) else final
+        values = (rbm.learning_rate, momentum, rbm.weight_decay)
+        values += (rbm.sparsity_target or 0.0,)
         return Hyper(*(ops.convert_to_tensor(np.float32(v)) for v in values))
 
-    def _fit_seed(self) -> int:
+    def _seed(self) -> int:
+        rbm = self.rbm
         if distributed.process_count() > 1:  # process 0's, for every process
-            return distributed.shared_seed(self.seed)
-        return self.seed if self.seed is not None else python_random.randrange(2**31)
+            return distributed.shared_seed(rbm.seed)
+        return rbm.seed if rbm.seed is not None else python_random.randrange(2**31)
 
-    def buffer_rows(self, n_visible: int) -> int:
-        """The shuffle buffer's size in samples for `n_visible` features.
-
-        Args:
-            n_visible: Features per sample.
-
-        Returns:
-            `shuffle_buffer` when given, else the samples of `SHUFFLE_BYTES`
-            (at least 1).
-
-        Example:
-
-        >>> RBM(8).buffer_rows(784)
-        2674
-        """
-        if self.shuffle_buffer is not None:
-            return self.shuffle_buffer
-        return max(1, SHUFFLE_BYTES // (4 * n_visible))
-
-    def _stream_stats(self, x, data_visible: str, seed: int):
+    def _stream_stats(self, x, seed: int):
         """`(stream, FeatureStats)` of `x`, checked, from one pass if needed.
 
         A `Stream` that carries its `stats` (computed by `pretrain_dbn` on
         the layer's input) is not read here.
         """
+        rbm = self.rbm
         stream = Stream(x, "x")
         stats = x.stats if isinstance(x, Stream) else None
         if stats is None:
             stats = FeatureStats(
-                sample_size=max(MONITOR_SAMPLES, self.batch_size),
-                keep=self.buffer_rows,
+                sample_size=max(MONITOR_SAMPLES, rbm.batch_size),
+                keep=rbm.buffer_rows,
                 seed=[seed, 2],
                 variance=False,  # the means suffice
             )
@@ -1817,7 +1843,7 @@ class RBM:
                 stats.update(block)
         if stats.count == 0:
             raise ValueError("Argument `x` holds no samples.")
-        _check_range(stats.low, stats.high, "x", data_visible)
+        _check_range(stats.low, stats.high, "x", self.data_visible)
         return stream, stats
 
 
