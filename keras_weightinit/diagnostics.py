@@ -330,54 +330,27 @@ def diagnose(
     runs in a `keras.StatelessScope`, so BatchNorm statistics and seed
     generators are left as they were.
 
-    The verdict reads two ratios. A layer whose output goes straight into a
-    normalization layer (BatchNormalization, LayerNormalization,
-    GroupNormalization, RMSNormalization) is *normalized*: its scale does not
-    change what the network computes, so its forward signal is measured
-    after the normalization, and its gradient, which grows as its scale
-    shrinks and is damped by the weight norm growing in the first steps
-    (van Laarhoven 2017; Arora et al. 2019), does not enter the verdict.
-
-    - `r_g = g_first / g_last`, over the layers that are not normalized
-      (the first such layer over the last, usually the output layer);
-    - `r_a = std_eff(h_{L-1}) / std_eff(h_1)`, the last hidden row over the
-      first, `std_eff` the std after the normalization for normalized rows.
+    The verdict reads two ratios, over the layers whose kernel is not
+    exactly zero: `r_g = g_first / g_last` over the layers whose output does
+    not go straight into a normalization layer, and `r_a = std_eff(h_{L-1})
+    / std_eff(h_1)`, the last hidden row over the first (for a *normalized*
+    row, the std after its normalization):
 
     - `exploding` if any output, gradient or the loss is not finite, or
       `r_g > 1e2`, or `r_a > 1e2`;
-    - `symmetric` if a hidden layer's units can never become different
-      (below);
-    - `vanishing` if `r_g < 1e-2` (the first layer receives less than 1% of
-      the signal the last sends back), or `r_a < 1e-2` (the forward signal
-      has collapsed), or no gradient reaches the last layer;
+    - `symmetric` if a hidden layer's units have equal incoming weights and
+      equal weight gradients, so they never become different (groups of
+      equal kernels in `report.identical`);
+    - `vanishing` if `r_g < 1e-2`, `r_a < 1e-2`, or no gradient reaches the
+      last layer;
     - `healthy` otherwise.
 
-    The thresholds are the module constants `VANISHING_GRADIENT_RATIO`,
-    `EXPLODING_GRADIENT_RATIO`, `VANISHING_ACTIVATION_RATIO` and
-    `EXPLODING_ACTIVATION_RATIO`. The cases they were set on (MLPs of
-    20 and 30 layers, ResNet50, MobileNetV2) are in `docs/diagnostics.md`.
-
-    Zero-initialized layers (the residual recipes' `zero` and `fixup`): a
-    layer whose kernel is exactly zero outputs nothing yet, so its row is
-    left out of both ratios (the signal is judged on the layers that carry
-    it). When the output layer's kernel is zero (Fixup's classifier), no
-    loss gradient passes before the first step; the backward signal is then
-    that of `sum(h * r)`, `h` the features the output layer takes and `r` a
-    fixed random direction (`probe.Projection`): the Jacobian of the last
-    hidden features with respect to each layer, and `g_last` is the signal
-    at `h` itself.
-
-    `symmetric` when a layer's units have equal incoming weights and equal
-    weight gradients (all-zero or constant networks): they compute the same
-    thing and get the same update, so they never become different. Groups of
-    kernels with equal values are listed in `report.identical`.
-
-    Without `y`'s loss (a model that is not compiled and no `loss`), the
-    default loss is `keras_weightinit.probe.default_loss`'s: sparse
-    categorical cross-entropy for integer labels against a softmax (or,
-    `from_logits=True`, a linear) output of several units, binary
-    cross-entropy for one sigmoid unit, mean squared error otherwise; the
-    report names it (`loss_name`).
+    `docs/diagnostics.md` says why normalized layers' gradients stay out of
+    the verdict, how a zero output layer (Fixup) is probed, which default
+    loss a model that is not compiled gets (`probe.default_loss`, named in
+    `loss_name`), and the cases the thresholds (`VANISHING_GRADIENT_RATIO`,
+    `EXPLODING_GRADIENT_RATIO`, `VANISHING_ACTIVATION_RATIO`,
+    `EXPLODING_ACTIVATION_RATIO`) were set on.
 
     Args:
         model: A built Keras model (or a Sequential model `x` builds).

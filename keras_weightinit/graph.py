@@ -807,13 +807,37 @@ def consumers(layer: keras.Layer, model: keras.Layer) -> list[keras.Layer]:
 
 def producer(tensor, model: keras.Layer) -> keras.Layer | None:
     """The layer of `model` (at any depth of its containers) that made `tensor`."""
-    for container in _containers(model):
-        for layer in _operations(container):
-            if _output(layer) is tensor and not isinstance(
-                layer, keras.layers.InputLayer
-            ):
-                return layer
-    return None
+    return _Graph(model).producer(tensor)
+
+
+class _Graph:
+    """The layer graph of `model` and of the containers nested in it.
+
+    Which operation made each tensor (the first one in the containers'
+    order, input layers left out) and each operation's input tensors, read
+    once from the model and then looked up. The outputs and operations are
+    held here, so the `id`s that key them stay theirs.
+    """
+
+    def __init__(self, model: keras.Layer):
+        self._made: dict[int, tuple] = {}
+        self._inputs: dict[int, tuple] = {}
+        for container in _containers(model):
+            for op in _operations(container):
+                if not isinstance(op, keras.layers.InputLayer):
+                    output = _output(op)
+                    self._made.setdefault(id(output), (output, op))
+
+    def producer(self, tensor) -> keras.Layer | None:
+        """The operation that made `tensor`, None if none did."""
+        output, op = self._made.get(id(tensor), (None, None))
+        return op if output is tensor else None
+
+    def inputs(self, layer: keras.Layer) -> list:
+        """`_inputs(layer)`, read once per layer."""
+        if id(layer) not in self._inputs:
+            self._inputs[id(layer)] = (layer, _inputs(layer))
+        return self._inputs[id(layer)][1]
 
 
 def chain(model: keras.Layer) -> list[keras.Layer] | None:
@@ -880,14 +904,15 @@ def layer_below(layer: keras.Layer, model: keras.Layer, kind: type):
     >>> layer_below(second, model, keras.layers.Dense) is first
     True
     """
+    index = _Graph(model)
     inputs = _inputs(layer)
     while len(inputs) == 1:
-        below = producer(inputs[0], model)
+        below = index.producer(inputs[0])
         if below is None or isinstance(below, keras.Model):
             return None
         if isinstance(below, kind):
             return below
-        inputs = _inputs(below)
+        inputs = index.inputs(below)
     return None
 
 
@@ -929,10 +954,11 @@ def residual_blocks(model: keras.Layer) -> list[ResidualBlock]:
     found = []
     for container in _containers(model):
         order = {id(op): i for i, op in enumerate(_operations(container))}
+        index = _Graph(container)
         for layer in _operations(container):
             if not _is_add(layer):
                 continue
-            block = _block(layer, container, order)
+            block = _block(layer, container, order, index)
             if block is not None:
                 found.append(block)
     return found
@@ -956,19 +982,21 @@ def attention_projections(layer: keras.Layer) -> dict[str, keras.Layer]:
     return {names[sub.name]: sub for sub in layers(layer) if sub.name in names}
 
 
-def _block(add: keras.Layer, container, order: dict) -> ResidualBlock | None:
-    inputs = _inputs(add)
+def _block(
+    add: keras.Layer, container, order: dict, index: _Graph
+) -> ResidualBlock | None:
+    inputs = index.inputs(add)
     if len(inputs) != 2:
         return None
-    ancestry = [_ancestors(t, container) for t in inputs]
-    starts = [_shortcut_starts(t, container) for t in inputs]
+    ancestry = [_ancestors(t, index) for t in inputs]
+    starts = [_shortcut_starts(t, index) for t in inputs]
     for depth in range(3):
         for i in (0, 1):
             branch = 1 - i
             if depth < len(starts[i]) and id(starts[i][depth]) in ancestry[branch]:
                 source = starts[i][depth]
                 keep = ancestry[branch] | {id(inputs[branch])}
-                drop = _ancestors(source, container) | {id(source)}
+                drop = _ancestors(source, index) | {id(source)}
                 layers = {}
                 for op in _operations(container):
                     output = _output(op)
@@ -979,31 +1007,31 @@ def _block(add: keras.Layer, container, order: dict) -> ResidualBlock | None:
     return None
 
 
-def _shortcut_starts(tensor, container, depth: int = 2) -> list:
+def _shortcut_starts(tensor, index: _Graph, depth: int = 2) -> list:
     """`tensor` and the tensors up to `depth` single-input layers below it."""
     starts = [tensor]
     for _ in range(depth):
-        layer = producer(starts[-1], container)
-        inputs = [] if layer is None else _inputs(layer)
+        layer = index.producer(starts[-1])
+        inputs = [] if layer is None else index.inputs(layer)
         if len(inputs) != 1:
             break
         starts.append(inputs[0])
     return starts
 
 
-def _ancestors(tensor, container) -> set[int]:
+def _ancestors(tensor, index: _Graph) -> set[int]:
     """`id`s of the tensors `tensor` is computed from, itself excluded."""
     seen: set[int] = set()
-    layer = producer(tensor, container)
-    stack = [] if layer is None else list(_inputs(layer))
+    layer = index.producer(tensor)
+    stack = [] if layer is None else list(index.inputs(layer))
     while stack:
         t = stack.pop()
         if id(t) in seen:
             continue
         seen.add(id(t))
-        layer = producer(t, container)
+        layer = index.producer(t)
         if layer is not None:
-            stack.extend(_inputs(layer))
+            stack.extend(index.inputs(layer))
     return seen
 
 
