@@ -8,7 +8,8 @@ reported as skipped, never silently left out.
 
     python benchmarks/bench_device.py                     # every ratio, every backend
     python benchmarks/bench_device.py --backends jax torch --out gpu.md
-    python benchmarks/bench_device.py --quick             # tiny sizes, for the tests
+    python benchmarks/bench_device.py --quick             # small sizes, minutes
+    python benchmarks/bench_device.py --quick --dry-run   # the commands it runs
 
 The ratios and their targets are those of `benchmarks/README.md`:
 `initialize` over Keras building the same model, `HeNormal`/`XavierUniform`
@@ -29,14 +30,28 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BACKENDS = ("tensorflow", "jax", "torch")
 
-# (script, arguments for a full run, arguments for a quick run); each script
-# reads the backend from KERAS_BACKEND and picks its sizes from the device.
+# (script, arguments of a full run, arguments a quick run adds to them); each
+# script reads the backend from KERAS_BACKEND and picks its sizes from the
+# device. `bench_initialize` runs every backend in subprocesses of its own
+# unless given one; `bench_rbm` times the RBM against the bare loop only with
+# `--bare` (without it, against scikit-learn, on TensorFlow's CPU kernels).
 BENCHMARKS = (
     ("bench_initialize.py", ["--backend", "{backend}"], ["--quick"]),
     ("bench_initializers.py", [], ["--quick"]),
     ("bench_probe.py", [], ["--small"]),
-    ("bench_rbm.py", ["--backend", "{backend}"], ["--quick"]),
+    (
+        "bench_rbm.py",
+        ["--bare", "--backends", "{backend}"],
+        ["--epochs-digits", "1", "--epochs-mnist", "1", "--repeats", "1"],
+    ),
 )
+
+
+def command(script: str, backend: str, quick: bool) -> list[str]:
+    """The command line that runs `script` under `backend`."""
+    full, small = next((f, s) for name, f, s in BENCHMARKS if name == script)
+    args = [a.format(backend=backend) for a in full + (small if quick else [])]
+    return [sys.executable, str(HERE / script), *args]
 
 
 def installed(backend: str) -> bool:
@@ -45,50 +60,73 @@ def installed(backend: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def run(script: str, args: list[str], backend: str, timeout: float) -> str:
-    """Runs one benchmark script under `backend`; its stdout, or why it failed."""
+def run(line: list[str], backend: str, timeout: float) -> str:
+    """Runs one benchmark command under `backend`; its stdout, or why it failed."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    args = [a.format(backend=backend) for a in args]
-    command = [sys.executable, str(HERE / script), *args]
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, env=env, timeout=timeout
+            line, capture_output=True, text=True, env=env, timeout=timeout
         )
     except subprocess.TimeoutExpired:
-        return f"**timed out after {timeout:.0f} s**: `{' '.join(command[1:])}`"
+        return f"**timed out after {timeout:.0f} s**: `{' '.join(line[1:])}`"
     if done.returncode:
         tail = "\n".join(done.stderr.strip().splitlines()[-8:])
         return f"**failed (exit {done.returncode})**:\n\n```text\n{tail}\n```"
     return done.stdout.strip()
 
 
-def report(backends: list[str], quick: bool, timeout: float, only=None) -> str:
-    """The markdown report of every benchmark on every backend in `backends`."""
+def report(args: argparse.Namespace, argv: list[str]) -> str:
+    """The markdown report of every benchmark on every backend of `args`.
+
+    Args:
+        args: the parsed arguments of `main`.
+        argv: the command-line arguments, for the report's heading.
+
+    Returns:
+        The report; with `args.dry_run`, the command lines instead of their
+        outputs.
+    """
     lines = [f"# Device benchmarks, {time.strftime('%Y-%m-%d %H:%M %Z')}", ""]
-    lines.append(f"`python benchmarks/bench_device.py {' '.join(sys.argv[1:])}`")
-    for backend in backends:
+    lines.append(f"`python benchmarks/bench_device.py {' '.join(argv)}`")
+    for backend in args.backends:
         lines += ["", f"## {backend}", ""]
         if not installed(backend):
             lines.append(f"skipped: {backend} is not installed on this machine")
             continue
-        for script, full, small in BENCHMARKS:
-            if only and script not in only:
-                continue
-            if not (HERE / script).exists():
-                lines += [f"### {script}", "", "skipped: the script is missing", ""]
+        for script, _, _ in BENCHMARKS:
+            if args.only and script not in args.only:
                 continue
             lines += [f"### {script}", ""]
-            lines += [run(script, small if quick else full, backend, timeout), ""]
+            if not (HERE / script).exists():
+                lines += ["skipped: the script is missing", ""]
+                continue
+            line = command(script, backend, args.quick)
+            if args.dry_run:
+                lines += [f"`KERAS_BACKEND={backend} {' '.join(line)}`", ""]
+            else:
+                lines += [run(line, backend, args.timeout), ""]
     return "\n".join(lines)
 
 
 def main(argv=None) -> str:
+    """Parses `argv` (the command line's by default), runs, prints the report.
+
+    Args:
+        argv: the command-line arguments, without the program's name.
+
+    Returns:
+        The report it printed.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=BACKENDS)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes")
+    parser.add_argument("--quick", action="store_true", help="small sizes")
     parser.add_argument("--timeout", type=float, default=1800, help="per script, s")
     parser.add_argument("--only", nargs="+", help="run only these scripts")
     parser.add_argument("--out", type=Path, help="also write the report here")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the commands, run nothing"
+    )
     args = parser.parse_args(argv)
     if args.timeout <= 0:
         parser.error(f"--timeout must be positive. Received: {args.timeout}")
@@ -96,7 +134,7 @@ def main(argv=None) -> str:
     unknown = sorted(set(args.only or ()) - known)
     if unknown:
         parser.error(f"--only takes {sorted(known)}. Received: {unknown}")
-    text = report(list(args.backends), args.quick, args.timeout, args.only)
+    text = report(args, argv)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

@@ -20,7 +20,7 @@ fixes its backend at import), fastest of `--repeats` alternating runs:
 Targets: both ratios within 1.1.
 
     python benchmarks/bench_initialize.py                        # every backend
-    python benchmarks/bench_initialize.py --backend torch --gigabytes 1
+    python benchmarks/bench_initialize.py --backend torch --gigabytes 1  # one
     python benchmarks/bench_initialize.py --quick                # tiny, for tests
 """
 
@@ -246,7 +246,8 @@ def main(argv=None) -> list[dict]:
         (64, 2) if args.quick else shape(args.gigabytes, device_kind() == "gpu")
     )
     row = run(width, depth, 1 if args.quick else args.repeats)
-    print(json.dumps(row))
+    print(json.dumps(row))  # the line `child` reads
+    print(table([row]))
     return [row]
 
 

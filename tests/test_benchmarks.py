@@ -4,7 +4,10 @@ They are not tests of speed, which is measured by running them
 (`benchmarks/README.md`).
 """
 
+import argparse
 import importlib.util
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +111,69 @@ def test_bench_initialize_measures_time_and_memory():
         assert row["time_ratio"] == pytest.approx(row["initialize_s"] / row["build_s"])
         assert row["growth_gb"] >= 0
     assert "| tensorflow | cpu | 8,970 |" in bench.table(rows)
+
+
+class _Parsed(Exception):
+    """Raised in place of a benchmark's run once its arguments are parsed."""
+
+
+def _parsed(monkeypatch, line):
+    """The namespace the script of command `line` parses from it; runs nothing."""
+    module = _load(Path(line[1]).stem)
+    found = []
+    parse = argparse.ArgumentParser.parse_args
+
+    def parse_and_stop(self, args=None, namespace=None):
+        found.append(parse(self, args, namespace))
+        raise _Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_and_stop)
+    monkeypatch.setattr(sys, "argv", line[1:])
+    try:
+        module.main()
+    except _Parsed:
+        return found[0]
+    except SystemExit as exit:  # argparse refused an argument
+        pytest.fail(f"{line[1:]} refused (exit {exit.code})")
+    finally:
+        monkeypatch.undo()
+    pytest.fail(f"{line[1:]} ran without parsing its arguments")
+
+
+def test_bench_device_runs_each_script_in_the_mode_it_means(monkeypatch, capsys):
+    bench = _load("bench_device")
+    plan = {}
+    for quick in (True, False):
+        for script, _, _ in bench.BENCHMARKS:
+            line = bench.command(script, "torch", quick)
+            plan[script, quick] = vars(_parsed(monkeypatch, line))
+    for quick in (True, False):
+        assert plan["bench_initialize.py", quick]["backend"] == "torch"
+        assert plan["bench_initialize.py", quick]["quick"] is quick
+        assert plan["bench_initializers.py", quick]["quick"] is quick
+        assert plan["bench_probe.py", quick]["small"] is quick
+        rbm = plan["bench_rbm.py", quick]
+        assert rbm["bare"] and rbm["backends"] == "torch"
+        assert (rbm["epochs_digits"], rbm["repeats"]) == ((1, 1) if quick else (10, 5))
+    text = bench.main(["--quick", "--dry-run", "--backends", "torch"])
+    assert capsys.readouterr().out.strip() == text.strip()
+    for script, _, _ in bench.BENCHMARKS:
+        line = " ".join(bench.command(script, "torch", quick=True))
+        assert f"### {script}\n\n`KERAS_BACKEND=torch {line}`" in text
+
+
+@pytest.mark.slow
+def test_bench_device_prints_a_ratio_per_case():
+    bench = _load("bench_device")
+    scripts = ["bench_initialize.py", "bench_initializers.py"]
+    text = bench.main(["--quick", "--backends", "torch", "--only", *scripts])
+    assert "failed" not in text and "timed out" not in text, text
+    rows = re.findall(r"^\| (.+?) \|.* (\d+\.\d\d)x[ |(]", text, re.MULTILINE)
+    cases = [case for case, _ in rows]
+    assert cases[0] == "torch" and cases[1:4] == [
+        "HeNormal (64, 64)",
+        "XavierUniform (64, 64)",
+        "Orthogonal (32, 32)",
+    ], text
+    assert cases[4:] == ["time, s", "peak memory growth, MB"], text
+    assert all(float(ratio) > 0 for _, ratio in rows)
