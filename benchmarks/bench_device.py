@@ -142,4 +142,5 @@ def main(argv=None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    failed = ("**failed", "**timed out")
+    sys.exit(1 if any(mark in main() for mark in failed) else 0)

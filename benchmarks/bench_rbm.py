@@ -37,7 +37,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 from sklearn.datasets import load_digits
 from sklearn.neural_network import BernoulliRBM
@@ -69,6 +68,8 @@ def fastest_alternating(functions: dict, repeats: int) -> dict:
 
 def matmul_gflops(n: int = 1024, iterations: int = 20, repeats: int = 5) -> float:
     """float32 GFLOP/s of an n x n matmul chain in one tf.function."""
+    import tensorflow as tf
+
     a = tf.random.normal([n, n])
     b = tf.random.normal([n, n]) / n**0.5
 
@@ -92,6 +93,8 @@ def products_loop(batch: int, n_visible: int, units: int, steps: int):
     times: the bound on what any CD-1 implementation with TensorFlow's CPU
     kernels can reach.
     """
+    import tensorflow as tf
+
     rng = np.random.default_rng(0)
     v = tf.constant(rng.random((batch, n_visible), dtype=np.float32))
     w = tf.constant(rng.normal(0, 0.01, (n_visible, units)).astype("float32"))
@@ -159,6 +162,8 @@ def epoch_loop(x: np.ndarray, units: int, batch: int, epochs: int, rbm=current):
 
 def _tensorflow_epoch_loop(x, units, batch, epochs, rbm):
     """`epoch_loop` of a revision whose RBM trained in TensorFlow only."""
+    import tensorflow as tf
+
     n_visible = x.shape[1]
     config = rbm.Config()
     fn = rbm.train_epoch_fn(n_visible, units, batch, config).get_concrete_function()
@@ -260,6 +265,8 @@ def _bare_jax(x, units, batch, epochs, compiled):
 
 
 def _bare_tensorflow(x, units, batch, epochs, compiled):
+    import tensorflow as tf
+
     n, n_visible = x.shape
     full = n // batch
 
@@ -426,6 +433,8 @@ def bench(name, x, units, batch, epochs, repeats, peak):
 
 def op_costs(shape, repeats: int = 5, iterations: int = 1000) -> dict[str, float]:
     """Microseconds per op of a step's elementwise ops on `shape`, in a graph loop."""
+    import tensorflow as tf
+
     rng = np.random.default_rng(0)
     noise = tf.constant(rng.random(shape, dtype=np.float32))
     ops = {
@@ -457,6 +466,8 @@ def step_parts(batch, n_visible, units, steps, repeats: int = 5) -> list[float]:
     and the three sigmoids; + sampling the hidden units; + the momentum,
     weight-decay and bias updates.
     """
+    import tensorflow as tf
+
     rng = np.random.default_rng(0)
     v = tf.constant(rng.random((batch, n_visible), dtype=np.float32))
     w0 = tf.constant(rng.normal(0, 0.01, (n_visible, units)).astype("float32"))
