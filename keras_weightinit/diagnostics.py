@@ -844,14 +844,22 @@ def _identical(kernels) -> list[list[str]]:
     Constant tensors (all zeros, all ones) are left out: their equality says
     nothing of a shared draw, and `symmetric` covers them.
     """
-    groups: dict[tuple, list[str]] = {}
+    groups: list[tuple[np.ndarray, list[str]]] = []  # (bytes, paths), in order
+    candidates: dict[tuple, list[int]] = {}  # (shape, first bytes) -> groups
     for weight in kernels:
         value = _numpy(weight.variable)
         if value.size < 2 or np.all(value == value.flat[0]):
             continue
-        key = (value.shape, value.tobytes())
-        groups.setdefault(key, []).append(weight.path)
-    return [paths for paths in groups.values() if len(paths) > 1]
+        bits = np.ascontiguousarray(value).view(np.uint8).reshape(-1)
+        key = (value.shape, bits[:64].tobytes())
+        for i in candidates.setdefault(key, []):
+            if np.array_equal(groups[i][0], bits):
+                groups[i][1].append(weight.path)
+                break
+        else:
+            candidates[key].append(len(groups))
+            groups.append((bits, [weight.path]))
+    return [paths for _, paths in groups if len(paths) > 1]
 
 
 def _frozen_notes(rows: list[dict]) -> list[str]:
