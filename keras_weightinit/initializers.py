@@ -48,6 +48,7 @@ leaves them (the rule Keras's own unseeded initializers follow).
 
 from __future__ import annotations
 
+import functools
 import math
 import random as python_random
 import weakref
@@ -217,16 +218,47 @@ class _RandomInitializer(_Initializer):
             shape, minval=-limit, maxval=limit, dtype=dtype, seed=seed
         )
 
-    def _orthogonal(self, rows: int, cols: int, dtype):
-        """A Haar-random `(rows, cols)` matrix with orthonormal rows or columns."""
-        a = keras.random.normal(
-            (max(rows, cols), min(rows, cols)), dtype=dtype, seed=self._next_seed()
-        )
-        q = _haar(a)
-        return q if rows >= cols else keras.ops.transpose(q)
+    def _drawn(self, draw: Callable, *args):
+        """`draw(*args, seed)` with this call's seed.
+
+        On JAX with an int seed, `draw` runs as one compiled function per
+        `args` (cached; the seed is its only input), not op by op.
+        """
+        seed = self._next_seed()
+        if keras.backend.backend() != "jax" or not isinstance(seed, int):
+            return draw(*args, seed)
+        key = keras.ops.convert_to_tensor([seed, 0], dtype="uint32")
+        return _compiled(draw, *args)(key)
 
     def get_config(self) -> dict:
         return {"seed": keras.saving.serialize_keras_object(self.seed)}
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(draw: Callable, *args):
+    """`seed -> draw(*args, seed)` as one `jax.jit` function."""
+    import jax
+
+    return jax.jit(functools.partial(draw, *args))
+
+
+def _orthogonal(rows: int, cols: int, dtype: str, seed):
+    """A Haar-random `(rows, cols)` matrix with orthonormal rows or columns."""
+    a = keras.random.normal((max(rows, cols), min(rows, cols)), dtype=dtype, seed=seed)
+    q = _haar(a)
+    return q if rows >= cols else keras.ops.transpose(q)
+
+
+def _orthogonal_kernel(shape: tuple[int, ...], dtype: str, scale: float, seed):
+    """`scale` times `_orthogonal` of the flattened `shape`, in `shape`."""
+    q = _orthogonal(math.prod(shape[:-1]), shape[-1], dtype, seed)
+    return keras.ops.reshape(scale * q, shape)
+
+
+def _delta_kernel(shape: tuple[int, ...], dtype: str, scale: float, seed):
+    """`scale` times an orthogonal `(in, out)` matrix at the kernel's centre."""
+    q = _orthogonal(shape[-2], shape[-1], dtype, seed)
+    return _at_centre(scale * q, shape)
 
 
 _HAAR_LEAF = 512
@@ -551,9 +583,7 @@ class Orthogonal(_RandomInitializer):
             raise ValueError(
                 f"Orthogonal needs a kernel of rank 2 or more. Received: shape={shape}"
             )
-        rows, cols = math.prod(shape[:-1]), shape[-1]
-        q = self._orthogonal(rows, cols, dtype)
-        return keras.ops.reshape(self._scale * q, shape)
+        return self._drawn(_orthogonal_kernel, shape, dtype, self._scale)
 
     def get_config(self) -> dict:
         return {"gain": self.gain, **super().get_config()}
@@ -599,8 +629,7 @@ class DeltaOrthogonal(_RandomInitializer):
                 "DeltaOrthogonal needs in_channels <= out_channels to be "
                 f"orthogonal. Received: shape={shape}"
             )
-        q = self._orthogonal(shape[-2], shape[-1], dtype)
-        return _at_centre(self._scale * q, shape)
+        return self._drawn(_delta_kernel, shape, dtype, self._scale)
 
     def get_config(self) -> dict:
         return {"gain": self.gain, **super().get_config()}
