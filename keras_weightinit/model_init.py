@@ -800,6 +800,21 @@ class _KeptPasses:
         return call
 
 
+def _call_order(model: keras.Model, x, units: list[keras.Layer]) -> list:
+    """The units that `model` calls on `x`, in the order it calls them.
+
+    For a plain chain whose units are all steps of it (`graph.chain`), the
+    order of the steps, each called once on the one before's output; else
+    from a forward pass that observes the units.
+    """
+    steps = graph.chain(model)
+    if steps is not None:
+        index = {id(step): i for i, step in enumerate(steps)}
+        if all(id(unit) in index for unit in units):
+            return sorted(units, key=lambda unit: index[id(unit)])
+    return forward(model, x, units).order
+
+
 def _passes(model: keras.Model, x, units: list[keras.Layer]):
     """`unit ->` the observed pass up to `unit`, at the current weights.
 
@@ -1000,7 +1015,7 @@ def _lsuv(model, x, settings, keep: transaction.Keep) -> LSUVReport:
     report = LSUVReport()
     keep([w.variable for w in found])
     _lsuv_start(found, orthogonal, seed, rules)
-    order = forward(model, x, units).order
+    order = _call_order(model, x, units)
     passes = _passes(model, x, order)
     for unit in units:
         if unit not in order:

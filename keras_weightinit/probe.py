@@ -80,10 +80,18 @@ class Observed:
 
 
 def _first_tensor(args) -> object | None:
+    """The first tensor or array among the leaves of `(positional, keywords)`."""
+    positional = args[0]
+    if positional and _is_array(positional[0]):  # a layer's usual input
+        return positional[0]
     for value in keras.tree.flatten(args):
-        if keras.ops.is_tensor(value) or isinstance(value, np.ndarray):
+        if _is_array(value):
             return value
     return None
+
+
+def _is_array(value) -> bool:
+    return keras.ops.is_tensor(value) or isinstance(value, np.ndarray)
 
 
 @contextlib.contextmanager
