@@ -435,7 +435,11 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
     symmetric = [row["name"] for row, s in zip(rows, stats, strict=True) if s.symmetric]
     report = _judge(rows, totals["loss"], symmetric, totals["reference"])
     report.loss_name = loss_name
-    report.identical = _identical(kernels)
+    read = {
+        id(primaries[id(unit)].variable): part.kernel
+        for unit, part in zip(measured.order, parts, strict=True)
+    }
+    report.identical = _identical(kernels, read)
     report.reasons += _not_measured(
         model, units, measured.result, found, measured.probed
     )
@@ -530,10 +534,7 @@ def _measure(model, data, primaries, norms, loss, training) -> _Measured:
     result = run(loss)
     order = [u for u in result.order if id(u) in primaries]
     zero = {
-        id(u): not bool(
-            keras.ops.any(keras.ops.not_equal(primaries[id(u)].variable, 0))
-        )
-        for u in order
+        id(u): not bool(keras.ops.any(primaries[id(u)].variable.value)) for u in order
     }
     signal, probed, reference, positions = _zero_classifier_projection(
         run, result, order, zero
@@ -838,16 +839,23 @@ def _symmetric(kernel: np.ndarray, gradient: np.ndarray) -> bool:
     return bool(np.all(w == w[:, :1]) and np.allclose(g, g[:, :1], rtol=1e-6, atol=0))
 
 
-def _identical(kernels) -> list[list[str]]:
+def _identical(kernels, read: dict | None = None) -> list[list[str]]:
     """Groups of kernel-like variable paths whose values are equal.
 
     Constant tensors (all zeros, all ones) are left out: their equality says
     nothing of a shared draw, and `symmetric` covers them.
+
+    Args:
+        kernels: The kernel-like `Weight`s.
+        read: `id(variable) ->` its value as `_numpy` gives it, for the
+            variables already read.
     """
     groups: list[tuple[np.ndarray, list[str]]] = []  # (bytes, paths), in order
     candidates: dict[tuple, list[int]] = {}  # (shape, first bytes) -> groups
     for weight in kernels:
-        value = _numpy(weight.variable)
+        value = (read or {}).get(id(weight.variable))
+        if value is None:
+            value = _numpy(weight.variable)
         if value.size < 2 or np.all(value == value.flat[0]):
             continue
         bits = np.ascontiguousarray(value).view(np.uint8).reshape(-1)
