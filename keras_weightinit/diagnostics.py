@@ -411,7 +411,7 @@ def _diagnose(model, x, y, loss, training: bool) -> DiagnosisReport:
     distributed.check_replicated(model, "diagnose")
     units = list(dict.fromkeys(w.unit for w in kernels))
     primaries = {id(u): graph.primary_weight(u, kernels) for u in units}
-    norms = {id(u): graph.normalization_after(u, model) for u in units}
+    norms = graph.normalizations_after(units, model)
     loss_fn, loss_name = _choose_loss(model, x, y, loss, units[-1])
     check_labels(model, x, y, loss_fn)
     distributed.check_same_across_processes("loss", loss_name)

@@ -61,6 +61,7 @@ __all__ = [
     "layer_path",
     "layers",
     "normalization_after",
+    "normalizations_after",
     "own_activation",
     "primary_weight",
     "producer",
@@ -290,10 +291,18 @@ def primary_weight(unit: keras.Layer, kernels: list[Weight]) -> Weight | None:
 
 def normalization_after(layer: keras.Layer, model: keras.Layer):
     """The normalization layer that alone takes `layer`'s output, or None."""
-    after = consumers(layer, model)
-    if len(after) == 1 and isinstance(after[0], _NORMALIZATION):
-        return after[0]
-    return None
+    return normalizations_after([layer], model)[id(layer)]
+
+
+def normalizations_after(units: list, model: keras.Layer) -> dict:
+    """`id(layer) -> normalization_after(layer, model)` for each of `units`."""
+    index = _Graph(model)
+    found = {}
+    for layer in units:
+        after = index.consumers(layer)
+        alone = len(after) == 1 and isinstance(after[0], _NORMALIZATION)
+        found[id(layer)] = after[0] if alone else None
+    return found
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -814,15 +823,18 @@ class _Graph:
     """The layer graph of `model` and of the containers nested in it.
 
     Which operation made each tensor (the first one in the containers'
-    order, input layers left out) and each operation's input tensors, read
-    once from the model and then looked up. The outputs and operations are
-    held here, so the `id`s that key them stay theirs.
+    order, input layers left out), each operation's input tensors and the
+    operations taking each tensor, read once from the model and then looked
+    up. The tensors and operations are held here, so the `id`s that key them
+    stay theirs.
     """
 
     def __init__(self, model: keras.Layer):
         self._made: dict[int, tuple] = {}
         self._inputs: dict[int, tuple] = {}
-        for container in _containers(model):
+        self._taking: dict[int, tuple] | None = None
+        self._containers = _containers(model)
+        for container in self._containers:
             for op in _operations(container):
                 if not isinstance(op, keras.layers.InputLayer):
                     output = _output(op)
@@ -832,6 +844,18 @@ class _Graph:
         """The operation that made `tensor`, None if none did."""
         output, op = self._made.get(id(tensor), (None, None))
         return op if output is tensor else None
+
+    def consumers(self, layer: keras.Layer) -> list:
+        """`consumers(layer, model)`: the operations taking `layer`'s output."""
+        if self._taking is None:  # tensor id -> (tensor, operations taking it)
+            self._taking = {}
+            for container in self._containers:
+                for op in _operations(container):
+                    for t in {id(t): t for t in _inputs(op)}.values():
+                        self._taking.setdefault(id(t), (t, []))[1].append(op)
+        output = _output(layer)
+        tensor, ops = self._taking.get(id(output), (None, []))
+        return list(ops) if output is not None and tensor is output else []
 
     def inputs(self, layer: keras.Layer) -> list:
         """`_inputs(layer)`, read once per layer."""
