@@ -53,7 +53,7 @@ from keras_weightinit.initializers import (
     get_scheme,
     scheme_names,
 )
-from keras_weightinit.probe import Stop, forward, observe
+from keras_weightinit.probe import Stop, forward, observe, shadow_calls
 from keras_weightinit.residual import branch_factors, check_recipe
 from keras_weightinit.rules import KEEP, Rules
 from keras_weightinit.seeds import Seed, check_seed, spawn_seeds
@@ -768,19 +768,11 @@ class _KeptPasses:
             self.model(self.x, training=False)
         return seen
 
-    @contextlib.contextmanager
     def _keeping(self, unit: keras.Layer, seen):
-        shadowed = []
-        try:
-            for layer in self.layers:
-                if "call" in vars(layer):  # observed by someone else
-                    continue
-                object.__setattr__(layer, "call", self._kept_call(layer, unit, seen))
-                shadowed.append(layer)
-            yield
-        finally:
-            for layer in shadowed:
-                object.__delattr__(layer, "call")
+        """Every layer but the observed `unit` calls through `_kept_call`."""
+        return shadow_calls(
+            self.layers, lambda layer: self._kept_call(layer, unit, seen)
+        )
 
     def _kept_call(self, layer: keras.Layer, unit: keras.Layer, seen):
         original, entries = layer.call, self.kept.setdefault(id(layer), [])

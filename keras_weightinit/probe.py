@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 
@@ -57,6 +58,7 @@ __all__ = [
     "loss_scale",
     "observe",
     "probe",
+    "shadow_calls",
 ]
 
 
@@ -123,36 +125,66 @@ def observe(
         An `Observed`, filled as the model runs.
     """
     seen = Observed()
-    restore = []  # (layer, its own `activation` attribute or None)
-    try:
-        for layer in layers:
-            if "call" in vars(layer):  # observed already (nested use)
-                continue
-            activation = vars(layer).get("activation")
-            object.__setattr__(
-                layer,
-                "call",
-                _call_hook(
-                    layer, seen, watch, (stop_before, stop_after), perturb, last
-                ),
-            )
-            restore.append((layer, activation))
-            if callable(activation):
-                seen.activations[id(layer)] = activation
-                object.__setattr__(
-                    layer,
-                    "activation",
-                    _activation_hook(layer, activation, seen, watch, perturb),
-                )
-        yield seen
-    finally:
-        for layer, activation in restore:
-            object.__delattr__(layer, "call")
-            if callable(activation):
+    hooks = (watch, (stop_before, stop_after), perturb, last)
+    restore = []  # (layer, its own `activation` attribute)
+    make_call = functools.partial(_call_hook, seen=seen, hooks=hooks)
+    with shadow_calls(layers, make_call) as shadowed:
+        try:
+            for layer in shadowed:
+                activation = vars(layer).get("activation")
+                if callable(activation):
+                    seen.activations[id(layer)] = activation
+                    hook = _activation_hook(layer, activation, seen, watch, perturb)
+                    object.__setattr__(layer, "activation", hook)
+                    restore.append((layer, activation))
+            yield seen
+        finally:
+            for layer, activation in restore:
                 object.__setattr__(layer, "activation", activation)
 
 
-def _call_hook(layer, seen: Observed, watch, stops, perturb, last):
+@contextlib.contextmanager
+def shadow_calls(
+    layers: Sequence[keras.Layer], make_call: Callable
+) -> Iterator[list[keras.Layer]]:
+    """Each layer's `call` replaced by `make_call(layer)` while active.
+
+    The one place the package shadows a layer's `call` (an instance
+    attribute over the class's method; `make_call` reads the original as
+    `layer.call`). A layer whose `call` is shadowed already, by an enclosing
+    use, is left to it.
+
+    Args:
+        layers: The layers.
+        make_call: `layer ->` the function to call instead.
+
+    Yields:
+        The layers shadowed here.
+
+    Example:
+
+    >>> layer = keras.layers.Dense(2)
+    >>> with shadow_calls([layer], lambda l: lambda x: "shadowed") as done:
+    ...     layer.call(None), len(done)
+    ('shadowed', 1)
+    >>> "call" in vars(layer)
+    False
+    """
+    shadowed = []
+    try:
+        for layer in layers:
+            if "call" in vars(layer):
+                continue
+            object.__setattr__(layer, "call", make_call(layer))
+            shadowed.append(layer)
+        yield shadowed
+    finally:
+        for layer in shadowed:
+            object.__delattr__(layer, "call")
+
+
+def _call_hook(layer, seen: Observed, hooks: tuple):
+    watch, stops, perturb, last = hooks
     key, original = id(layer), layer.call
     delta = (perturb or {}).get((key, "out"))
     stop_before, stop_after = stops
