@@ -414,12 +414,12 @@ def _bad(process: int, out: Path) -> None:
     record["nan"]["unchanged"] = _same(before, _weights(model))
 
     os.environ["KERAS_WEIGHTINIT_TIMEOUT"] = str(TIMEOUT)
-    if process == 0:  # stalls in its second forward pass of lsuv
+    if process == 0:  # stalls in lsuv's first forward pass (a chain has one)
         forward, calls = model_init.forward, []
 
         def stalled(*args, **kwargs):
             calls.append(1)
-            if len(calls) == 2:
+            if len(calls) == 1:
                 time.sleep(2 * TIMEOUT)  # the other has timed out and left
             return forward(*args, **kwargs)
 
