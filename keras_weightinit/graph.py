@@ -803,15 +803,7 @@ def _operations(container: keras.Layer) -> list:
 
 def consumers(layer: keras.Layer, model: keras.Layer) -> list[keras.Layer]:
     """The layers of the container holding `layer` that take its output."""
-    output = _output(layer)
-    if output is None:
-        return []
-    found = []
-    for container in _containers(model):
-        for other in _operations(container):
-            if any(t is output for t in _inputs(other)):
-                found.append(other)
-    return found
+    return _Graph(model).consumers(layer)
 
 
 def producer(tensor, model: keras.Layer) -> keras.Layer | None:
@@ -824,29 +816,31 @@ class _Graph:
 
     Which operation made each tensor (the first one in the containers'
     order, input layers left out), each operation's input tensors and the
-    operations taking each tensor, read once from the model and then looked
-    up. The tensors and operations are held here, so the `id`s that key them
-    stay theirs.
+    operations taking each tensor, each read from the model on first use
+    and then looked up. The tensors and operations are held here, so the
+    `id`s that key them stay theirs.
     """
 
     def __init__(self, model: keras.Layer):
-        self._made: dict[int, tuple] = {}
+        self._made: dict[int, tuple] | None = None
         self._inputs: dict[int, tuple] = {}
         self._taking: dict[int, tuple] | None = None
         self._containers = _containers(model)
-        for container in self._containers:
-            for op in _operations(container):
-                if not isinstance(op, keras.layers.InputLayer):
-                    output = _output(op)
-                    self._made.setdefault(id(output), (output, op))
 
     def producer(self, tensor) -> keras.Layer | None:
         """The operation that made `tensor`, None if none did."""
+        if self._made is None:  # tensor id -> (tensor, operation making it)
+            self._made = {}
+            for container in self._containers:
+                for op in _operations(container):
+                    if not isinstance(op, keras.layers.InputLayer):
+                        output = _output(op)
+                        self._made.setdefault(id(output), (output, op))
         output, op = self._made.get(id(tensor), (None, None))
         return op if output is tensor else None
 
     def consumers(self, layer: keras.Layer) -> list:
-        """`consumers(layer, model)`: the operations taking `layer`'s output."""
+        """The operations taking `layer`'s output (`graph.consumers`)."""
         if self._taking is None:  # tensor id -> (tensor, operations taking it)
             self._taking = {}
             for container in self._containers:
