@@ -20,7 +20,8 @@ module, so they all see the same layers with the same roles and fans.
 Private Keras names are used only here, where no public route exists:
 `Layer._flatten_layers` (the sublayers of any layer, tracked by Keras),
 `Operation._inbound_nodes` (whether a layer is shared, the arguments of
-its call), a symbolic tensor's `_keras_mask` (`chain`),
+its call), `Function._run_through_graph` (`shadow_operations`), a
+symbolic tensor's `_keras_mask` (`chain`),
 `MultiHeadAttention._inverse_sqrt_key_dim` (µP's attention scale),
 `MultiHeadAttention._kernel_initializer` / `_bias_initializer` (µP's
 projections), `Optimizer._get_variable_index` and `_use_weight_decay`
@@ -194,6 +195,45 @@ def current_scope() -> keras.Layer | None:
     stack = global_state.get_global_attribute("name_scope_stack") or []
     caller = getattr(stack[-1], "caller", None) if stack else None
     return caller if isinstance(caller, keras.Layer) else None
+
+
+@contextlib.contextmanager
+def shadow_operations(model: keras.Layer, wrap: Callable) -> Iterator[None]:
+    """Each graph operation of `model`'s functional containers called through `wrap`.
+
+    While active, a functional container (the model or one nested in it at
+    any depth) that runs its graph calls each node's operation as
+    `wrap(operation, call)(*args, **kwargs)`, where `call` is what it would
+    have called (the operation, with the call's `training`); `wrap` may
+    answer without calling `call`, so an operation it answers for costs no
+    `Layer.__call__`. Through `Function._run_through_graph`'s
+    `operation_fn`, shadowed on each container as `shadow_calls` shadows a
+    layer's `call`.
+    """
+    shadowed = []
+    try:
+        for container in _containers(model):
+            run = getattr(type(container), "_run_through_graph", None)
+            if run is None or "_run_through_graph" in vars(container):
+                continue
+            object.__setattr__(
+                container, "_run_through_graph", _wrapped_run(container, run, wrap)
+            )
+            shadowed.append(container)
+        yield
+    finally:
+        for container in shadowed:
+            object.__delattr__(container, "_run_through_graph")
+
+
+def _wrapped_run(container: keras.Layer, run: Callable, wrap: Callable) -> Callable:
+    def run_through_graph(inputs, operation_fn=lambda op: op, **kwargs):
+        def wrapped(op):
+            return wrap(op, operation_fn(op))
+
+        return run(container, inputs, operation_fn=wrapped, **kwargs)
+
+    return run_through_graph
 
 
 @contextlib.contextmanager
@@ -514,6 +554,44 @@ def build_initializers(layer: keras.Layer) -> dict[int, object]:
         global_state.set_global_attribute(key, pending)
 
 
+# Keras layers whose build draws each weight from its `<attribute>_initializer`.
+_DECLARING = (
+    keras.layers.Dense,
+    keras.layers.EinsumDense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+)
+
+
+def _initializer_at_build(owner, attribute, variable, built: dict):
+    """The initializer `owner`'s build drew `variable` from, None if unknown.
+
+    None for a kernel-like weight (its role needs none). A layer whose class
+    is one of `_DECLARING` declares it as `<attribute>_initializer`; any other
+    layer's build is read (`build_initializers`, once per layer in `built`).
+    """
+    if _ATTRIBUTES.get(attribute) in KERNEL_ROLES:
+        return None
+    if type(owner) in _DECLARING:
+        declared = getattr(owner, f"{attribute}_initializer", None)
+        if isinstance(declared, keras.initializers.Initializer):
+            return declared
+    if id(owner) not in built:
+        built[id(owner)] = build_initializers(owner)
+    return built[id(owner)].get(id(variable))
+
+
 def _constant(initializer, variable: keras.Variable):
     """The value `initializer` gives `variable` if every entry is the same.
 
@@ -665,12 +743,7 @@ def weights(model: keras.Layer, frozen: bool = False) -> list[Weight]:
         if not variable.trainable and _ATTRIBUTES.get(attribute) not in KERNEL_ROLES:
             continue  # statistics (moving means), a frozen layer's biases
         owner = owner or owner_of.get(id(variable), model)
-        if _ATTRIBUTES.get(attribute) in KERNEL_ROLES:
-            initializer = None
-        else:
-            if id(owner) not in built:
-                built[id(owner)] = build_initializers(owner)
-            initializer = built[id(owner)].get(id(variable))
+        initializer = _initializer_at_build(owner, attribute, variable, built)
         role, constant = _role(owner, attribute, variable, initializer)
         found.append(_weight(model, owner, role, variable, constant, parents))
     return found

@@ -751,45 +751,53 @@ class _KeptPasses:
     calls the layer on those same tensors gets the kept output back, not
     computed again: LSUV then computes each layer's output about once,
     plus the steps from the kept outputs to each unit, not a prefix per
-    unit. A call on other inputs (a recomputed tensor) is computed.
+    unit. A call on other inputs (a recomputed tensor) is computed. In a
+    functional graph the kept output is handed back at the node
+    (`graph.shadow_operations`), before the operation's `Layer.__call__`.
     """
 
     def __init__(self, model: keras.Model, x):
         self.model, self.x = model, x
         self.layers = graph.layers(model)  # the measured unit: observed instead
-        self.kept: dict[int, list] = {}  # id(layer) -> [(input leaves, output)]
+        self.kept: dict[tuple, list] = {}  # (where, id) -> [(input leaves, output)]
 
     def __call__(self, unit: keras.Layer):
+        def keep(where, operation, call):
+            return self._kept(where, operation, call, unit, seen)
+
         with (
             observe([unit], stop_after=unit) as seen,
-            self._keeping(unit, seen),
+            shadow_calls(self.layers, lambda layer: keep("call", layer, layer.call)),
+            graph.shadow_operations(self.model, lambda op, call: keep("op", op, call)),
             contextlib.suppress(Stop),
         ):
             self.model(self.x, training=False)
         return seen
 
-    def _keeping(self, unit: keras.Layer, seen):
-        """Every layer but the observed `unit` calls through `_kept_call`."""
-        return shadow_calls(
-            self.layers, lambda layer: self._kept_call(layer, unit, seen)
-        )
+    def _kept(self, where: str, operation, call, unit: keras.Layer, seen):
+        """`call`, answered from the kept outputs of `operation` when it can."""
+        entries = self.kept.setdefault((where, id(operation)), [])
 
-    def _kept_call(self, layer: keras.Layer, unit: keras.Layer, seen):
-        original, entries = layer.call, self.kept.setdefault(id(layer), [])
-
-        def call(*args, **kwargs):
-            leaves = keras.tree.flatten((args, kwargs))
+        def kept_call(*args, **kwargs):
+            leaves = _leaves(args, kwargs)
             for kept, output in entries:
                 if len(kept) == len(leaves) and all(
                     a is b for a, b in zip(kept, leaves, strict=True)
                 ):
                     return output
-            output = original(*args, **kwargs)
+            output = call(*args, **kwargs)
             if id(unit) not in seen.inputs:  # returned before the unit began
                 entries.append((leaves, output))
             return output
 
-        return call
+        return kept_call
+
+
+def _leaves(args: tuple, kwargs: dict) -> list:
+    """The tensors and values of a call's arguments, flat."""
+    if not kwargs and not any(isinstance(a, list | tuple | dict) for a in args):
+        return list(args)
+    return keras.tree.flatten((args, kwargs))
 
 
 def _call_order(model: keras.Model, x, units: list[keras.Layer]) -> list:

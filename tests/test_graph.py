@@ -1,5 +1,6 @@
 """The model-reading core: layers at any depth, roles, fans, the layer graph."""
 
+import re
 import sys
 
 import keras
@@ -67,6 +68,26 @@ def test_the_private_keras_names_the_core_uses_still_exist():
     assert graph.chain(keras.Model(steps, step(steps))) == [step]
     masked = after_mask(keras.layers.Masking()(steps))
     assert graph.chain(keras.Model(steps, masked)) is None
+
+    # each node of a functional graph, nested ones too, runs through the wrap
+    inner_in = keras.Input((3, 2))
+    inner = keras.Model(inner_in, keras.layers.Dense(2, name="inner")(inner_in))
+    outer = keras.Model(steps, step(inner(steps)))
+    seen = []
+
+    def wrap(op, call):
+        seen.append(op.name)
+        return (lambda *a, **k: keras.ops.ones((1, 3, 2))) if op is inner else call
+
+    with graph.shadow_operations(outer, wrap):
+        out = outer(np.zeros((1, 3, 2), "float32"))
+    assert seen == [inner.name, step.name]  # the inner graph: never run
+    expected = step(keras.ops.ones((1, 3, 2)))
+    np.testing.assert_allclose(*map(keras.ops.convert_to_numpy, (out, expected)))
+    assert "_run_through_graph" not in vars(outer)
+    with graph.shadow_operations(outer, wrap):
+        inner(np.zeros((1, 3, 2), "float32"))
+    assert seen[-1] == "inner"
 
     # Keras's lazy TensorFlow module answers "not available" inside the block
     from keras.src.utils import module_utils
@@ -188,6 +209,41 @@ def test_keras_rms_normalization_scale_is_a_gamma_set_to_one():
     report = kw.initialize(model, "auto", seed=0)
     assert report.rules[norm.scale.path].startswith("gamma: 1")
     np.testing.assert_array_equal(np.array(norm.scale), np.ones(6))
+
+
+def test_declared_initializers_give_what_the_build_gives():
+    # For the layers whose `<attribute>_initializer` is read instead of
+    # rebuilding them, each constant equals the one their rebuild gives; an
+    # LSTM cell's bias (its own build initializer) is still rebuilt.
+    shapes = {1: (7, 3), 2: (6, 6, 3), 3: (4, 4, 4, 3)}
+    const = keras.initializers.Constant(0.25)
+    for cls in graph._DECLARING:
+        kwargs = {"bias_initializer": const}
+        if cls is keras.layers.Dense:
+            kwargs["units"] = 4
+        elif cls is keras.layers.EinsumDense:
+            kwargs.update(equation="ab,bc->ac", output_shape=4, bias_axes="c")
+        elif "Normalization" in cls.__name__:
+            kwargs = {"beta_initializer": const, "gamma_initializer": "ones"}
+            if cls is keras.layers.GroupNormalization:
+                kwargs["groups"] = 1
+        elif "Depthwise" in cls.__name__:
+            kwargs["kernel_size"] = 2
+        else:
+            kwargs.update(filters=4, kernel_size=2)
+        rank = int(next(iter(re.findall(r"(\d)D", cls.__name__)), 1))
+        layer = cls(**kwargs)
+        model = keras.Sequential([keras.Input(shapes[rank]), layer])
+        rebuilt = graph.build_initializers(layer)
+        for weight in graph.weights(model):
+            if weight.kernel_like:
+                continue
+            expected = graph._constant(rebuilt[id(weight.variable)], weight.variable)
+            assert weight.initial is not None, (cls.__name__, weight.role)
+            np.testing.assert_array_equal(weight.initial, expected)
+    lstm = keras.Sequential([keras.Input((3, 2)), keras.layers.LSTM(4)])
+    (bias,) = [w for w in graph.weights(lstm) if w.role == "bias"]
+    np.testing.assert_array_equal(bias.initial, None)
 
 
 def test_a_random_vector_of_an_unknown_layer_is_named_with_the_rules_fix(
