@@ -20,7 +20,8 @@ module, so they all see the same layers with the same roles and fans.
 Private Keras names are used only here, where no public route exists:
 `Layer._flatten_layers` (the sublayers of any layer, tracked by Keras),
 `Operation._inbound_nodes` (whether a layer is shared, the arguments of
-its call), `Function._run_through_graph` (`shadow_operations`), a
+its call), `Function._run_through_graph` and `_nodes_by_depth`
+(`shadow_operations`, `run_order`), a
 symbolic tensor's `_keras_mask` (`chain`),
 `MultiHeadAttention._inverse_sqrt_key_dim` (µP's attention scale),
 `MultiHeadAttention._kernel_initializer` / `_bias_initializer` (µP's
@@ -224,6 +225,34 @@ def shadow_operations(model: keras.Layer, wrap: Callable) -> Iterator[None]:
     finally:
         for container in shadowed:
             object.__delattr__(container, "_run_through_graph")
+
+
+def run_order(model: keras.Layer) -> list:
+    """The operations a functional `model` runs, in the order it runs them.
+
+    The order of `Function._run_through_graph` (its nodes by depth, deepest
+    first); a nested functional model's own operations follow its entry.
+    The operations inside any other layer are not listed; `[]` for a model
+    that is not functional.
+
+    Example:
+
+    >>> x = keras.Input((3,))
+    >>> a, b = keras.layers.Dense(2, name="a"), keras.layers.Dense(2, name="b")
+    >>> [op.name for op in run_order(keras.Model(x, b(a(x))))]
+    ['a', 'b']
+    """
+    nodes = getattr(model, "_nodes_by_depth", None)
+    if not isinstance(nodes, dict) or not hasattr(model, "_run_through_graph"):
+        return []
+    order = []
+    for depth in sorted(nodes, reverse=True):
+        for node in nodes[depth]:
+            if node.operation is None or node.is_input:
+                continue
+            order.append(node.operation)
+            order.extend(run_order(node.operation))
+    return order
 
 
 def _wrapped_run(container: keras.Layer, run: Callable, wrap: Callable) -> Callable:

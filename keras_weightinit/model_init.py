@@ -53,7 +53,13 @@ from keras_weightinit.initializers import (
     get_scheme,
     scheme_names,
 )
-from keras_weightinit.probe import Stop, forward, observe, shadow_calls
+from keras_weightinit.probe import (
+    Stop,
+    forward,
+    observe,
+    shadow_calls,
+    without_gradients,
+)
 from keras_weightinit.residual import branch_factors, check_recipe
 from keras_weightinit.rules import KEEP, Rules
 from keras_weightinit.seeds import Seed, check_seed, spawn_seeds
@@ -795,21 +801,31 @@ class _KeptPasses:
 
 def _leaves(args: tuple, kwargs: dict) -> list:
     """The tensors and values of a call's arguments, flat."""
-    if not kwargs and not any(isinstance(a, list | tuple | dict) for a in args):
-        return list(args)
-    return keras.tree.flatten((args, kwargs))
+    leaves = []
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, dict):
+            return keras.tree.flatten((args, kwargs))
+        if not isinstance(value, list | tuple):
+            leaves.append(value)
+        elif any(isinstance(v, list | tuple | dict) for v in value):
+            return keras.tree.flatten((args, kwargs))
+        else:
+            leaves.extend(value)
+    return leaves
 
 
 def _call_order(model: keras.Model, x, units: list[keras.Layer]) -> list:
     """The units that `model` calls on `x`, in the order it calls them.
 
-    For a plain chain whose units are all steps of it (`graph.chain`), the
-    order of the steps, each called once on the one before's output; else
-    from a forward pass that observes the units.
+    For units that are all steps of a plain chain (`graph.chain`) or
+    operations of functional graphs (`graph.run_order`), the order of the
+    steps or of the graphs' runs; else from a forward pass that observes
+    the units.
     """
-    steps = graph.chain(model)
-    if steps is not None:
-        index = {id(step): i for i, step in enumerate(steps)}
+    for steps in (graph.chain(model) or [], graph.run_order(model)):
+        index = {}
+        for i, step in enumerate(steps):
+            index.setdefault(id(step), i)
         if all(id(unit) in index for unit in units):
             return sorted(units, key=lambda unit: index[id(unit)])
     return forward(model, x, units).order
@@ -948,7 +964,7 @@ def lsuv(
         tol, max_iters, orthogonal, verbose, seed
     )
     settings = (tol, max_iters, orthogonal, seed, rules)
-    with transaction.atomic("lsuv") as keep:
+    with transaction.atomic("lsuv") as keep, without_gradients():
         report = _lsuv(model, x, settings, keep)
     if verbose and distributed.is_writer():
         print(f"LSUV initialization of {model.name!r} (tol={tol}):")

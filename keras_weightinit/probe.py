@@ -227,6 +227,24 @@ def _activation_hook(layer, original, seen: Observed, watch, perturb):
     return activation
 
 
+def without_gradients() -> contextlib.AbstractContextManager:
+    """A block whose operations record nothing for a backward pass.
+
+    PyTorch's `torch.no_grad()`; TensorFlow and JAX record only inside a
+    gradient tape or a differentiated function, so elsewhere a null block.
+
+    Example:
+
+    >>> with without_gradients():
+    ...     y = keras.ops.ones((2,)) * keras.Variable([1.0, 2.0])
+    """
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
 def forward(
     model: keras.Layer,
     x,

@@ -9,7 +9,7 @@ import pytest
 import zoo
 
 import keras_weightinit as kw
-from keras_weightinit import graph
+from keras_weightinit import graph, probe
 
 
 def test_the_private_keras_names_the_core_uses_still_exist():
@@ -88,6 +88,21 @@ def test_the_private_keras_names_the_core_uses_still_exist():
     with graph.shadow_operations(outer, wrap):
         inner(np.zeros((1, 3, 2), "float32"))
     assert seen[-1] == "inner"
+
+    # the order a functional graph runs its operations, nested graphs too
+    x_in = keras.Input((4,))
+    left = keras.layers.Dense(4, name="left")
+    right = keras.layers.Dense(4, name="right")
+    branch_in = keras.Input((4,))
+    branch = keras.Model(branch_in, right(branch_in), name="branch")
+    last = keras.layers.Dense(2, name="last")
+    merged = last(keras.layers.Add()([left(x_in), branch(x_in)]))
+    model = keras.Model(x_in, merged)
+    units = [last, right, left]
+    observed = probe.forward(model, np.ones((2, 4), "float32"), units).order
+    ranked = [op for op in graph.run_order(model) if op in units]
+    assert ranked == observed and len(observed) == 3
+    assert graph.run_order(keras.Sequential([keras.layers.Dense(2)])) == []
 
     # Keras's lazy TensorFlow module answers "not available" inside the block
     from keras.src.utils import module_utils
