@@ -262,6 +262,7 @@ def _delta_kernel(shape: tuple[int, ...], dtype: str, scale: float, seed):
 
 
 _HAAR_LEAF = 512
+_CHOLESKY_MIN = 32
 
 
 def _haar(a):
@@ -274,9 +275,15 @@ def _haar(a):
     `a[:, :b]`, `C` the rest of that QR's complete `Q` (an orthonormal basis of
     the complement of `Q1`), and `M = _haar(a[b:, b:])`, Haar-random and
     independent of `Q1`, so that `C @ M` is uniform over the bases of the
-    complement. The work moves from the QR into one matrix product.
+    complement. The work moves from the QR into one matrix product. A tall
+    `a` (`n >= 2k`) takes the same `Q` from matrix products instead
+    (`_cholesky_q` twice, CholeskyQR2: Fukaya et al., "CholeskyQR2: a
+    simple and communication-avoiding algorithm for computing a tall-skinny
+    QR factorization", ScalA 2014).
     """
     n, k = a.shape
+    if k >= _CHOLESKY_MIN and 2 * k <= n:
+        return _cholesky_q(_cholesky_q(a))
     if k <= _HAAR_LEAF or 8 * k <= 7 * n:
         q, r = keras.ops.linalg.qr(a)
         return q * _signs(r)
@@ -284,6 +291,21 @@ def _haar(a):
     q, r = keras.ops.linalg.qr(a[:, :b], mode="complete")
     rest = keras.ops.matmul(q[:, b:], _haar(a[b:, b:]))
     return keras.ops.concatenate([q[:, :b] * _signs(r), rest], axis=1)
+
+
+def _cholesky_q(a):
+    """`a R^-1`, with `R^T R = a^T a` the Cholesky factorization.
+
+    For an `a` of full column rank, the `Q` of `a = QR` with `diag(R) > 0`
+    (CholeskyQR): two matrix products and a triangular solve. Applied twice,
+    the second on the first's `Q`, it is orthonormal to working precision
+    for a well-conditioned `a`, such as a standard normal `(n, k)` one with
+    `n >= 2k`; and `R2 R1` keeps a positive diagonal, so the result is the
+    same `Q`.
+    """
+    ops = keras.ops
+    lower = ops.linalg.cholesky(ops.matmul(ops.transpose(a), a))
+    return ops.transpose(ops.linalg.solve_triangular(lower, ops.transpose(a), True))
 
 
 def _signs(r):

@@ -129,6 +129,19 @@ def test_a_large_orthogonal_is_orthonormal_and_haar(shape):
         assert pvalue > 1e-3
 
 
+@pytest.mark.parametrize("shape", [(256, 128), (4608, 64)])
+def test_a_tall_draw_is_the_q_of_the_qr_with_a_positive_diagonal(shape):
+    # tall draws take Q from Cholesky factors: the same Q as Householder's
+    from keras_weightinit.initializers import _haar
+
+    a = np.random.default_rng(0).normal(size=shape).astype("float32")
+    q = keras.ops.convert_to_numpy(_haar(keras.ops.convert_to_tensor(a)))
+    expected, r = np.linalg.qr(a.astype("float64"))
+    expected *= np.where(np.diag(r) < 0, -1.0, 1.0)
+    np.testing.assert_allclose(q, expected, atol=2e-6)
+    np.testing.assert_allclose(q.T @ q, np.eye(shape[1]), atol=2e-6)
+
+
 def test_delta_orthogonal_is_zero_except_an_orthogonal_centre():
     w = _values(kwi.DeltaOrthogonal(gain=2.0, seed=0), (3, 5, 8, 16))
     centre = w[1, 2]
