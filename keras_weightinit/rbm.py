@@ -349,31 +349,71 @@ def _affine(x, kernel, bias, transpose: bool = False):
     On TensorFlow as one `MatMul` with its transpose flag and a `BiasAdd`,
     which its graph optimizer fuses; `keras.ops` writes the transpose and
     the addition as ops of their own, which cost a step of the epoch loop
-    a measurable share of its time on small batches.
+    a measurable share of its time on small batches. On PyTorch, whose
+    loop runs op by op, the tensors' own operators (no `keras.ops`
+    dispatch).
     """
-    if keras.backend.backend() == "tensorflow":
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
         import tensorflow as tf
 
         return tf.nn.bias_add(tf.matmul(x, kernel, transpose_b=transpose), bias)
+    if backend == "torch":
+        return x @ (kernel.T if transpose else kernel) + bias
     return ops.matmul(x, ops.transpose(kernel) if transpose else kernel) + bias
 
 
 def _outer_sum(a, b):
     """`a^T b`: the sum over the batch of the outer products of its rows."""
-    if keras.backend.backend() == "tensorflow":
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
         import tensorflow as tf
 
         return tf.matmul(a, b, transpose_a=True)
+    if backend == "torch":
+        return a.T @ b
     return ops.matmul(ops.transpose(a), b)
 
 
 def _row(x, i):
     """`x[i]` for a traced index `i` (TensorFlow: one `Gather`, no index fix-up)."""
-    if keras.backend.backend() == "tensorflow":
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
         import tensorflow as tf
 
         return tf.gather(x, i)
+    if backend == "torch":
+        return x[i]
     return ops.take(x, i, axis=0)
+
+
+class _TorchStepOps:
+    """The elementwise ops and sums of one CD step as PyTorch's own methods.
+
+    PyTorch runs the CD loop op by op, where `keras.ops`'s dispatch costs
+    more than the op itself on small batches; the same names and axes.
+    """
+
+    @staticmethod
+    def sigmoid(x):
+        return x.sigmoid()
+
+    @staticmethod
+    def ceil(x):
+        return x.ceil()
+
+    @staticmethod
+    def square(x):
+        return x.square()
+
+    @staticmethod
+    def sum(x, axis=None):
+        return x.sum() if axis is None else x.sum(axis)
+
+
+def _step_ops():
+    """`_TorchStepOps` on PyTorch, `keras.ops` elsewhere (traced once)."""
+    return _TorchStepOps if keras.backend.backend() == "torch" else ops
 
 
 def hidden_input(v, params: Params):
@@ -383,7 +423,7 @@ def hidden_input(v, params: Params):
 
 def hidden_mean(x, hidden: str):
     """`E[h | v]` from the total input `x`: `sigmoid(x)` or `max(0, x)`."""
-    return ops.sigmoid(x) if hidden == "bernoulli" else ops.relu(x)
+    return _step_ops().sigmoid(x) if hidden == "bernoulli" else ops.relu(x)
 
 
 def sample_hidden(x, mean, hidden: str, noise):
@@ -400,7 +440,7 @@ def sample_hidden(x, mean, hidden: str, noise):
 def visible_mean(h, params: Params, visible: str):
     """`E[v | h]`: `sigmoid(h W^T + b)` (Bernoulli) or `h W^T + b` (Gaussian)."""
     x = _affine(h, params.kernel, params.visible_bias, transpose=True)
-    return ops.sigmoid(x) if visible == "bernoulli" else x
+    return _step_ops().sigmoid(x) if visible == "bernoulli" else x
 
 
 def sample_visible(mean, visible: str, noise):
@@ -427,7 +467,7 @@ def bernoulli(mean, noise):
     >>> ops.convert_to_numpy(bernoulli(mean, noise))
     array([ 0., -0.,  1.])
     """
-    return ops.ceil(mean - noise)
+    return _step_ops().ceil(mean - noise)
 
 
 def _relu_log_partition(x, terms: int = 24):
@@ -653,23 +693,24 @@ def cd_gradients(params: Params, v0, chains, noise: Noise, config: Config):
     vk, hk = _gibbs_chain(params, start, h, rest, config)
 
     residual = v0 - reconstruction
-    hidden_data = ops.sum(h0, axis=0)
+    step_ops = _step_ops()
+    hidden_data = step_ops.sum(h0, axis=0)
     visible_data = None
     if config.sparsity or vk is not reconstruction:
-        visible_data = ops.sum(v0, axis=0)
+        visible_data = step_ops.sum(v0, axis=0)
     if vk is reconstruction:
-        visible_bias = ops.sum(residual, axis=0)
+        visible_bias = step_ops.sum(residual, axis=0)
     else:
-        visible_bias = visible_data - ops.sum(vk, axis=0)
+        visible_bias = visible_data - step_ops.sum(vk, axis=0)
     gradients = Gradients(
         kernel=_outer_sum(v0, h0) - _outer_sum(vk, hk),
-        hidden_bias=hidden_data - ops.sum(hk, axis=0),
+        hidden_bias=hidden_data - step_ops.sum(hk, axis=0),
         visible_bias=visible_bias,
         hidden_data=hidden_data,
         visible_data=visible_data,
         samples=float(v0.shape[0]),
     )
-    return gradients, vk, ops.sum(ops.square(residual))
+    return gradients, vk, step_ops.sum(step_ops.square(residual))
 
 
 def apply_gradients(
