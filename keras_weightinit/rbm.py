@@ -613,9 +613,9 @@ def draw_noise(keys: Keys, key, batches: int, m: int, shape, config: Config) -> 
     )
 
 
-def _noise_at(noise: Noise, i: int) -> Noise:
-    """The `i`-th update's `Noise` of `draw_noise`'s."""
-    return Noise(*(tuple(d[i] for d in draws) for draws in noise))
+def _noise_at(noise: Noise, i) -> Noise:
+    """The `i`-th update's `Noise` of `draw_noise`'s (`i` may be traced)."""
+    return Noise(*(tuple(_row(d, i) for d in draws) for draws in noise))
 
 
 def _gibbs_chain(params: Params, start, h, noise: Noise, config: Config):
@@ -836,7 +836,7 @@ def _train_batches(keys: Keys, state: State, x, key, hyper, config, batch_size):
     def step(batches, noise, i, carry):
         state, total = carry
         v0 = _row(batches, i)
-        noise = keras.tree.map_structure(lambda d: _row(d, i), noise)
+        noise = _noise_at(noise, i)
         state, error = train_step(state, v0, noise, hyper, config)
         return state, total + error
 
