@@ -211,20 +211,40 @@ def shadow_operations(model: keras.Layer, wrap: Callable) -> Iterator[None]:
     `operation_fn`, shadowed on each container as `shadow_calls` shadows a
     layer's `call`.
     """
+    containers = [
+        c for c in _containers(model) if hasattr(type(c), "_run_through_graph")
+    ]
+
+    def make(container):
+        run = type(container)._run_through_graph
+        return _wrapped_run(container, run, wrap)
+
+    with shadow_attribute(containers, "_run_through_graph", make):
+        yield
+
+
+@contextlib.contextmanager
+def shadow_attribute(objects, name: str, make: Callable) -> Iterator[list]:
+    """Each object's `name` replaced by `make(object)` while active.
+
+    An instance attribute over the class's (a method such as a layer's
+    `call`); `make` reads the original as `getattr(object, name)`. An object
+    whose `name` is shadowed already, by an enclosing use, is left to it.
+
+    Yields:
+        The objects shadowed here.
+    """
     shadowed = []
     try:
-        for container in _containers(model):
-            run = getattr(type(container), "_run_through_graph", None)
-            if run is None or "_run_through_graph" in vars(container):
+        for obj in objects:
+            if name in vars(obj):
                 continue
-            object.__setattr__(
-                container, "_run_through_graph", _wrapped_run(container, run, wrap)
-            )
-            shadowed.append(container)
-        yield
+            object.__setattr__(obj, name, make(obj))
+            shadowed.append(obj)
+        yield shadowed
     finally:
-        for container in shadowed:
-            object.__delattr__(container, "_run_through_graph")
+        for obj in shadowed:
+            object.__delattr__(obj, name)
 
 
 def run_order(model: keras.Layer) -> list:

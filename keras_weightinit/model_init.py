@@ -822,8 +822,8 @@ def _call_order(model: keras.Model, x, units: list[keras.Layer]) -> list:
     steps or of the graphs' runs; else from a forward pass that observes
     the units.
     """
-    for steps in (graph.chain(model) or [], graph.run_order(model)):
-        index = {}
+    for read in (graph.chain, graph.run_order):
+        steps, index = read(model) or [], {}
         for i, step in enumerate(steps):
             index.setdefault(id(step), i)
         if all(id(unit) in index for unit in units):

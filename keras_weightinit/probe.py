@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 import keras
 import numpy as np
 
+from keras_weightinit import graph
 from keras_weightinit.gains import activation_name
 
 __all__ = [
@@ -170,17 +171,8 @@ def shadow_calls(
     >>> "call" in vars(layer)
     False
     """
-    shadowed = []
-    try:
-        for layer in layers:
-            if "call" in vars(layer):
-                continue
-            object.__setattr__(layer, "call", make_call(layer))
-            shadowed.append(layer)
+    with graph.shadow_attribute(layers, "call", make_call) as shadowed:
         yield shadowed
-    finally:
-        for layer in shadowed:
-            object.__delattr__(layer, "call")
 
 
 def _call_hook(layer, seen: Observed, hooks: tuple):
